@@ -1,0 +1,41 @@
+//! Kafka header names: the contract between stages (DESIGN.md, "Topics").
+//!
+//! Ingest writes the request headers; every later stage copies `traceparent`
+//! and the lineage forward; DLQ records add the `error.*` and origin headers.
+
+/// Configured source name (the URL segment).
+pub const SOURCE: &str = "source";
+/// Content type of the webhook request.
+pub const CONTENT_TYPE: &str = "content-type";
+/// Arrival time at ingest, Unix milliseconds, decimal.
+pub const RECEIVED_AT: &str = "received-at";
+/// Ingest's request id (also returned to the caller).
+pub const REQUEST_ID: &str = "request-id";
+/// Provider event id, when the request carries one in a header.
+pub const EVENT_ID: &str = "event-id";
+/// Provider delivery id, when the request carries one in a header.
+pub const DELIVERY_ID: &str = "delivery-id";
+/// Which verification check passed.
+pub const VERIFY_SCHEME: &str = "verify-scheme";
+/// Label of the secret that matched (never the secret).
+pub const VERIFY_KEY: &str = "verify-key";
+/// Sender timestamp minus arrival, milliseconds, where the scheme has one.
+pub const VERIFY_SKEW_MS: &str = "verify-skew-ms";
+/// W3C trace context, carried by every stage.
+pub const TRACEPARENT: &str = "traceparent";
+/// Dedupe key of a normalized event (set by normalize so dedupe need not decode).
+pub const DEDUPE_KEY: &str = "dedupe-key";
+/// Offset of the input record an output record was produced from (dedupe).
+pub const SOURCE_OFFSET: &str = "source-offset";
+/// Stage that failed, on DLQ records.
+pub const ERROR_STAGE: &str = "error.stage";
+/// Machine-readable failure kind, on DLQ records.
+pub const ERROR_KIND: &str = "error.kind";
+/// Human-readable failure reason, on DLQ records.
+pub const ERROR_MESSAGE: &str = "error.message";
+/// Origin topic of a DLQ record.
+pub const ORIGIN_TOPIC: &str = "topic";
+/// Origin partition of a DLQ record.
+pub const ORIGIN_PARTITION: &str = "partition";
+/// Origin offset of a DLQ record.
+pub const ORIGIN_OFFSET: &str = "offset";

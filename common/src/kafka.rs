@@ -1,0 +1,140 @@
+//! Kafka client settings shared by every stage.
+//!
+//! One place decides the settings the delivery guarantees depend on: producers
+//! are idempotent with `acks=all` and a long `message.timeout.ms` (callers bound
+//! their own waits instead), consumers never auto-commit and fetch with a short
+//! `fetch.wait.max.ms` so each hop adds little latency. Anything else can be
+//! set per service under `[kafka.properties]` in its config file.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use serde::Deserialize;
+
+/// Connection settings for the Kafka cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma separated.
+    #[serde(default = "default_brokers")]
+    pub brokers: String,
+    /// Extra librdkafka properties applied last (e.g. `security.protocol`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_brokers() -> String {
+    "127.0.0.1:9092".to_string()
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: default_brokers(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// Settings common to every client.
+    pub fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        let _ = config
+            .set("bootstrap.servers", &self.brokers)
+            .set("socket.keepalive.enable", "true");
+        config
+    }
+
+    /// Producer settings: idempotent, `acks=all`, long delivery timeout.
+    pub fn producer(&self) -> ClientConfig {
+        let mut config = self.client();
+        let _ = config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "300000")
+            .set("linger.ms", "2")
+            .set("compression.type", "none");
+        self.apply_overrides(&mut config);
+        config
+    }
+
+    /// Consumer settings for `group`: manual commits, short fetch wait.
+    pub fn consumer(&self, group: &str) -> ClientConfig {
+        let mut config = self.client();
+        let _ = config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("fetch.wait.max.ms", "10")
+            .set("enable.partition.eof", "false");
+        self.apply_overrides(&mut config);
+        config
+    }
+
+    /// Settings for a group-less reader (state restoration, tests).
+    pub fn reader(&self) -> ClientConfig {
+        let mut config = self.client();
+        let _ = config
+            .set("group.id", "unused-assign-only")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "10")
+            .set("enable.partition.eof", "true");
+        self.apply_overrides(&mut config);
+        config
+    }
+
+    fn apply_overrides(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.properties {
+            let _ = config.set(key, value);
+        }
+    }
+}
+
+/// The value of header `name` on `message`, if present and UTF-8.
+pub fn header_str<'a, M: Message>(message: &'a M, name: &str) -> Option<&'a str> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// Checks that every topic in `topics` exists, returning the partition count
+/// of each, so a service fails at start with a clear message instead of
+/// waiting on a topic that will never appear.
+pub fn check_topics(
+    settings: &KafkaSettings,
+    topics: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<Vec<usize>> {
+    let consumer: BaseConsumer = settings
+        .reader()
+        .set("allow.auto.create.topics", "false")
+        .create()?;
+    let metadata = consumer
+        .fetch_metadata(None, timeout)
+        .map_err(|e| anyhow::anyhow!("cannot reach Kafka at {}: {e}", settings.brokers))?;
+    let mut counts = Vec::with_capacity(topics.len());
+    for name in topics {
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == *name && !t.partitions().is_empty());
+        match found {
+            Some(topic) => counts.push(topic.partitions().len()),
+            None => anyhow::bail!(
+                "topic `{name}` does not exist on {}: run the topic setup (create-topics) first",
+                settings.brokers
+            ),
+        }
+    }
+    Ok(counts)
+}

@@ -1,0 +1,16 @@
+//! Shared plumbing for every stage of the pipeline.
+//!
+//! Kept deliberately small: configuration loading (file plus environment
+//! overrides), the Kafka client settings every stage uses, the topic
+//! catalogue, the Kafka header names that form the contract between stages,
+//! W3C trace context, telemetry initialisation and the shutdown signal.
+//! Anything with business logic belongs in a stage crate instead.
+
+pub mod config;
+pub mod headers;
+pub mod kafka;
+pub mod produce;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topics;
+pub mod traceparent;

@@ -1,0 +1,44 @@
+//! `dedupe` binary: settings, signals, and the loop in [`dedupe::runner`] on
+//! its own thread (rdkafka's consumer and the rebalance callback run there).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use dedupe::runner::Deduper;
+use dedupe::settings::DedupeSettings;
+
+/// Forwards each normalized event once: reads `properties.normalized`, drops
+/// events whose dedupe key was seen within the TTL, writes first sightings to
+/// `properties.events` (and snapshots to `properties.latest`), and keeps the
+/// seen keys in the compacted `dedupe.seen` changelog it restores from.
+///
+/// Settings come from the TOML file given with --config, then from
+/// environment variables `DEDUPE__<SECTION>__<KEY>` (e.g.
+/// `DEDUPE__KAFKA__BROKERS=kafka:9092`, `DEDUPE__TTL_SECS=604800`).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// TOML settings file (see config/dedupe.toml).
+    #[arg(long, env = "DEDUPE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    common::telemetry::init("dedupe");
+    let settings: DedupeSettings = common::config::load("DEDUPE", args.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stopping);
+    let _signal = runtime.spawn(async move {
+        common::shutdown::signal().await;
+        flag.store(true, Ordering::Relaxed);
+    });
+    let deduper = Deduper::connect(&settings, runtime.handle().clone(), stopping)?;
+    deduper.run()
+}

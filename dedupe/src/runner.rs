@@ -1,0 +1,426 @@
+//! The dedupe loop: `properties.normalized` → `properties.events` (+ `properties.latest`).
+//!
+//! Exactly-once argument without broker transactions (the output-first
+//! recovery of DESIGN.md, "Dedupe"). For an input record on partition P:
+//! 1. a first sighting is produced to partition P of `properties.events`,
+//!    with its `dedupe-key` and `source-offset` headers, and acknowledged;
+//! 2. only then its changelog record (key → first sighting and output
+//!    offset) is produced to partition P of `dedupe.seen` and acknowledged;
+//! 3. only then the input offset is committed.
+//!
+//! On assignment, before any record of P is processed, P's state is rebuilt
+//! from the changelog and then from the output partition's tail past the
+//! last offset the changelog knows ([`crate::restore`]). A crash after 1 but
+//! before 2 therefore still finds the key (in the output's tail) and drops
+//! the re-delivered record; a crash after 2 but before 3 finds it in the
+//! changelog. Precondition: one instance owns P at a time (the consumer
+//! group guarantees it) and records of P are processed one at a time, in
+//! order, on this thread; the rebalance callback runs on the same thread,
+//! so nothing is in flight when partitions are revoked.
+//!
+//! Where the broker supports transactions the same loop could commit all
+//! three in one transaction; the local broker refuses them, so this mode is
+//! the one implemented and logged at start.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use common::headers;
+use common::kafka::{KafkaSettings, header_str};
+use common::produce::{OutRecord, send_all};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::producer::FutureProducer;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Message, Offset};
+use tokio::runtime::Handle;
+
+use crate::changelog::SeenRecord;
+use crate::restore::restore_partition;
+use crate::settings::DedupeSettings;
+use crate::state::{Decision, PartitionState};
+
+/// Header normalize sets when the event carries a property snapshot.
+const HAS_SNAPSHOT: &str = "has-snapshot";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Counters exposed by the stage.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events forwarded.
+    pub forwarded: AtomicU64,
+    /// Duplicates dropped.
+    pub duplicates: AtomicU64,
+}
+
+/// What the consumer thread and its rebalance callback share.
+struct Shared {
+    kafka: KafkaSettings,
+    seen_topic: String,
+    events_topic: String,
+    input_topic: String,
+    producer: FutureProducer,
+    runtime: Handle,
+    states: Mutex<HashMap<i32, PartitionState>>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Shared {
+    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<i32, PartitionState>> {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Restores one partition, retrying until it works or we stop.
+    fn restore(&self, partition: i32) -> Option<PartitionState> {
+        let mut attempt = 0u32;
+        loop {
+            match restore_partition(&self.kafka, &self.seen_topic, &self.events_topic, partition) {
+                Ok(restored) => {
+                    let mut state = restored.state;
+                    let records: Vec<OutRecord> = restored
+                        .recovered
+                        .iter()
+                        .map(|r| {
+                            self.changelog_record(
+                                partition,
+                                &r.key,
+                                r.seen_ms,
+                                r.output_offset,
+                                r.source_offset,
+                            )
+                        })
+                        .collect();
+                    if !records.is_empty() {
+                        tracing::info!(
+                            partition,
+                            count = records.len(),
+                            "writing changelog records missing after a crash"
+                        );
+                        if let Err(e) = self.runtime.block_on(send_all(&self.producer, &records)) {
+                            tracing::warn!(partition, error = %e, "cannot write recovered changelog records; retrying restore");
+                            attempt += 1;
+                            std::thread::sleep(Duration::from_millis(
+                                200 * u64::from(attempt.min(20)),
+                            ));
+                            continue;
+                        }
+                        for r in &restored.recovered {
+                            state.covered_output(r.output_offset);
+                        }
+                    }
+                    tracing::info!(
+                        partition,
+                        keys = state.len(),
+                        changelog_records = restored.changelog_records,
+                        recovered = restored.recovered.len(),
+                        "partition state restored"
+                    );
+                    return Some(state);
+                }
+                Err(e) => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    attempt += 1;
+                    tracing::warn!(partition, error = %e, "restore failed; retrying");
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt.min(20))));
+                }
+            }
+        }
+    }
+
+    fn changelog_record(
+        &self,
+        partition: i32,
+        key: &str,
+        first_seen_ms: i64,
+        output_offset: i64,
+        source_offset: i64,
+    ) -> OutRecord {
+        OutRecord {
+            topic: self.seen_topic.clone(),
+            partition: Some(partition),
+            key: Some(key.as_bytes().to_vec()),
+            payload: Some(
+                SeenRecord {
+                    first_seen_ms,
+                    output_offset,
+                    source_offset,
+                }
+                .encode(),
+            ),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Consumer context: restores state on assignment, drops it on revocation.
+struct DedupeContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for DedupeContext {}
+
+impl ConsumerContext for DedupeContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions: Vec<i32> = tpl
+                    .elements()
+                    .iter()
+                    .filter(|e| e.topic() == self.shared.input_topic)
+                    .map(|e| e.partition())
+                    .collect();
+                tracing::info!(
+                    ?partitions,
+                    "partitions assigned; restoring state before processing"
+                );
+                for partition in partitions {
+                    match self.shared.restore(partition) {
+                        Some(state) => {
+                            let _ = self.shared.states().insert(partition, state);
+                        }
+                        None => return,
+                    }
+                }
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::info!(?partitions, "partitions revoked; dropping their state");
+                {
+                    let mut states = self.shared.states();
+                    for p in &partitions {
+                        let _ = states.remove(p);
+                    }
+                }
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error; releasing partitions");
+                self.shared.states().clear();
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+/// The wired stage.
+pub struct Deduper {
+    consumer: BaseConsumer<DedupeContext>,
+    shared: Arc<Shared>,
+    ttl_ms: i64,
+    latest_topic: String,
+    /// Counters.
+    pub counters: Arc<Counters>,
+}
+
+impl Deduper {
+    /// Connects; `runtime` runs the async producer waits, `stopping` ends the loop.
+    pub fn connect(
+        settings: &DedupeSettings,
+        runtime: Handle,
+        stopping: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        let topics = &settings.topics;
+        let names = [
+            topics.normalized(),
+            topics.events(),
+            topics.seen(),
+            topics.latest(),
+        ];
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let counts = common::kafka::check_topics(&settings.kafka, &refs, Duration::from_secs(10))?;
+        anyhow::ensure!(
+            counts[0] == counts[1] && counts[0] == counts[2],
+            "{}, {} and {} must have the same partition count (co-partitioning), found {counts:?}",
+            names[0],
+            names[1],
+            names[2]
+        );
+        let producer: FutureProducer = settings.kafka.producer().create()?;
+        let shared = Arc::new(Shared {
+            kafka: settings.kafka.clone(),
+            seen_topic: topics.seen(),
+            events_topic: topics.events(),
+            input_topic: topics.normalized(),
+            producer,
+            runtime,
+            states: Mutex::new(HashMap::new()),
+            stopping,
+        });
+        let consumer: BaseConsumer<DedupeContext> = settings
+            .kafka
+            .consumer(&settings.group)
+            .set("partition.assignment.strategy", "range")
+            .create_with_context(DedupeContext {
+                shared: Arc::clone(&shared),
+            })
+            .context("cannot create the Kafka consumer")?;
+        consumer.subscribe(&[&topics.normalized()])?;
+        tracing::info!(
+            mode = "output-first recovery (no broker transactions)",
+            input = %topics.normalized(),
+            output = %topics.events(),
+            changelog = %topics.seen(),
+            "dedupe running"
+        );
+        Ok(Self {
+            consumer,
+            shared,
+            ttl_ms: i64::try_from(settings.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            latest_topic: topics.latest(),
+            counters: Arc::new(Counters::default()),
+        })
+    }
+
+    /// Runs on the calling (non-async) thread until `stopping` is set.
+    pub fn run(self) -> anyhow::Result<()> {
+        while !self.shared.stopping.load(Ordering::Relaxed) {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Some(Ok(message)) => {
+                    if !self.handle(&message) {
+                        break;
+                    }
+                    let mut tpl = TopicPartitionList::new();
+                    tpl.add_partition_offset(
+                        message.topic(),
+                        message.partition(),
+                        Offset::Offset(message.offset() + 1),
+                    )?;
+                    if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                        tracing::warn!(error = %e, "offset commit failed; the record will be seen again and dropped");
+                    }
+                }
+            }
+        }
+        tracing::info!("dedupe stopping");
+        let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+        Ok(())
+    }
+
+    /// Handles one record until its outputs are durable. False if stopping
+    /// interrupted it (the offset must then not be committed).
+    fn handle(&self, message: &BorrowedMessage<'_>) -> bool {
+        let partition = message.partition();
+        let Some(key) = header_str(message, headers::DEDUPE_KEY).map(str::to_string) else {
+            tracing::error!(
+                partition,
+                offset = message.offset(),
+                "record without a dedupe-key header forwarded as is"
+            );
+            return self.forward(
+                message,
+                partition,
+                &format!("offset:{}:{}", partition, message.offset()),
+            );
+        };
+        let now = now_ms();
+        let decision = self
+            .shared
+            .states()
+            .get(&partition)
+            .map_or(Decision::Forward, |s| s.decide(&key, now, self.ttl_ms));
+        match decision {
+            Decision::Duplicate => {
+                let _ = self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    key,
+                    partition,
+                    offset = message.offset(),
+                    "duplicate dropped"
+                );
+                true
+            }
+            Decision::Forward => self.forward(message, partition, &key),
+        }
+    }
+
+    fn forward(&self, message: &BorrowedMessage<'_>, partition: i32, key: &str) -> bool {
+        let mut output = OutRecord {
+            topic: self.shared.events_topic.clone(),
+            partition: Some(partition),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers: Vec::new(),
+        };
+        if let Some(original) = message.headers() {
+            for h in original.iter().filter(|h| h.key != headers::SOURCE_OFFSET) {
+                output = output.header(h.key, h.value.unwrap_or_default());
+            }
+        }
+        output = output.header(headers::SOURCE_OFFSET, message.offset().to_string());
+        let mut records = vec![output.clone()];
+        if header_str(message, HAS_SNAPSHOT) == Some("true") {
+            records.push(OutRecord {
+                topic: self.latest_topic.clone(),
+                partition: None,
+                ..output
+            });
+        }
+        let now = now_ms();
+        let Some(stored) = self.send_with_retry(&records) else {
+            return false;
+        };
+        let output_offset = stored[0].offset;
+        let changelog =
+            self.shared
+                .changelog_record(partition, key, now, output_offset, message.offset());
+        if self
+            .send_with_retry(std::slice::from_ref(&changelog))
+            .is_none()
+        {
+            return false;
+        }
+        if let Some(state) = self.shared.states().get_mut(&partition) {
+            state.remember(key, now);
+            state.covered_output(output_offset);
+        }
+        let _ = self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(key, partition, output_offset, "forwarded");
+        true
+    }
+
+    fn send_with_retry(&self, records: &[OutRecord]) -> Option<Vec<common::produce::Stored>> {
+        let mut attempt = 0u32;
+        loop {
+            match self
+                .shared
+                .runtime
+                .block_on(send_all(&self.shared.producer, records))
+            {
+                Ok(stored) => return Some(stored),
+                Err(e) => {
+                    if self.shared.stopping.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "produce failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(50))));
+                }
+            }
+        }
+    }
+}

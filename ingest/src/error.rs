@@ -1,0 +1,121 @@
+//! Ingest's one error type: every way a request can fail, mapped to its
+//! status code and JSON body in one place.
+//!
+//! Messages name the problem precisely but never a secret, nor which secret
+//! was close to matching.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::verify::VerifyFailure;
+
+/// Why a webhook was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// No source with this name is configured.
+    #[error("unknown source `{0}`")]
+    UnknownSource(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed; webhooks are sent with POST")]
+    MethodNotAllowed,
+    /// No route matches.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The content type is not JSON.
+    #[error("content type must be application/json, got `{0}`")]
+    UnsupportedMediaType(String),
+    /// The body is larger than the limit.
+    #[error("body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit, bytes.
+        limit: usize,
+    },
+    /// The body could not be read.
+    #[error("cannot read the request body: {0}")]
+    BodyRead(String),
+    /// The body is not JSON.
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    /// Verification failed.
+    #[error("request verification failed: {0}")]
+    Unauthorized(VerifyFailure),
+    /// Kafka did not acknowledge in time; the sender should retry.
+    #[error("the event could not be stored right now; retry later")]
+    Unavailable {
+        /// Seconds to wait before retrying.
+        retry_after_secs: u64,
+    },
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: &'static str,
+    error: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+impl IngestError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownSource(_) | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyRead(_) | Self::NotJson(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Short machine-readable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownSource(_) => "unknown_source",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyRead(_) => "body_read_error",
+            Self::NotJson(_) => "invalid_json",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Unavailable { .. } => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            status: "error",
+            error: self.code(),
+            reason: match &self {
+                Self::Unauthorized(failure) => Some(failure.reason()),
+                _ => None,
+            },
+            message: self.to_string(),
+            request_id: None,
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        match &self {
+            Self::Unavailable { retry_after_secs } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    let _ = response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            Self::MethodNotAllowed => {
+                let _ = response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,67 @@
+//! `ingest` binary: loads settings, connects the producer, serves HTTP, and
+//! on SIGTERM stops accepting, finishes in-flight requests and flushes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use ingest::server::{AppState, router};
+use ingest::settings::IngestSettings;
+use rdkafka::producer::{FutureProducer, Producer};
+
+/// Receives real-estate webhooks, verifies them, and publishes the raw bytes
+/// to Kafka (`webhooks.raw`). Answers 200 only after Kafka acknowledged.
+///
+/// Settings come from the TOML file given with --config, then from
+/// environment variables `INGEST__<SECTION>__<KEY>` (e.g.
+/// `INGEST__KAFKA__BROKERS=kafka:9092`, `INGEST__LISTEN=0.0.0.0:8080`).
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// TOML settings file (see config/ingest.toml for every option).
+    #[arg(long, env = "INGEST_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    common::telemetry::init("ingest");
+    let settings: IngestSettings = common::config::load("INGEST", args.config.as_deref())?;
+    let raw_topic = settings.topics.raw();
+    let kafka = settings.kafka.clone();
+    let topic_check = raw_topic.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        common::kafka::check_topics(&kafka, &[&topic_check], Duration::from_secs(10))
+    })
+    .await??;
+    let producer: FutureProducer = settings
+        .kafka
+        .producer()
+        .create()
+        .context("cannot create the Kafka producer")?;
+    let env = |name: &str| std::env::var(name).ok();
+    let state = Arc::new(AppState::new(&settings, producer.clone(), &env)?);
+    let names: Vec<&str> = state.sources.keys().map(String::as_str).collect();
+    let addr: SocketAddr = settings
+        .listen
+        .parse()
+        .with_context(|| format!("listen address `{}` is not host:port", settings.listen))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, topic = %raw_topic, sources = ?names, "ingest listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(common::shutdown::signal())
+        .await?;
+    tracing::info!("flushing the producer");
+    let flushed =
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await?;
+    if let Err(e) = flushed {
+        tracing::error!(error = %e, "producer flush did not complete");
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! The HTTP surface: routes, the webhook handler, health endpoints.
+//!
+//! The handler's order is deliberate: find the source (404), check the
+//! content type (415) and size (413) before reading, read the body with the
+//! limit enforced while streaming, verify on the raw bytes (401), only then
+//! parse it as JSON (400), publish, and answer 200 only after Kafka's
+//! acknowledgement, or 503 once the acknowledgement bound has passed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde::Serialize;
+use serde::de::IgnoredAny;
+
+use crate::error::IngestError;
+use crate::record::{self, Arrival};
+use crate::settings::{IngestSettings, SourceSettings};
+use crate::verify::{RequestView, SourceVerifier};
+
+/// A configured source, ready to verify requests.
+#[derive(Debug)]
+pub struct Source {
+    /// Its settings.
+    pub settings: SourceSettings,
+    /// Its checks.
+    pub verifier: SourceVerifier,
+}
+
+/// Shared state of the server.
+pub struct AppState {
+    /// Sources by name.
+    pub sources: HashMap<String, Source>,
+    /// The Kafka producer.
+    pub producer: FutureProducer,
+    /// Full name of `webhooks.raw`.
+    pub raw_topic: String,
+    /// Body limit, bytes.
+    pub body_limit: usize,
+    /// Bound on the wait for Kafka's acknowledgement.
+    pub ack_timeout: Duration,
+    /// `Retry-After` on a 503, seconds.
+    pub retry_after_secs: u64,
+}
+
+impl AppState {
+    /// Builds the state, refusing any source whose checks are not usable.
+    pub fn new(
+        settings: &IngestSettings,
+        producer: FutureProducer,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut sources = HashMap::new();
+        for source in &settings.sources {
+            anyhow::ensure!(
+                !source.name.is_empty()
+                    && source
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "source name `{}` must be non-empty and use only letters, digits, `-` and `_`",
+                source.name
+            );
+            let verifier = SourceVerifier::build(source, env)?;
+            let previous = sources.insert(
+                source.name.clone(),
+                Source {
+                    settings: source.clone(),
+                    verifier,
+                },
+            );
+            anyhow::ensure!(
+                previous.is_none(),
+                "source `{}` is configured twice",
+                source.name
+            );
+        }
+        Ok(Self {
+            sources,
+            producer,
+            raw_topic: settings.topics.raw(),
+            body_limit: settings.body_limit_bytes,
+            ack_timeout: Duration::from_millis(settings.ack_timeout_ms),
+            retry_after_secs: settings.retry_after_secs,
+        })
+    }
+}
+
+/// The 200 body.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    status: &'static str,
+    id: String,
+}
+
+/// The router with every route and JSON fallbacks for 404 and 405.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/webhooks/{source}", post(receive))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { IngestError::NotFound })
+        .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
+        .with_state(state)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> Result<String, IngestError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(value)
+    } else {
+        Err(IngestError::UnsupportedMediaType(value))
+    }
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, IngestError> {
+    // `to_bytes` stops reading as soon as the limit is crossed, so an
+    // oversize body is never buffered whole.
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            IngestError::PayloadTooLarge { limit }
+        } else {
+            IngestError::BodyRead(e.to_string())
+        }
+    })
+}
+
+async fn receive(
+    State(state): State<Arc<AppState>>,
+    Path(source_name): Path<String>,
+    request: Request,
+) -> Result<Json<Accepted>, IngestError> {
+    let received_at_ms = now_ms();
+    let source = state
+        .sources
+        .get(&source_name)
+        .ok_or_else(|| IngestError::UnknownSource(source_name.clone()))?;
+    let (parts, body) = request.into_parts();
+    let content_type = is_json_content_type(&parts.headers)?;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > state.body_limit) {
+        return Err(IngestError::PayloadTooLarge {
+            limit: state.body_limit,
+        });
+    }
+    let body = read_limited(body, state.body_limit).await?;
+    let verdict = source
+        .verifier
+        .verify(&RequestView {
+            headers: &parts.headers,
+            body: &body,
+            now_ms: received_at_ms,
+        })
+        .map_err(|failure| {
+            tracing::info!(source = %source_name, reason = failure.reason(), "verification failed");
+            IngestError::Unauthorized(failure)
+        })?;
+    let _: IgnoredAny =
+        serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(e.to_string()))?;
+
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let traceparent = parts
+        .headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| common::traceparent::is_valid(v))
+        .map_or_else(common::traceparent::new_root, str::to_string);
+    let arrival = Arrival {
+        source: &source_name,
+        provider: source.settings.provider.as_str(),
+        content_type: &content_type,
+        received_at_ms,
+        request_id: &request_id,
+        event_id: None,
+        delivery_id: None,
+        verdict: &verdict,
+        traceparent: &traceparent,
+    };
+    let key = record::key(&arrival);
+    let headers = record::headers(&arrival)
+        .iter()
+        .fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            })
+        });
+    let mut kafka_record = FutureRecord::to(&state.raw_topic)
+        .payload(body.as_ref())
+        .headers(headers);
+    if let Some(key) = key.as_deref() {
+        kafka_record = kafka_record.key(key);
+    }
+    let unavailable = IngestError::Unavailable {
+        retry_after_secs: state.retry_after_secs,
+    };
+    let delivery = match state.producer.send_result(kafka_record) {
+        Ok(delivery) => delivery,
+        Err((e, _)) => {
+            tracing::warn!(source = %source_name, error = %e, "producer queue refused the record");
+            return Err(unavailable);
+        }
+    };
+    match tokio::time::timeout(state.ack_timeout, delivery).await {
+        Ok(Ok(Ok(delivered))) => {
+            tracing::debug!(
+                source = %source_name,
+                request_id,
+                partition = delivered.partition,
+                offset = delivered.offset,
+                "stored"
+            );
+            Ok(Json(Accepted {
+                status: "accepted",
+                id: request_id,
+            }))
+        }
+        Ok(Ok(Err((e, _)))) => {
+            tracing::warn!(source = %source_name, error = %e, "Kafka refused the record");
+            Err(unavailable)
+        }
+        Ok(Err(_canceled)) => {
+            tracing::warn!(source = %source_name, "producer dropped the record");
+            Err(unavailable)
+        }
+        Err(_elapsed) => {
+            tracing::warn!(
+                source = %source_name,
+                timeout_ms = state.ack_timeout.as_millis(),
+                "Kafka did not acknowledge in time; answered 503 (the record may still land)"
+            );
+            Err(unavailable)
+        }
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let producer = state.producer.clone();
+    let topic = state.raw_topic.clone();
+    let check = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(&topic), Duration::from_secs(1))
+            .map(|m| {
+                m.topics()
+                    .iter()
+                    .any(|t| t.name() == topic && !t.partitions().is_empty())
+            })
+    })
+    .await;
+    match check {
+        Ok(Ok(true)) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
+        Ok(Ok(false)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not_ready", "reason": "topic missing"})),
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "not_ready", "reason": "Kafka unreachable"})),
+        ),
+    }
+}

@@ -1,0 +1,280 @@
+//! Ingest's user-facing configuration: listen address, limits, Kafka, and
+//! the configured webhook sources with their checks and secrets.
+//!
+//! Secrets come from the environment or a file (`env = "VAR"`, `file = "..."`)
+//! or, for development only, inline (`value = "..."`). They are loaded once at
+//! start into [`SecretBytes`], whose `Debug` never prints them.
+
+use std::fmt;
+
+use common::kafka::KafkaSettings;
+use common::topics::TopicNames;
+use serde::Deserialize;
+
+/// Everything ingest is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest accepted body, bytes (checked while reading).
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// How long a request waits for Kafka's acknowledgement before a 503.
+    #[serde(default = "default_ack_timeout_ms")]
+    pub ack_timeout_ms: u64,
+    /// Seconds a provider is asked to wait before retrying after a 503.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_secs: u64,
+    /// Kafka connection.
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+    /// Topic names.
+    #[serde(default)]
+    pub topics: TopicNames,
+    /// Webhook sources, one per URL segment.
+    #[serde(default)]
+    pub sources: Vec<SourceSettings>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_body_limit() -> usize {
+    1024 * 1024
+}
+fn default_ack_timeout_ms() -> u64 {
+    3000
+}
+fn default_retry_after() -> u64 {
+    5
+}
+
+/// One webhook endpoint, `POST /webhooks/{name}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// URL segment, also the `source` header and the key prefix.
+    pub name: String,
+    /// Provider kind (tells normalize which parser applies).
+    pub provider: ProviderKind,
+    /// Checks that must all pass.
+    #[serde(default)]
+    pub checks: Vec<CheckSettings>,
+    /// Accept requests with no check at all. Must be said explicitly.
+    #[serde(default)]
+    pub unverified: bool,
+}
+
+/// Provider kinds ingest knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// The generic HMAC "real-estate platform" envelope.
+    Generic,
+    /// Fluximmo alerts.
+    Fluximmo,
+    /// Stream.estate.
+    StreamEstate,
+    /// Immoteur.
+    Immoteur,
+    /// Standard Webhooks senders.
+    StandardWebhooks,
+}
+
+impl ProviderKind {
+    /// The kind's name as configured and as sent in the `provider` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Fluximmo => "fluximmo",
+            Self::StreamEstate => "stream-estate",
+            Self::Immoteur => "immoteur",
+            Self::StandardWebhooks => "standard-webhooks",
+        }
+    }
+}
+
+/// A verification check, by kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CheckSettings {
+    /// Hex HMAC-SHA256(secret, timestamp + body) in a header.
+    HmacSha256 {
+        /// Secrets accepted at once (rotation).
+        secrets: Vec<SecretSettings>,
+        /// Allowed distance between the sender's timestamp and now, seconds.
+        #[serde(default = "default_tolerance")]
+        tolerance_secs: u64,
+        /// Header carrying the signature.
+        #[serde(default = "default_signature_header")]
+        signature_header: String,
+        /// Header carrying the timestamp.
+        #[serde(default = "default_timestamp_header")]
+        timestamp_header: String,
+    },
+}
+
+fn default_tolerance() -> u64 {
+    300
+}
+fn default_signature_header() -> String {
+    "x-webhook-signature".into()
+}
+fn default_timestamp_header() -> String {
+    "x-webhook-timestamp".into()
+}
+
+/// Where a secret comes from. Exactly one of `value`, `env`, `file`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    /// Label reported in the `verify-key` header (never the secret).
+    pub label: String,
+    /// The secret inline (development only).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Name of an environment variable holding the secret.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// Path of a file holding the secret (trailing newline ignored).
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+impl fmt::Debug for SecretSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretSettings")
+            .field("label", &self.label)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .field("env", &self.env)
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+/// Secret material, loaded. `Debug` prints only its length.
+#[derive(Clone)]
+pub struct SecretBytes(Vec<u8>);
+
+impl SecretBytes {
+    /// Wraps secret bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    /// The raw bytes, for MAC computation only.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBytes(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+/// A secret that cannot be loaded or is empty.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// Not exactly one of value/env/file.
+    #[error("secret `{0}` must set exactly one of `value`, `env`, `file`")]
+    Ambiguous(String),
+    /// The variable is not set.
+    #[error("secret `{label}`: environment variable {var} is not set")]
+    MissingEnv {
+        /// Secret label.
+        label: String,
+        /// Variable name.
+        var: String,
+    },
+    /// The file cannot be read.
+    #[error("secret `{label}`: cannot read {path}: {source}")]
+    File {
+        /// Secret label.
+        label: String,
+        /// File path.
+        path: String,
+        /// IO error.
+        source: std::io::Error,
+    },
+    /// Empty secrets fail closed.
+    #[error("secret `{0}` is empty")]
+    Empty(String),
+}
+
+impl SecretSettings {
+    /// Loads the secret, using `env` to look variables up.
+    pub fn load(&self, env: impl Fn(&str) -> Option<String>) -> Result<SecretBytes, SecretError> {
+        let text = match (&self.value, &self.env, &self.file) {
+            (Some(v), None, None) => v.clone(),
+            (None, Some(var), None) => env(var).ok_or_else(|| SecretError::MissingEnv {
+                label: self.label.clone(),
+                var: var.clone(),
+            })?,
+            (None, None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|source| SecretError::File {
+                    label: self.label.clone(),
+                    path: path.clone(),
+                    source,
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            _ => return Err(SecretError::Ambiguous(self.label.clone())),
+        };
+        if text.is_empty() {
+            return Err(SecretError::Empty(self.label.clone()));
+        }
+        Ok(SecretBytes::new(text.into_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_output_never_shows_the_secret() {
+        let s = SecretSettings {
+            label: "current".into(),
+            value: Some("hunter2".into()),
+            env: None,
+            file: None,
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let loaded = s.load(|_| None).expect("loads");
+        assert!(!format!("{loaded:?}").contains("hunter2"));
+        assert_eq!(loaded.expose(), b"hunter2");
+    }
+
+    #[test]
+    fn secrets_from_env_and_errors() {
+        let from_env = SecretSettings {
+            label: "k".into(),
+            value: None,
+            env: Some("X".into()),
+            file: None,
+        };
+        assert_eq!(
+            from_env.load(|_| Some("s3".into())).expect("env").expose(),
+            b"s3"
+        );
+        assert!(matches!(
+            from_env.load(|_| None),
+            Err(SecretError::MissingEnv { .. })
+        ));
+        assert!(matches!(
+            from_env.load(|_| Some(String::new())),
+            Err(SecretError::Empty(_))
+        ));
+        let both = SecretSettings {
+            value: Some("a".into()),
+            ..from_env
+        };
+        assert!(matches!(
+            both.load(|_| None),
+            Err(SecretError::Ambiguous(_))
+        ));
+    }
+}

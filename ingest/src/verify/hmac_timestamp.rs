@@ -1,0 +1,226 @@
+//! The generic provider's scheme: `X-Webhook-Signature` is the lowercase hex
+//! HMAC-SHA256 of `X-Webhook-Timestamp` followed by the raw body, keyed with
+//! a shared secret; the timestamp must be within a tolerance of arrival.
+//!
+//! Every configured secret is tried (rotation) and compared in constant time
+//! (`Mac::verify_slice`); the loop does not stop early on a match, so timing
+//! does not tell which secret matched.
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::{Check, RequestView, Verdict, VerifyFailure, header_text, parse_unix_ms};
+use crate::settings::SecretBytes;
+
+/// Scheme name reported in `verify-scheme`.
+pub const SCHEME: &str = "hmac-sha256";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The configured check.
+#[derive(Debug)]
+pub struct HmacTimestampCheck {
+    secrets: Vec<(String, SecretBytes)>,
+    tolerance_ms: i64,
+    signature_header: String,
+    timestamp_header: String,
+}
+
+impl HmacTimestampCheck {
+    /// A check with labelled secrets and a tolerance in seconds.
+    pub fn new(
+        secrets: Vec<(String, SecretBytes)>,
+        tolerance_secs: u64,
+        signature_header: &str,
+        timestamp_header: &str,
+    ) -> Self {
+        Self {
+            secrets,
+            tolerance_ms: i64::try_from(tolerance_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            signature_header: signature_header.to_ascii_lowercase(),
+            timestamp_header: timestamp_header.to_ascii_lowercase(),
+        }
+    }
+}
+
+/// Computes the signature a sender puts in the header (lowercase hex).
+pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let mut mac = new_mac(secret);
+    mac.update(timestamp.as_bytes());
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn new_mac(secret: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length; this cannot fail for SHA-256.
+    match HmacSha256::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
+}
+
+impl Check for HmacTimestampCheck {
+    fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+        let timestamp = header_text(request.headers, &self.timestamp_header)
+            .ok_or_else(|| VerifyFailure::MissingHeader(self.timestamp_header.clone()))?;
+        let signature = header_text(request.headers, &self.signature_header)
+            .ok_or_else(|| VerifyFailure::MissingHeader(self.signature_header.clone()))?;
+        let sent_ms = parse_unix_ms(timestamp).ok_or(VerifyFailure::MalformedTimestamp)?;
+        let skew_ms = sent_ms.saturating_sub(request.now_ms);
+        if skew_ms.saturating_abs() > self.tolerance_ms {
+            return Err(VerifyFailure::StaleTimestamp { skew_ms });
+        }
+        let hex_part = signature.strip_prefix("sha256=").unwrap_or(signature);
+        let provided = hex::decode(hex_part).map_err(|_| VerifyFailure::MalformedSignature)?;
+        if provided.len() != 32 {
+            return Err(VerifyFailure::MalformedSignature);
+        }
+        let mut matched: Option<&str> = None;
+        for (label, secret) in &self.secrets {
+            let mut mac = new_mac(secret.expose());
+            mac.update(timestamp.as_bytes());
+            mac.update(request.body);
+            if mac.verify_slice(&provided).is_ok() && matched.is_none() {
+                matched = Some(label);
+            }
+        }
+        match matched {
+            Some(label) => Ok(Verdict {
+                scheme: SCHEME,
+                key_label: label.to_string(),
+                skew_ms: Some(skew_ms),
+            }),
+            None => Err(VerifyFailure::BadSignature),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    const BODY: &[u8] = br#"{"id":"evt_1","type":"property.created"}"#;
+    const NOW_MS: i64 = 1_700_000_000_000;
+
+    fn check(secrets: &[(&str, &str)]) -> HmacTimestampCheck {
+        HmacTimestampCheck::new(
+            secrets
+                .iter()
+                .map(|(l, s)| (l.to_string(), SecretBytes::new(s.as_bytes().to_vec())))
+                .collect(),
+            300,
+            "X-Webhook-Signature",
+            "X-Webhook-Timestamp",
+        )
+    }
+
+    fn headers(ts: &str, sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let _ = h.insert(
+            "x-webhook-timestamp",
+            HeaderValue::from_str(ts).expect("ascii"),
+        );
+        let _ = h.insert(
+            "x-webhook-signature",
+            HeaderValue::from_str(sig).expect("ascii"),
+        );
+        h
+    }
+
+    fn run(
+        check: &HmacTimestampCheck,
+        h: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Verdict, VerifyFailure> {
+        check.verify(&RequestView {
+            headers: h,
+            body,
+            now_ms: NOW_MS,
+        })
+    }
+
+    #[test]
+    fn accepts_a_correct_signature_and_reports_the_key_and_skew() {
+        let ts = "1700000010";
+        let h = headers(ts, &sign(b"s1", ts, BODY));
+        let verdict = run(&check(&[("current", "s1")]), &h, BODY).expect("valid");
+        assert_eq!(verdict.scheme, SCHEME);
+        assert_eq!(verdict.key_label, "current");
+        assert_eq!(verdict.skew_ms, Some(10_000));
+    }
+
+    #[test]
+    fn any_active_secret_matches_during_rotation() {
+        let ts = "1700000000";
+        let h = headers(ts, &sign(b"old", ts, BODY));
+        let verdict = run(&check(&[("new", "new"), ("old", "old")]), &h, BODY).expect("valid");
+        assert_eq!(verdict.key_label, "old");
+        assert_eq!(
+            run(&check(&[("new", "new")]), &h, BODY),
+            Err(VerifyFailure::BadSignature)
+        );
+    }
+
+    #[test]
+    fn rejects_a_body_changed_by_one_byte() {
+        let ts = "1700000000";
+        let h = headers(ts, &sign(b"s1", ts, BODY));
+        let mut tampered = BODY.to_vec();
+        tampered[5] ^= 1;
+        assert_eq!(
+            run(&check(&[("k", "s1")]), &h, &tampered),
+            Err(VerifyFailure::BadSignature)
+        );
+    }
+
+    #[test]
+    fn rejects_stale_and_future_timestamps() {
+        for ts in ["1699999699", "1700000301"] {
+            let h = headers(ts, &sign(b"s1", ts, BODY));
+            assert!(matches!(
+                run(&check(&[("k", "s1")]), &h, BODY),
+                Err(VerifyFailure::StaleTimestamp { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn missing_and_malformed_headers_have_precise_reasons() {
+        let c = check(&[("k", "s1")]);
+        let empty = HeaderMap::new();
+        assert_eq!(
+            run(&c, &empty, BODY),
+            Err(VerifyFailure::MissingHeader("x-webhook-timestamp".into()))
+        );
+        let mut only_ts = HeaderMap::new();
+        let _ = only_ts.insert(
+            "x-webhook-timestamp",
+            HeaderValue::from_static("1700000000"),
+        );
+        assert_eq!(
+            run(&c, &only_ts, BODY),
+            Err(VerifyFailure::MissingHeader("x-webhook-signature".into()))
+        );
+        assert_eq!(
+            run(&c, &headers("yesterday", "00"), BODY),
+            Err(VerifyFailure::MalformedTimestamp)
+        );
+        assert_eq!(
+            run(&c, &headers("1700000000", "zz"), BODY),
+            Err(VerifyFailure::MalformedSignature)
+        );
+        assert_eq!(
+            run(&c, &headers("1700000000", "abcd"), BODY),
+            Err(VerifyFailure::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn millisecond_timestamps_and_prefixed_signatures_are_accepted() {
+        let ts = "1700000000500";
+        let sig = format!("sha256={}", sign(b"s1", ts, BODY));
+        let verdict = run(&check(&[("k", "s1")]), &headers(ts, &sig), BODY).expect("valid");
+        assert_eq!(verdict.skew_ms, Some(500));
+    }
+}

@@ -1,0 +1,15 @@
+//! Normalize: turns raw provider webhooks into canonical `PropertyEvent`s.
+//!
+//! Parsers are pure functions from a raw record (headers and bytes) to
+//! events, one module per provider under [`providers`]. What cannot be
+//! parsed becomes a dead letter ([`dlq`]) with the reason in its headers;
+//! nothing is dropped silently. [`runner`] wires them to Kafka and the
+//! schema registry.
+
+pub mod dlq;
+pub mod providers;
+pub mod runner;
+pub mod settings;
+
+/// Version stamped on every event's lineage.
+pub const NORMALIZER_VERSION: &str = env!("CARGO_PKG_VERSION");

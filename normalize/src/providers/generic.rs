@@ -1,0 +1,208 @@
+//! The generic "real-estate platform" envelope:
+//! `{"id": "evt_...", "type": "property.created", "created": <RFC 3339>, "data": {"property": {...}}}`.
+//!
+//! `property.created`, `property.updated` and `property.sold` become events;
+//! every other type (appointments, users, feedback) is not about a property
+//! and is refused with `UnsupportedEventType`, which sends it to the DLQ.
+//! The dedupe key is `<source>:<envelope id>`: the same for every delivery.
+
+use schemas::{EventType, Lineage, Location, PropertyEvent, PropertySnapshot, Provider};
+use serde_json::Value;
+
+use super::json::{int, number, rfc3339_ms, text};
+use super::{ParseError, RawContext};
+use crate::NORMALIZER_VERSION;
+
+/// Square feet to square metres.
+const M2_PER_SQFT: f64 = 0.092_903_04;
+
+/// Parses one generic envelope into exactly one event.
+pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>, ParseError> {
+    let envelope: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let event_type_name = envelope
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or(ParseError::MissingField("type"))?;
+    let event_type = match event_type_name {
+        "property.created" => EventType::Created,
+        "property.updated" => EventType::Updated,
+        "property.sold" => EventType::Sold,
+        other => return Err(ParseError::UnsupportedEventType(other.to_string())),
+    };
+    let event_id = text(envelope.get("id")).ok_or(ParseError::MissingField("id"))?;
+    let occurred_at = rfc3339_ms(envelope.get("created"), "created")?;
+    let property = envelope
+        .get("data")
+        .and_then(|d| d.get("property"))
+        .filter(|p| p.is_object())
+        .ok_or(ParseError::MissingField("data.property"))?;
+    let property_id =
+        text(property.get("id")).ok_or(ParseError::MissingField("data.property.id"))?;
+
+    let mut snapshot = PropertySnapshot::empty();
+    snapshot.price = number(property.get("price"));
+    snapshot.currency = text(property.get("currency")).map(|c| c.to_ascii_uppercase());
+    snapshot.bedrooms = int(property.get("bedrooms"));
+    snapshot.bathrooms = int(property.get("bathrooms"));
+    snapshot.rooms = int(property.get("rooms"));
+    snapshot.surface_m2 = number(property.get("squareMeters"))
+        .or_else(|| number(property.get("squareFeet")).map(|sqft| round2(sqft * M2_PER_SQFT)));
+    snapshot.price_per_m2 = match (snapshot.price, snapshot.surface_m2) {
+        (Some(price), Some(surface)) if surface > 0.0 => Some(round2(price / surface)),
+        _ => None,
+    };
+    snapshot.title = text(property.get("title"));
+    snapshot.description = text(property.get("description"));
+    snapshot.status = text(property.get("status"))
+        .or_else(|| (event_type == EventType::Sold).then(|| "sold".to_string()));
+    snapshot.location = Location {
+        address: text(property.get("address")),
+        city: text(property.get("city")),
+        postcode: text(property.get("postcode")).or_else(|| text(property.get("zipCode"))),
+        country: text(property.get("country")),
+        latitude: number(property.get("latitude")),
+        longitude: number(property.get("longitude")),
+        ..Location::default()
+    };
+    snapshot.first_seen_at = rfc3339_ms(property.get("createdAt"), "data.property.createdAt").ok();
+
+    Ok(vec![PropertyEvent {
+        dedupe_key: format!("{}:{event_id}", context.source),
+        event_id,
+        source: context.source.to_string(),
+        provider: Provider::Generic,
+        property_key: format!("{}:{property_id}", context.source),
+        provider_property_id: property_id,
+        event_type,
+        occurred_at,
+        received_at: context.received_at_ms,
+        alert_id: None,
+        change: None,
+        property: Some(snapshot),
+        lineage: Lineage {
+            raw_topic: context.topic.to_string(),
+            raw_partition: context.partition,
+            raw_offset: context.offset,
+            normalizer_version: NORMALIZER_VERSION.to_string(),
+        },
+    }])
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CREATED: &[u8] = include_bytes!("../../../tests/fixtures/generic/property.created.json");
+    const APPOINTMENT: &[u8] =
+        include_bytes!("../../../tests/fixtures/generic/appointment.scheduled.json");
+
+    fn context() -> RawContext<'static> {
+        RawContext {
+            source: "generic",
+            provider: "generic",
+            received_at_ms: 1_686_825_001_000,
+            topic: "webhooks.raw",
+            partition: 1,
+            offset: 7,
+        }
+    }
+
+    #[test]
+    fn the_fixture_becomes_one_created_event() {
+        let events = parse(&context(), CREATED).expect("parses");
+        assert_eq!(events.len(), 1);
+        let e = &events[0];
+        assert_eq!(e.event_id, "evt_123456");
+        assert_eq!(e.dedupe_key, "generic:evt_123456");
+        assert_eq!(e.property_key, "generic:prop_123456");
+        assert_eq!(e.event_type, EventType::Created);
+        assert_eq!(e.occurred_at, 1_686_825_000_000);
+        assert_eq!(e.lineage.raw_offset, 7);
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(p.price, Some(750_000.0));
+        assert_eq!(p.bedrooms, Some(2));
+        assert_eq!(p.bathrooms, Some(2));
+        assert_eq!(p.surface_m2, Some(111.48));
+        assert_eq!(p.price_per_m2, Some(6727.66));
+        assert_eq!(
+            p.location.address.as_deref(),
+            Some("123 Main St, New York, NY 10001")
+        );
+        assert_eq!(p.first_seen_at, Some(1_686_825_000_000));
+        assert!(schemas::encode_datum(e).is_ok());
+    }
+
+    #[test]
+    fn appointments_are_not_property_events() {
+        assert_eq!(
+            parse(&context(), APPOINTMENT),
+            Err(ParseError::UnsupportedEventType(
+                "appointment.scheduled".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn hostile_variants_fail_precisely() {
+        let cases: [(&str, ParseError); 6] = [
+            ("{", ParseError::NotJson(String::new())),
+            (
+                r#"{"type":"property.created"}"#,
+                ParseError::MissingField("id"),
+            ),
+            (
+                r#"{"id":"e","created":"2023-06-15T10:30:00Z"}"#,
+                ParseError::MissingField("type"),
+            ),
+            (
+                r#"{"id":"e","type":"property.sold","created":"2023-06-15T10:30:00Z","data":{}}"#,
+                ParseError::MissingField("data.property"),
+            ),
+            (
+                r#"{"id":"e","type":"property.sold","created":"2023-06-15T10:30:00Z","data":{"property":{"price":1}}}"#,
+                ParseError::MissingField("data.property.id"),
+            ),
+            (
+                r#"{"id":"e","type":"property.sold","data":{"property":{"id":"p"}}}"#,
+                ParseError::MissingField("created"),
+            ),
+        ];
+        for (body, expected) in cases {
+            let got = parse(&context(), body.as_bytes()).expect_err(body);
+            assert_eq!(got.kind(), expected.kind(), "{body}: {got}");
+            if !matches!(expected, ParseError::NotJson(_)) {
+                assert_eq!(got, expected, "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn tolerates_strings_for_numbers_and_numbers_for_ids() {
+        let body = br#"{"id":42,"type":"property.updated","created":"2023-06-15T10:30:00+02:00",
+            "data":{"property":{"id":9,"price":"1200.50","bedrooms":"3","squareMeters":80,"extra":{"x":1}}}}"#;
+        let e = &parse(&context(), body).expect("parses")[0];
+        assert_eq!(e.dedupe_key, "generic:42");
+        assert_eq!(e.property_key, "generic:9");
+        assert_eq!(e.occurred_at, 1_686_817_800_000);
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(p.price, Some(1200.5));
+        assert_eq!(p.bedrooms, Some(3));
+        assert_eq!(p.surface_m2, Some(80.0));
+    }
+
+    #[test]
+    fn sold_events_carry_a_sold_status() {
+        let body = br#"{"id":"e","type":"property.sold","created":"2023-06-15T10:30:00Z","data":{"property":{"id":"p"}}}"#;
+        let e = &parse(&context(), body).expect("parses")[0];
+        assert_eq!(e.event_type, EventType::Sold);
+        assert_eq!(
+            e.property.as_ref().and_then(|p| p.status.as_deref()),
+            Some("sold")
+        );
+    }
+}

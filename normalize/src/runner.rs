@@ -1,0 +1,356 @@
+//! The normalize loop: `webhooks.raw` → `properties.normalized` or `webhooks.dlq`.
+//!
+//! Delivery guarantee: at least once, in order per partition. Each raw
+//! record is parsed, its events encoded in the Confluent wire format through
+//! the schema registry and produced (or the record is dead-lettered), and the
+//! input offset is committed only after every output was acknowledged. A
+//! crash between the two re-processes the record; the duplicate events it
+//! produces carry the same dedupe key and are dropped by dedupe. This holds
+//! only because records are processed one at a time, in offset order.
+//!
+//! Transient failures (registry or Kafka unreachable) are retried with
+//! backoff and never dead-lettered; only what is wrong with the record itself
+//! (unparseable, not a property event, does not fit the schema) goes to the DLQ.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use common::headers;
+use common::kafka::header_str;
+use common::produce::{OutRecord, send_all};
+use rdkafka::Message;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::producer::FutureProducer;
+use schema_registry_converter::async_impl::avro::AvroEncoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
+use schemas::PropertyEvent;
+use tokio::sync::watch;
+
+use crate::dlq;
+use crate::providers::{self, ParseError, RawContext};
+use crate::settings::NormalizeSettings;
+
+/// Stage name in `error.stage`.
+const STAGE: &str = "normalize";
+/// Header telling dedupe whether the event carries a property snapshot.
+pub const HAS_SNAPSHOT: &str = "has-snapshot";
+/// Header with the event type, for consumers that route without decoding.
+pub const EVENT_TYPE: &str = "event-type";
+
+/// What one raw record turns into.
+enum Outcome {
+    Events(Vec<OutRecord>),
+    DeadLetter(OutRecord),
+}
+
+/// The wired stage.
+pub struct Normalizer {
+    consumer: StreamConsumer,
+    producer: FutureProducer,
+    encoder: AvroEncoder,
+    strategy: SubjectNameStrategy,
+    raw_topic: String,
+    normalized_topic: String,
+    dlq_topic: String,
+}
+
+/// Exponential backoff from 100 ms to 10 s.
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << attempt.min(7)).min(10_000))
+}
+
+impl Normalizer {
+    /// Connects to Kafka and the registry and registers the schema.
+    pub async fn connect(settings: &NormalizeSettings) -> anyhow::Result<Self> {
+        let raw_topic = settings.topics.raw();
+        let normalized_topic = settings.topics.normalized();
+        let dlq_topic = settings.topics.dlq();
+        let kafka = settings.kafka.clone();
+        let names = [
+            raw_topic.clone(),
+            normalized_topic.clone(),
+            dlq_topic.clone(),
+        ];
+        let _ = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            common::kafka::check_topics(&kafka, &refs, Duration::from_secs(10))
+        })
+        .await??;
+        let consumer: StreamConsumer = settings
+            .kafka
+            .consumer(&settings.group)
+            .create()
+            .context("cannot create the Kafka consumer")?;
+        consumer.subscribe(&[&raw_topic])?;
+        let producer: FutureProducer = settings.kafka.producer().create()?;
+        let sr = SrSettings::new_builder(
+            settings
+                .schema_registry_url
+                .trim_end_matches('/')
+                .to_string(),
+        )
+        .no_proxy()
+        .set_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| anyhow::anyhow!("invalid schema registry settings: {e}"))?;
+        let encoder = AvroEncoder::new(sr);
+        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
+            normalized_topic.clone(),
+            false,
+            SuppliedSchema::new(
+                Some(schemas::PROPERTY_EVENT_NAME.to_string()),
+                SchemaType::Avro,
+                schemas::PROPERTY_EVENT_AVSC.to_string(),
+            ),
+        );
+        let normalizer = Self {
+            consumer,
+            producer,
+            encoder,
+            strategy,
+            raw_topic,
+            normalized_topic,
+            dlq_topic,
+        };
+        normalizer.register_schema().await?;
+        Ok(normalizer)
+    }
+
+    /// Registers the schema at start, waiting for the registry if it is not
+    /// up yet; an incompatible schema is fatal.
+    async fn register_schema(&self) -> anyhow::Result<()> {
+        let subject = self.strategy.get_subject()?;
+        for attempt in 0.. {
+            match self
+                .encoder
+                .get_schema_and_id(&subject, self.strategy.clone())
+                .await
+            {
+                Ok(schema) => {
+                    tracing::info!(subject, id = schema.id, "schema registered");
+                    return Ok(());
+                }
+                Err(e) if e.retriable || attempt < 30 => {
+                    tracing::warn!(subject, error = %e, "schema registry not ready; retrying");
+                    self.encoder.remove_errors_from_cache();
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => anyhow::bail!("cannot register schema for {subject}: {e}"),
+            }
+        }
+        unreachable!("the retry loop only ends by returning")
+    }
+
+    /// Runs until `shutdown` turns true; commits what was fully processed.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        tracing::info!(input = %self.raw_topic, output = %self.normalized_topic, "normalize running");
+        loop {
+            let message = tokio::select! {
+                m = self.consumer.recv() => m,
+                _ = shutdown.changed() => break,
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    continue;
+                }
+            };
+            if !self.handle(&message, &mut shutdown).await {
+                break;
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(
+                message.topic(),
+                message.partition(),
+                Offset::Offset(message.offset() + 1),
+            )?;
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::warn!(error = %e, "offset commit failed; the record may be re-processed");
+            }
+        }
+        tracing::info!("normalize stopping");
+        if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(error = %e, "final commit");
+        }
+        Ok(())
+    }
+
+    /// Processes one record until its outputs are acknowledged. Returns false
+    /// if shutdown interrupted the retries (the offset must not be committed).
+    async fn handle(
+        &self,
+        message: &BorrowedMessage<'_>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        for attempt in 0u32.. {
+            let outcome = match self.outcome(message).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::warn!(error = %e, offset = message.offset(), "schema registry unavailable; retrying");
+                    self.encoder.remove_errors_from_cache();
+                    if wait_or_shutdown(backoff(attempt), shutdown).await {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            let records = match &outcome {
+                Outcome::Events(records) => records.as_slice(),
+                Outcome::DeadLetter(record) => std::slice::from_ref(record),
+            };
+            match send_all(&self.producer, records).await {
+                Ok(_) => {
+                    match outcome {
+                        Outcome::Events(r) => tracing::debug!(
+                            events = r.len(),
+                            offset = message.offset(),
+                            "normalized"
+                        ),
+                        Outcome::DeadLetter(_) => {}
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "produce failed; retrying the record");
+                    if wait_or_shutdown(backoff(attempt), shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Parses and encodes; `Err` only for transient registry failures.
+    async fn outcome(
+        &self,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<Outcome, schema_registry_converter::error::SRCError> {
+        let body = message.payload().unwrap_or_default();
+        let events = match parse_message(message, body) {
+            Ok(events) => events,
+            Err(e) => {
+                return Ok(Outcome::DeadLetter(self.dead_letter(
+                    message,
+                    e.kind(),
+                    &e.to_string(),
+                )));
+            }
+        };
+        let traceparent = header_str(message, headers::TRACEPARENT).unwrap_or_default();
+        let mut records = Vec::with_capacity(events.len());
+        for event in &events {
+            let value = match self.encoder.encode_struct(event, &self.strategy).await {
+                Ok(v) => v,
+                Err(e) if e.retriable => return Err(e),
+                Err(e) => {
+                    return Ok(Outcome::DeadLetter(self.dead_letter(
+                        message,
+                        "schema",
+                        &e.to_string(),
+                    )));
+                }
+            };
+            records.push(self.normalized_record(event, value, traceparent));
+        }
+        Ok(Outcome::Events(records))
+    }
+
+    fn normalized_record(
+        &self,
+        event: &PropertyEvent,
+        value: Vec<u8>,
+        traceparent: &str,
+    ) -> OutRecord {
+        OutRecord {
+            topic: self.normalized_topic.clone(),
+            partition: None,
+            key: Some(event.property_key.clone().into_bytes()),
+            payload: Some(value),
+            headers: Vec::new(),
+        }
+        .header(headers::TRACEPARENT, traceparent)
+        .header(headers::SOURCE, event.source.as_str())
+        .header(headers::DEDUPE_KEY, event.dedupe_key.as_str())
+        .header(EVENT_TYPE, event.event_type.as_str())
+        .header(
+            HAS_SNAPSHOT,
+            if event.property.is_some() {
+                "true"
+            } else {
+                "false"
+            },
+        )
+    }
+
+    fn dead_letter(&self, message: &BorrowedMessage<'_>, kind: &str, reason: &str) -> OutRecord {
+        tracing::info!(
+            kind,
+            reason,
+            offset = message.offset(),
+            partition = message.partition(),
+            "dead-lettered"
+        );
+        let mut record = OutRecord {
+            topic: self.dlq_topic.clone(),
+            partition: None,
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers: Vec::new(),
+        };
+        if let Some(original) = message.headers() {
+            for h in original.iter() {
+                record = record.header(h.key, h.value.unwrap_or_default());
+            }
+        }
+        for (k, v) in dlq::error_headers(
+            STAGE,
+            kind,
+            reason,
+            message.topic(),
+            message.partition(),
+            message.offset(),
+        ) {
+            record = record.header(k, v);
+        }
+        record
+    }
+}
+
+/// Builds the parser context from the raw record's headers and parses it.
+fn parse_message(
+    message: &BorrowedMessage<'_>,
+    body: &[u8],
+) -> Result<Vec<PropertyEvent>, ParseError> {
+    let source =
+        header_str(message, headers::SOURCE).ok_or(ParseError::MissingHeader(headers::SOURCE))?;
+    let provider = header_str(message, "provider").ok_or(ParseError::MissingHeader("provider"))?;
+    let received_at_ms = header_str(message, headers::RECEIVED_AT)
+        .and_then(|v| v.parse().ok())
+        .or_else(|| message.timestamp().to_millis())
+        .ok_or(ParseError::MissingHeader(headers::RECEIVED_AT))?;
+    let context = RawContext {
+        source,
+        provider,
+        received_at_ms,
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+    };
+    providers::parse(&context, body)
+}
+
+/// Sleeps, returning true if shutdown was requested meanwhile.
+async fn wait_or_shutdown(delay: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => *shutdown.borrow(),
+        _ = shutdown.changed() => true,
+    }
+}

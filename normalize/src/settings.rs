@@ -1,0 +1,30 @@
+//! Normalize's configuration.
+
+use common::kafka::KafkaSettings;
+use common::topics::TopicNames;
+use serde::Deserialize;
+
+/// Everything normalize is configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeSettings {
+    /// Consumer group on `webhooks.raw`.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Schema registry base URL (no trailing slash needed).
+    #[serde(default = "default_registry")]
+    pub schema_registry_url: String,
+    /// Kafka connection.
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+    /// Topic names.
+    #[serde(default)]
+    pub topics: TopicNames,
+}
+
+fn default_group() -> String {
+    "normalize".into()
+}
+fn default_registry() -> String {
+    "http://127.0.0.1:8081".into()
+}

@@ -1,0 +1,24 @@
+//! The canonical `PropertyEvent`: its Avro schema, Rust types and codec.
+//!
+//! `avro/property_event.avsc` is the source of truth; [`PropertyEvent`]
+//! mirrors it field for field. Normalize encodes events in the Confluent wire
+//! format (magic byte, 4-byte schema id, Avro binary) through the schema
+//! registry; dedupe forwards the bytes untouched; the sink decodes them with
+//! the writer's schema fetched by id, resolved against this crate's schema
+//! (so older and newer writers both decode, per Avro schema resolution).
+
+pub mod codec;
+pub mod property_event;
+pub mod wire;
+
+pub use codec::{CodecError, decode_datum, encode_datum, schema};
+pub use property_event::{
+    EventType, FieldChange, Lineage, Location, PropertyEvent, PropertySnapshot, PropertyType,
+    Provider, TransactionType,
+};
+
+/// The `PropertyEvent` schema text, as registered in the schema registry.
+pub const PROPERTY_EVENT_AVSC: &str = include_str!("../avro/property_event.avsc");
+
+/// Full name of the record, for record-name subject strategies.
+pub const PROPERTY_EVENT_NAME: &str = "estate.pipeline.PropertyEvent";

@@ -1,0 +1,246 @@
+//! Rust mirror of `avro/property_event.avsc`, field for field.
+//!
+//! Times are Unix milliseconds (Avro `timestamp-millis`). Enums carry an
+//! `Unknown` fallback, so a reader never fails on a symbol it does not know.
+
+use serde::{Deserialize, Serialize};
+
+/// One normalized real-estate event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropertyEvent {
+    /// The provider's event id, or one derived from the dedupe key.
+    pub event_id: String,
+    /// Key shared by every delivery of the same event.
+    pub dedupe_key: String,
+    /// Configured ingest source.
+    pub source: String,
+    /// Provider kind of the source.
+    pub provider: Provider,
+    /// The provider's identifier of the property.
+    pub provider_property_id: String,
+    /// `<source>:<provider_property_id>`.
+    pub property_key: String,
+    /// What happened.
+    pub event_type: EventType,
+    /// When the provider says it happened (Unix ms).
+    pub occurred_at: i64,
+    /// When ingest received the webhook (Unix ms).
+    pub received_at: i64,
+    /// Matching alert or saved search.
+    pub alert_id: Option<String>,
+    /// The field change, when there is one.
+    pub change: Option<FieldChange>,
+    /// The property snapshot, when the provider sends one.
+    pub property: Option<PropertySnapshot>,
+    /// Origin of the event.
+    pub lineage: Lineage,
+}
+
+/// Provider kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// The generic HMAC-signed "real-estate platform" envelope.
+    Generic,
+    /// Fluximmo alerts.
+    Fluximmo,
+    /// Stream.estate (notif.immo).
+    StreamEstate,
+    /// Immoteur property notifications.
+    Immoteur,
+    /// Any Standard Webhooks sender.
+    StandardWebhooks,
+    /// A provider this reader does not know.
+    Unknown,
+}
+
+/// Event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// A new listing.
+    Created,
+    /// A listing changed.
+    Updated,
+    /// The price changed.
+    PriceChanged,
+    /// The surface changed.
+    SurfaceChanged,
+    /// The pictures changed.
+    PicturesChanged,
+    /// The listing expired.
+    Expired,
+    /// The property was sold.
+    Sold,
+    /// Only the property's id was sent.
+    ReferenceOnly,
+    /// An event type this reader does not know.
+    Unknown,
+}
+
+impl EventType {
+    /// The Avro symbol (also the text stored in PostgreSQL).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::PriceChanged => "price_changed",
+            Self::SurfaceChanged => "surface_changed",
+            Self::PicturesChanged => "pictures_changed",
+            Self::Expired => "expired",
+            Self::Sold => "sold",
+            Self::ReferenceOnly => "reference_only",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// A single field's change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// Changed field, as the provider names it.
+    pub field: String,
+    /// Previous value as text.
+    pub old_value: Option<String>,
+    /// New value as text.
+    pub new_value: Option<String>,
+    /// Relative change in percent.
+    pub percent: Option<f64>,
+}
+
+/// Sale or rent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionType {
+    /// For sale.
+    Sale,
+    /// For rent.
+    Rent,
+    /// Not known.
+    Unknown,
+}
+
+/// Kind of property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropertyType {
+    /// Apartment or flat.
+    Apartment,
+    /// House.
+    House,
+    /// Land or plot.
+    Land,
+    /// Parking space or garage.
+    Parking,
+    /// Shop, office or other commercial premises.
+    Commercial,
+    /// Whole building.
+    Building,
+    /// Anything else the provider names.
+    Other,
+    /// Not known.
+    Unknown,
+}
+
+/// The property as described at the time of the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropertySnapshot {
+    /// Sale or rent.
+    pub transaction_type: TransactionType,
+    /// Kind of property.
+    pub property_type: PropertyType,
+    /// Listing title.
+    pub title: Option<String>,
+    /// Listing description.
+    pub description: Option<String>,
+    /// Price in the major unit of `currency`.
+    pub price: Option<f64>,
+    /// ISO 4217 code.
+    pub currency: Option<String>,
+    /// Price per m² of living surface.
+    pub price_per_m2: Option<f64>,
+    /// Living surface, m².
+    pub surface_m2: Option<f64>,
+    /// Land surface, m².
+    pub land_surface_m2: Option<f64>,
+    /// Rooms.
+    pub rooms: Option<i32>,
+    /// Bedrooms.
+    pub bedrooms: Option<i32>,
+    /// Bathrooms.
+    pub bathrooms: Option<i32>,
+    /// Floor number.
+    pub floor: Option<i32>,
+    /// Let furnished.
+    pub furnished: Option<bool>,
+    /// Listing status.
+    pub status: Option<String>,
+    /// Where the property is.
+    pub location: Location,
+    /// First seen by the provider (Unix ms).
+    pub first_seen_at: Option<i64>,
+    /// Last seen by the provider (Unix ms).
+    pub last_seen_at: Option<i64>,
+}
+
+impl PropertySnapshot {
+    /// An empty snapshot of unknown kind, to fill field by field.
+    pub fn empty() -> Self {
+        Self {
+            transaction_type: TransactionType::Unknown,
+            property_type: PropertyType::Unknown,
+            title: None,
+            description: None,
+            price: None,
+            currency: None,
+            price_per_m2: None,
+            surface_m2: None,
+            land_surface_m2: None,
+            rooms: None,
+            bedrooms: None,
+            bathrooms: None,
+            floor: None,
+            furnished: None,
+            status: None,
+            location: Location::default(),
+            first_seen_at: None,
+            last_seen_at: None,
+        }
+    }
+}
+
+/// Where a property is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Street address, one line.
+    pub address: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Postal code.
+    pub postcode: Option<String>,
+    /// INSEE municipality code.
+    pub insee_code: Option<String>,
+    /// Department or county.
+    pub department: Option<String>,
+    /// Region or state.
+    pub region: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+    /// Latitude.
+    pub latitude: Option<f64>,
+    /// Longitude.
+    pub longitude: Option<f64>,
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// Raw record's topic.
+    pub raw_topic: String,
+    /// Raw record's partition.
+    pub raw_partition: i32,
+    /// Raw record's offset.
+    pub raw_offset: i64,
+    /// Normalizer version.
+    pub normalizer_version: String,
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The project's test command (the one in the README, and what CI runs):
+# formatting and lints, then every unit and integration test. Integration
+# tests run against a real local stack (nisshi broker, PostgreSQL, the
+# development schema registry) started here on test ports in a throw-away
+# directory, so a running `scripts/stack.sh up` is not disturbed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+"$ROOT/scripts/install-deps.sh"
+
+echo "==> cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "==> cargo clippy" >&2
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+export ESTATE_HOME="${ESTATE_TEST_HOME:-$(mktemp -d /tmp/estate-test-stack.XXXXXX)}"
+export BROKER_PORT="${TEST_BROKER_PORT:-19092}"
+export REGISTRY_PORT="${TEST_REGISTRY_PORT:-18081}"
+export PG_PORT="${TEST_PG_PORT:-15432}"
+cleanup() {
+  "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
+  [[ -z "${ESTATE_TEST_HOME:-}" && "${KEEP_TEST_STACK:-0}" != 1 ]] && rm -rf "$ESTATE_HOME"
+}
+trap cleanup EXIT
+"$ROOT/scripts/stack.sh" infra
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export ESTATE_TEST_BROKERS="127.0.0.1:$BROKER_PORT"
+export ESTATE_TEST_REGISTRY="http://127.0.0.1:$REGISTRY_PORT"
+export ESTATE_TEST_PG_PORT="$PG_PORT"
+export ESTATE_TEST_BIN_DIR="$TARGET_DIR/debug"
+
+echo "==> cargo test (unit and integration tests)" >&2
+cargo test --workspace "$@"

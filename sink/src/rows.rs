@@ -1,0 +1,132 @@
+//! Row mapping: a decoded `PropertyEvent` and where it was read from, to the
+//! values of one `property_events` row and, when the event carries a
+//! snapshot, one `properties` row. Pure; the SQL lives in [`crate::store`].
+
+use schemas::{PropertyEvent, Provider};
+
+/// Where an event was consumed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// One event to write, with its position.
+#[derive(Debug, Clone)]
+pub struct EventToWrite {
+    /// The decoded event.
+    pub event: PropertyEvent,
+    /// Where it was read.
+    pub position: Position,
+}
+
+/// The provider as stored (kebab-case, as configured in ingest).
+pub fn provider_name(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Generic => "generic",
+        Provider::Fluximmo => "fluximmo",
+        Provider::StreamEstate => "stream-estate",
+        Provider::Immoteur => "immoteur",
+        Provider::StandardWebhooks => "standard-webhooks",
+        Provider::Unknown => "unknown",
+    }
+}
+
+/// The snapshot as the `jsonb` document stored in `properties.snapshot`.
+pub fn snapshot_json(event: &PropertyEvent) -> Option<String> {
+    event
+        .property
+        .as_ref()
+        .and_then(|p| serde_json::to_string(p).ok())
+}
+
+/// The whole event as the `jsonb` document in `property_events.event`.
+pub fn event_json(event: &PropertyEvent) -> String {
+    serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Milliseconds to the seconds PostgreSQL's `to_timestamp` takes.
+pub fn seconds(ms: i64) -> f64 {
+    // Millisecond timestamps fit f64 exactly up to year 285,000.
+    #[allow(clippy::cast_precision_loss)]
+    let s = ms as f64 / 1000.0;
+    s
+}
+
+/// The enum symbols stored in text columns.
+pub fn transaction_and_property_type(event: &PropertyEvent) -> (String, String) {
+    event.property.as_ref().map_or_else(
+        || ("unknown".to_string(), "unknown".to_string()),
+        |p| (enum_text(&p.transaction_type), enum_text(&p.property_type)),
+    )
+}
+
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::{EventType, Lineage, PropertySnapshot, PropertyType, TransactionType};
+
+    fn event() -> PropertyEvent {
+        let mut p = PropertySnapshot::empty();
+        p.transaction_type = TransactionType::Sale;
+        p.property_type = PropertyType::Apartment;
+        p.price = Some(1.0);
+        PropertyEvent {
+            event_id: "e".into(),
+            dedupe_key: "s:e".into(),
+            source: "s".into(),
+            provider: Provider::StreamEstate,
+            provider_property_id: "p".into(),
+            property_key: "s:p".into(),
+            event_type: EventType::Created,
+            occurred_at: 1500,
+            received_at: 2000,
+            alert_id: None,
+            change: None,
+            property: Some(p),
+            lineage: Lineage {
+                raw_topic: "t".into(),
+                raw_partition: 0,
+                raw_offset: 0,
+                normalizer_version: "v".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn maps_enums_and_documents() {
+        let e = event();
+        assert_eq!(provider_name(e.provider), "stream-estate");
+        assert_eq!(
+            transaction_and_property_type(&e),
+            ("sale".to_string(), "apartment".to_string())
+        );
+        let snapshot: serde_json::Value =
+            serde_json::from_str(&snapshot_json(&e).expect("snapshot")).expect("json");
+        assert_eq!(snapshot["price"], 1.0);
+        assert!(event_json(&e).contains("\"dedupe_key\":\"s:e\""));
+        assert!((seconds(1500) - 1.5).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn events_without_snapshot_have_no_property_document() {
+        let mut e = event();
+        e.property = None;
+        assert_eq!(snapshot_json(&e), None);
+        assert_eq!(
+            transaction_and_property_type(&e),
+            ("unknown".to_string(), "unknown".to_string())
+        );
+    }
+}

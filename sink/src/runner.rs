@@ -1,0 +1,407 @@
+//! The sink loop: `properties.events` → PostgreSQL.
+//!
+//! Exactly-once argument: the rows of a batch and the next offset of every
+//! partition in it are written in one database transaction. On every
+//! assignment (and so at start) the consumer is positioned at the offsets
+//! stored in the database before any record is fetched, so a batch is
+//! either fully in the database and never read again, or not at all and
+//! read again. Kafka's own committed offsets are only advisory. Rows are
+//! also unique on the dedupe key, so even a record read twice (an operator
+//! resetting offsets) lands once. Precondition: records are decoded and
+//! batched on this one thread, and a revoked partition's pending records are
+//! flushed inside the rebalance callback before the partition is released.
+//!
+//! PostgreSQL unavailable → the batch is retried with backoff; nothing is
+//! acknowledged meanwhile, so nothing is lost. A record that cannot be
+//! decoded goes to the DLQ with the reason, and its offset still advances.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use apache_avro::Schema;
+use common::headers;
+use common::produce::{OutRecord, send_all};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::producer::FutureProducer;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Message, Offset};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use tokio::runtime::Handle;
+
+use crate::rows::{EventToWrite, Position};
+use crate::settings::SinkSettings;
+use crate::store::{PostgresSink, Sink};
+
+/// Records read but not yet committed to the database.
+#[derive(Debug, Default)]
+struct Batch {
+    events: Vec<EventToWrite>,
+    next_offsets: HashMap<i32, i64>,
+    started: Option<Instant>,
+}
+
+/// What the consumer thread and its rebalance callback share.
+struct Shared {
+    sink: Mutex<PostgresSink>,
+    batch: Mutex<Batch>,
+    runtime: Handle,
+    group: String,
+    topic: String,
+    stopping: Arc<AtomicBool>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Writes the pending batch, retrying until it is committed. Returns the
+    /// committed offsets, or `None` if stopping interrupted the retries (the
+    /// records are then simply read again after restart).
+    fn flush(&self) -> Option<HashMap<i32, i64>> {
+        let batch = std::mem::take(&mut *lock(&self.batch));
+        if batch.next_offsets.is_empty() {
+            return Some(HashMap::new());
+        }
+        let mut attempt = 0u32;
+        loop {
+            let started = Instant::now();
+            let result = {
+                let mut sink = lock(&self.sink);
+                self.runtime.block_on(sink.write_batch(
+                    &self.group,
+                    &self.topic,
+                    &batch.events,
+                    &batch.next_offsets,
+                ))
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(
+                        events = batch.events.len(),
+                        commit_ms = started.elapsed().as_millis(),
+                        "batch committed"
+                    );
+                    return Some(batch.next_offsets);
+                }
+                Err(e) => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "stopping with an uncommitted batch; it will be read again");
+                        return None;
+                    }
+                    attempt += 1;
+                    let delay = Duration::from_millis(100 * u64::from(attempt.min(50)));
+                    tracing::warn!(error = %e, attempt, ?delay, "database write failed; retrying the batch");
+                    std::thread::sleep(delay);
+                }
+            }
+        }
+    }
+
+    /// The database's offsets, retried until PostgreSQL answers.
+    fn stored_offsets(&self) -> Option<HashMap<i32, i64>> {
+        let mut attempt = 0u32;
+        loop {
+            let result = {
+                let mut sink = lock(&self.sink);
+                self.runtime
+                    .block_on(sink.stored_offsets(&self.group, &self.topic))
+            };
+            match result {
+                Ok(offsets) => return Some(offsets),
+                Err(e) => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "cannot read stored offsets; retrying");
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt.min(25))));
+                }
+            }
+        }
+    }
+}
+
+/// Consumer context: seeks to the database's offsets on assignment, flushes
+/// before revocation.
+struct SinkContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for SinkContext {}
+
+impl ConsumerContext for SinkContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let Some(stored) = self.shared.stored_offsets() else {
+                    return;
+                };
+                let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                for partition in &partitions {
+                    if let Some(next) = stored.get(partition)
+                        && let Err(e) = tpl.set_partition_offset(
+                            &self.shared.topic,
+                            *partition,
+                            Offset::Offset(*next),
+                        )
+                    {
+                        tracing::error!(partition, error = %e, "cannot position partition");
+                    }
+                }
+                tracing::info!(
+                    ?partitions,
+                    ?stored,
+                    "partitions assigned at the database's offsets"
+                );
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!(error = %e, "assign failed");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let _ = self.shared.flush();
+                tracing::info!("partitions revoked after flushing");
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                tracing::error!(error = ?other, "rebalance error; releasing partitions");
+                *lock(&self.shared.batch) = Batch::default();
+                let _ = consumer.unassign();
+            }
+        }
+    }
+}
+
+/// The wired stage.
+pub struct SinkRunner {
+    consumer: BaseConsumer<SinkContext>,
+    shared: Arc<Shared>,
+    decoder: AvroDecoder,
+    writer_schemas: RefCell<HashMap<u32, Arc<Schema>>>,
+    producer: FutureProducer,
+    dlq_topic: String,
+    batch_max_events: usize,
+    batch_max_wait: Duration,
+}
+
+impl SinkRunner {
+    /// Migrates the database and connects to Kafka.
+    pub fn connect(
+        settings: &SinkSettings,
+        runtime: Handle,
+        stopping: Arc<AtomicBool>,
+    ) -> anyhow::Result<Self> {
+        let topic = settings.topics.events();
+        let dlq_topic = settings.topics.dlq();
+        let _ = common::kafka::check_topics(
+            &settings.kafka,
+            &[&topic, &dlq_topic],
+            Duration::from_secs(10),
+        )?;
+        let mut sink = PostgresSink::new(&settings.database_url);
+        runtime.block_on(async {
+            let client = sink.client().await?;
+            let applied = crate::migrate::apply(client).await?;
+            tracing::info!(applied, "database schema up to date");
+            anyhow::Ok(())
+        })?;
+        let sr = SrSettings::new_builder(
+            settings
+                .schema_registry_url
+                .trim_end_matches('/')
+                .to_string(),
+        )
+        .no_proxy()
+        .set_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| anyhow::anyhow!("invalid schema registry settings: {e}"))?;
+        let shared = Arc::new(Shared {
+            sink: Mutex::new(sink),
+            batch: Mutex::new(Batch::default()),
+            runtime,
+            group: settings.group.clone(),
+            topic: topic.clone(),
+            stopping,
+        });
+        let consumer: BaseConsumer<SinkContext> = settings
+            .kafka
+            .consumer(&settings.group)
+            .set("partition.assignment.strategy", "range")
+            .create_with_context(SinkContext {
+                shared: Arc::clone(&shared),
+            })
+            .context("cannot create the Kafka consumer")?;
+        consumer.subscribe(&[&topic])?;
+        tracing::info!(
+            input = %topic,
+            database = %crate::settings::redact_database_url(&settings.database_url),
+            "sink running"
+        );
+        Ok(Self {
+            consumer,
+            shared,
+            decoder: AvroDecoder::new(sr),
+            writer_schemas: RefCell::new(HashMap::new()),
+            producer: settings.kafka.producer().create()?,
+            dlq_topic,
+            batch_max_events: settings.batch_max_events.max(1),
+            batch_max_wait: Duration::from_millis(settings.batch_max_wait_ms),
+        })
+    }
+
+    /// Runs on the calling (non-async) thread until stopping is set.
+    pub fn run(self) -> anyhow::Result<()> {
+        while !self.shared.stopping.load(Ordering::Relaxed) {
+            let wait = {
+                let batch = lock(&self.shared.batch);
+                batch.started.map_or(Duration::from_millis(100), |s| {
+                    self.batch_max_wait.saturating_sub(s.elapsed())
+                })
+            };
+            match self.consumer.poll(wait) {
+                None => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Some(Ok(message)) => self.accept(&message),
+            }
+            let due = {
+                let batch = lock(&self.shared.batch);
+                batch.events.len() >= self.batch_max_events
+                    || batch
+                        .started
+                        .is_some_and(|s| s.elapsed() >= self.batch_max_wait)
+            };
+            if due {
+                self.flush_and_commit();
+            }
+        }
+        tracing::info!("sink stopping; flushing the last batch");
+        self.flush_and_commit();
+        Ok(())
+    }
+
+    fn flush_and_commit(&self) {
+        let Some(committed) = self.shared.flush() else {
+            return;
+        };
+        if committed.is_empty() {
+            return;
+        }
+        // Advisory only: the database's offsets are the ones that count.
+        let mut tpl = TopicPartitionList::new();
+        for (partition, next) in &committed {
+            let _ = tpl.add_partition_offset(&self.shared.topic, *partition, Offset::Offset(*next));
+        }
+        let _ = self.consumer.commit(&tpl, CommitMode::Async);
+    }
+
+    /// Decodes one record into the batch (or the DLQ).
+    fn accept(&self, message: &BorrowedMessage<'_>) {
+        let position = Position {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        let decoded = self.decode(message.payload().unwrap_or_default());
+        let mut batch = lock(&self.shared.batch);
+        let _ = batch.started.get_or_insert_with(Instant::now);
+        let _ = batch
+            .next_offsets
+            .insert(position.partition, position.offset + 1);
+        match decoded {
+            Ok(event) => batch.events.push(EventToWrite { event, position }),
+            Err(reason) => {
+                drop(batch);
+                self.dead_letter(message, &reason);
+            }
+        }
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<schemas::PropertyEvent, String> {
+        let (id, datum) = schemas::wire::split(bytes).map_err(|e| e.to_string())?;
+        let cached = self.writer_schemas.borrow().get(&id).cloned();
+        let schema = match cached {
+            Some(s) => s,
+            None => {
+                let mut attempt = 0u32;
+                let fetched = loop {
+                    match self.shared.runtime.block_on(self.decoder.get_schema(id)) {
+                        Ok(s) => break Arc::new(s.parsed.clone()),
+                        Err(e) if e.retriable && !self.shared.stopping.load(Ordering::Relaxed) => {
+                            attempt += 1;
+                            tracing::warn!(id, error = %e, "schema registry unavailable; retrying");
+                            self.decoder.remove_errors_from_cache();
+                            std::thread::sleep(Duration::from_millis(
+                                200 * u64::from(attempt.min(25)),
+                            ));
+                        }
+                        Err(e) => {
+                            self.decoder.remove_errors_from_cache();
+                            return Err(format!("cannot fetch writer schema {id}: {e}"));
+                        }
+                    }
+                };
+                let _ = self
+                    .writer_schemas
+                    .borrow_mut()
+                    .insert(id, Arc::clone(&fetched));
+                fetched
+            }
+        };
+        schemas::decode_datum(&schema, datum).map_err(|e| e.to_string())
+    }
+
+    fn dead_letter(&self, message: &BorrowedMessage<'_>, reason: &str) {
+        tracing::error!(
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            "undecodable event dead-lettered"
+        );
+        let mut record = OutRecord {
+            topic: self.dlq_topic.clone(),
+            partition: None,
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers: Vec::new(),
+        };
+        if let Some(original) = message.headers() {
+            for h in original.iter() {
+                record = record.header(h.key, h.value.unwrap_or_default());
+            }
+        }
+        let record = record
+            .header(headers::ERROR_STAGE, "sink")
+            .header(headers::ERROR_KIND, "decode")
+            .header(headers::ERROR_MESSAGE, reason)
+            .header(headers::ORIGIN_TOPIC, message.topic())
+            .header(headers::ORIGIN_PARTITION, message.partition().to_string())
+            .header(headers::ORIGIN_OFFSET, message.offset().to_string());
+        let records = [record];
+        while let Err(e) = self
+            .shared
+            .runtime
+            .block_on(send_all(&self.producer, &records))
+        {
+            if self.shared.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            tracing::warn!(error = %e, "cannot write to the DLQ; retrying");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Requests that fail verification or are malformed get a precise status
+//! and JSON error, and nothing reaches `webhooks.raw`.
+
+use pipeline_tests::{GENERIC_SECRET, Pipeline, fixture, unix_now};
+
+async fn assert_error(response: reqwest::Response, status: u16, error: &str) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["status"], "error", "{body}");
+    assert_eq!(body["error"], error, "{body}");
+    assert!(
+        !body.to_string().contains(GENERIC_SECRET),
+        "the secret leaked: {body}"
+    );
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_signatures_are_401_and_never_reach_kafka() {
+    let pipeline = Pipeline::start("rejected").await;
+    let body = fixture("generic/property.created.json");
+    let now = unix_now().to_string();
+    let sign =
+        |secret: &str, ts: &str| ingest::verify::hmac_timestamp::sign(secret.as_bytes(), ts, &body);
+
+    let wrong_secret = pipeline
+        .post(
+            "generic",
+            &[
+                ("x-webhook-timestamp", now.clone()),
+                ("x-webhook-signature", sign("not-the-secret", &now)),
+            ],
+            &body,
+        )
+        .await
+        .expect("answers");
+    let e = assert_error(wrong_secret, 401, "unauthorized").await;
+    assert_eq!(e["reason"], "bad_signature");
+
+    let stale_ts = (unix_now() - 301).to_string();
+    let stale = pipeline
+        .post(
+            "generic",
+            &[
+                ("x-webhook-timestamp", stale_ts.clone()),
+                ("x-webhook-signature", sign(GENERIC_SECRET, &stale_ts)),
+            ],
+            &body,
+        )
+        .await
+        .expect("answers");
+    let e = assert_error(stale, 401, "unauthorized").await;
+    assert_eq!(e["reason"], "stale_timestamp");
+
+    let missing = pipeline
+        .post("generic", &[("x-webhook-timestamp", now.clone())], &body)
+        .await
+        .expect("answers");
+    let e = assert_error(missing, 401, "unauthorized").await;
+    assert_eq!(e["reason"], "missing_header");
+
+    let mut tampered = body.clone();
+    let last = tampered.len() - 2;
+    tampered[last] = b' ';
+    let tampered_response = pipeline
+        .post(
+            "generic",
+            &[
+                ("x-webhook-timestamp", now.clone()),
+                ("x-webhook-signature", sign(GENERIC_SECRET, &now)),
+            ],
+            &tampered,
+        )
+        .await
+        .expect("answers");
+    let _ = assert_error(tampered_response, 401, "unauthorized").await;
+
+    assert!(
+        pipeline.read_topic(&pipeline.topics.raw()).is_empty(),
+        "rejected requests must not reach webhooks.raw"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_get_precise_statuses() {
+    let pipeline = Pipeline::start("malformed").await;
+    let now = unix_now().to_string();
+    let not_json = b"not json at all";
+    let sig = ingest::verify::hmac_timestamp::sign(GENERIC_SECRET.as_bytes(), &now, not_json);
+    let r = pipeline
+        .post(
+            "generic",
+            &[
+                ("x-webhook-timestamp", now.clone()),
+                ("x-webhook-signature", sig),
+            ],
+            not_json,
+        )
+        .await
+        .expect("answers");
+    let _ = assert_error(r, 400, "invalid_json").await;
+
+    let r = pipeline.post_generic(b"{}").await.expect("answers");
+    assert_eq!(
+        r.status(),
+        200,
+        "a signed JSON body is accepted even if normalize will refuse it"
+    );
+
+    let r = pipeline.post("nowhere", &[], b"{}").await.expect("answers");
+    let _ = assert_error(r, 404, "unknown_source").await;
+
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhooks/generic", pipeline.ingest_url))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("answers");
+    let _ = assert_error(r, 415, "unsupported_media_type").await;
+
+    let r = reqwest::get(format!("{}/webhooks/generic", pipeline.ingest_url))
+        .await
+        .expect("answers");
+    let _ = assert_error(r, 405, "method_not_allowed").await;
+
+    let big = vec![b' '; 1024 * 1024 + 1];
+    let r = pipeline.post_generic(&big).await.expect("answers");
+    let _ = assert_error(r, 413, "payload_too_large").await;
+
+    assert_eq!(
+        pipeline.read_topic(&pipeline.topics.raw()).len(),
+        1,
+        "only the one valid request reached webhooks.raw"
+    );
+}

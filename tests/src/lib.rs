@@ -1,0 +1,535 @@
+//! Test harness: isolated pipelines on the shared local stack.
+//!
+//! `scripts/test.sh` starts the real infrastructure once (nisshi broker,
+//! PostgreSQL, the development registry) and passes its addresses in
+//! `ESTATE_TEST_*` variables. Each test then starts its own [`Pipeline`]:
+//! its own topic prefix, consumer groups and database, and its own four
+//! service processes, which it can kill (`SIGKILL`) and restart. Tests
+//! therefore run in parallel without seeing each other's records.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::topics::TopicNames;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// The shared infrastructure, from the environment `scripts/test.sh` sets.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Schema registry base URL.
+    pub registry_url: String,
+    /// PostgreSQL port on 127.0.0.1.
+    pub pg_port: u16,
+    /// Directory holding the built binaries.
+    pub bin_dir: PathBuf,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests through scripts/test.sh, which starts the local stack")
+    })
+}
+
+impl Stack {
+    /// Reads the stack's addresses from the environment.
+    pub fn from_env() -> Self {
+        Self {
+            brokers: env("ESTATE_TEST_BROKERS"),
+            registry_url: env("ESTATE_TEST_REGISTRY"),
+            pg_port: env("ESTATE_TEST_PG_PORT")
+                .parse()
+                .expect("ESTATE_TEST_PG_PORT is a port"),
+            bin_dir: PathBuf::from(env("ESTATE_TEST_BIN_DIR")),
+        }
+    }
+
+    /// A PostgreSQL connection string for `dbname` as `user`.
+    pub fn pg_url(&self, user: &str, dbname: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={dbname}",
+            self.pg_port
+        )
+    }
+}
+
+/// The four services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// HTTP ingest.
+    Ingest,
+    /// Normalize.
+    Normalize,
+    /// Dedupe.
+    Dedupe,
+    /// PostgreSQL sink.
+    Sink,
+}
+
+impl Service {
+    /// Every service, in pipeline order.
+    pub const ALL: [Service; 4] = [
+        Service::Ingest,
+        Service::Normalize,
+        Service::Dedupe,
+        Service::Sink,
+    ];
+
+    /// Binary name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Normalize => "normalize",
+            Self::Dedupe => "dedupe",
+            Self::Sink => "sink",
+        }
+    }
+}
+
+/// The development secret of the test pipelines' `generic` source.
+pub const GENERIC_SECRET: &str = "test-generic-secret";
+
+/// One isolated pipeline.
+pub struct Pipeline {
+    /// The shared infrastructure.
+    pub stack: Stack,
+    /// Topic names (with this pipeline's prefix).
+    pub topics: TopicNames,
+    /// This pipeline's database.
+    pub database: String,
+    /// Base URL of this pipeline's ingest.
+    pub ingest_url: String,
+    ingest_port: u16,
+    dir: PathBuf,
+    children: HashMap<Service, Child>,
+    http: reqwest::Client,
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads a fixture from `tests/fixtures/`.
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", full.display()))
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl Pipeline {
+    /// Creates topics and a database for `name`, and starts all four services.
+    pub async fn start(name: &str) -> Self {
+        let stack = Stack::from_env();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let tag = format!("{}_{}", name.replace('-', "_"), &id[..8]);
+        let topics = TopicNames {
+            prefix: format!("t.{tag}."),
+            ..TopicNames::default()
+        };
+        let dir = std::env::temp_dir().join(format!("estate-test-{tag}"));
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        let status = Command::new(stack.bin_dir.join("create-topics"))
+            .args(["--brokers", &stack.brokers, "--prefix", &topics.prefix])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run create-topics");
+        assert!(
+            status.success(),
+            "create-topics failed for {}",
+            topics.prefix
+        );
+        let database = format!("t_{tag}");
+        let (admin, connection) =
+            tokio_postgres::connect(&stack.pg_url("postgres", "postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the stack's PostgreSQL as postgres");
+        let _conn = tokio::spawn(connection);
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database} OWNER estate"))
+            .await
+            .expect("create the test database");
+        let ingest_port = free_port();
+        let ingest_config = dir.join("ingest.toml");
+        std::fs::write(
+            &ingest_config,
+            format!(
+                "[[sources]]\nname = \"generic\"\nprovider = \"generic\"\n\
+                 [[sources.checks]]\nkind = \"hmac-sha256\"\n\
+                 secrets = [{{ label = \"test\", value = \"{GENERIC_SECRET}\" }}]\n"
+            ),
+        )
+        .expect("write the ingest config");
+        let mut pipeline = Self {
+            stack,
+            topics,
+            database,
+            ingest_url: format!("http://127.0.0.1:{ingest_port}"),
+            ingest_port,
+            dir,
+            children: HashMap::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client"),
+        };
+        for service in Service::ALL {
+            pipeline.spawn(service);
+        }
+        pipeline.wait_ready().await;
+        pipeline
+    }
+
+    fn env_for(&self, service: Service) -> Vec<(String, String)> {
+        let upper = service.name().to_ascii_uppercase();
+        let mut vars = vec![
+            (
+                format!("{upper}__KAFKA__BROKERS"),
+                self.stack.brokers.clone(),
+            ),
+            (
+                format!("{upper}__TOPICS__PREFIX"),
+                self.topics.prefix.clone(),
+            ),
+        ];
+        match service {
+            Service::Ingest => {
+                vars.push((
+                    "INGEST__LISTEN".into(),
+                    format!("127.0.0.1:{}", self.ingest_port),
+                ));
+                vars.push((
+                    "INGEST_CONFIG".into(),
+                    self.dir.join("ingest.toml").display().to_string(),
+                ));
+            }
+            Service::Normalize | Service::Dedupe | Service::Sink => {
+                vars.push((
+                    format!("{upper}__GROUP"),
+                    format!("{}{}", self.topics.prefix, service.name()),
+                ));
+            }
+        }
+        match service {
+            Service::Normalize | Service::Sink => {
+                vars.push((
+                    format!("{upper}__SCHEMA_REGISTRY_URL"),
+                    self.stack.registry_url.clone(),
+                ));
+            }
+            _ => {}
+        }
+        if service == Service::Sink {
+            vars.push((
+                "SINK__DATABASE_URL".into(),
+                self.stack.pg_url("estate", &self.database),
+            ));
+            vars.push(("SINK__BATCH_MAX_WAIT_MS".into(), "20".into()));
+        }
+        vars
+    }
+
+    /// Starts `service` (logging to the test directory).
+    pub fn spawn(&mut self, service: Service) {
+        let log_path = self.dir.join(format!("{}.log", service.name()));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open the service log");
+        let child = Command::new(self.stack.bin_dir.join(service.name()))
+            .envs(self.env_for(service))
+            .env(
+                "RUST_LOG",
+                std::env::var("ESTATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", service.name()));
+        let _ = self.children.insert(service, child);
+    }
+
+    /// Kills `service` with SIGKILL (a crash, not a clean stop).
+    pub fn kill(&mut self, service: Service) {
+        if let Some(mut child) = self.children.remove(&service) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills and starts `service` again; waits for ingest to be ready.
+    pub async fn restart(&mut self, service: Service) {
+        self.kill(service);
+        self.spawn(service);
+        if service == Service::Ingest {
+            self.wait_ready().await;
+        }
+    }
+
+    /// Waits until ingest answers `/readyz` with 200 (30 s at most).
+    pub async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/readyz", self.ingest_url))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            let exited = self.children.iter_mut().find_map(|(service, child)| {
+                child
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .map(|status| (*service, status))
+            });
+            if let Some((service, status)) = exited {
+                panic!(
+                    "{} exited at start ({status}):\n{}",
+                    service.name(),
+                    self.log_tail(service)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ingest not ready in 30 s:\n{}",
+                self.log_tail(Service::Ingest)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The last lines of a service's log.
+    pub fn log_tail(&self, service: Service) -> String {
+        let text = std::fs::read_to_string(self.dir.join(format!("{}.log", service.name())))
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// All service logs' tails, for assertion messages.
+    pub fn all_logs(&self) -> String {
+        Service::ALL
+            .iter()
+            .map(|s| format!("--- {} ---\n{}", s.name(), self.log_tail(*s)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A client for this pipeline's ingest, usable from other tasks.
+    pub fn client(&self) -> IngestClient {
+        IngestClient {
+            http: self.http.clone(),
+            url: self.ingest_url.clone(),
+        }
+    }
+
+    /// POSTs `body` to `/webhooks/{source}` with `headers`.
+    pub async fn post(
+        &self,
+        source: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> reqwest::Result<reqwest::Response> {
+        self.client().post(source, headers, body).await
+    }
+
+    /// POSTs `body` to the generic source, signed now with the test secret.
+    pub async fn post_generic(&self, body: &[u8]) -> reqwest::Result<reqwest::Response> {
+        self.client().post_generic(body).await
+    }
+
+    /// Delivers `body` like a provider does: retries until a 200 (60 s at most).
+    pub async fn deliver_generic(&self, body: &[u8]) {
+        self.client().deliver_generic(body).await;
+    }
+
+    /// A connection to this pipeline's database.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(
+            &self.stack.pg_url("estate", &self.database),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect to the test database");
+        let _conn = tokio::spawn(connection);
+        client
+    }
+
+    /// Runs a `SELECT count(*) ...` and returns the count (0 if the table is not there yet).
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self.db().await.query_one(sql, &[]).await {
+            Ok(row) => row.get(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Polls `sql` until it returns `expected` (or `timeout` passes); returns the last count.
+    pub async fn wait_for_count(&self, sql: &str, expected: i64, timeout: Duration) -> i64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.count(sql).await;
+            if n == expected || Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every record currently on `topic`, all partitions, in partition then offset order.
+    pub fn read_topic(&self, topic: &str) -> Vec<OwnedMessage> {
+        read_topic(&self.stack.brokers, topic)
+    }
+}
+
+/// Sends webhooks to one pipeline's ingest.
+#[derive(Debug, Clone)]
+pub struct IngestClient {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl IngestClient {
+    /// POSTs `body` to `/webhooks/{source}` with `headers`.
+    pub async fn post(
+        &self,
+        source: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/{source}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        request.send().await
+    }
+
+    /// POSTs `body` to the generic source, signed now with the test secret.
+    pub async fn post_generic(&self, body: &[u8]) -> reqwest::Result<reqwest::Response> {
+        let ts = unix_now().to_string();
+        let sig = ingest::verify::hmac_timestamp::sign(GENERIC_SECRET.as_bytes(), &ts, body);
+        self.post(
+            "generic",
+            &[("x-webhook-timestamp", ts), ("x-webhook-signature", sig)],
+            body,
+        )
+        .await
+    }
+
+    /// Delivers `body` like a provider does: retries on errors and 5xx until
+    /// a 200 (60 s at most); any 4xx fails the test.
+    pub async fn deliver_generic(&self, body: &[u8]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.post_generic(body).await {
+                Ok(r) if r.status().is_success() => return,
+                Ok(r) => assert!(
+                    r.status().is_server_error(),
+                    "delivery refused with {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                ),
+                Err(_) => {}
+            }
+            assert!(Instant::now() < deadline, "no 200 within 60 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Every record currently on `topic` (to the high watermarks read now).
+pub fn read_topic(brokers: &str, topic: &str) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("reader");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .expect("topic metadata");
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut out = Vec::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(5))
+            .expect("watermarks");
+        if high <= low {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(low))
+            .expect("partition offset");
+        consumer.assign(&tpl).expect("assign");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    let done = m.offset() >= high - 1;
+                    out.push(m.detach());
+                    if done {
+                        break;
+                    }
+                }
+                Some(Err(e)) => panic!("reading {topic}/{partition}: {e}"),
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+/// The value of header `name` on a detached record.
+pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "service logs ({}):\n{}",
+                self.dir.display(),
+                self.all_logs()
+            );
+        }
+        for (_, mut child) in self.children.drain() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
