@@ -1,8 +1,40 @@
-//! Dead letters: a raw record that yields no event goes to `webhooks.dlq`
+//! Dead letters: a record a stage cannot handle goes to `webhooks.dlq`
 //! unchanged (same key, same value, same headers), plus headers that say
 //! which stage failed, why, and where the record came from.
 
-use common::headers;
+use rdkafka::Message;
+
+use crate::headers;
+use crate::produce::OutRecord;
+
+/// The dead letter for `message`: its key, value and headers unchanged,
+/// plus the error and origin headers, addressed to `dlq_topic`.
+pub fn dead_letter<M: Message>(
+    message: &M,
+    dlq_topic: &str,
+    stage: &str,
+    kind: &str,
+    reason: &str,
+) -> OutRecord {
+    let record = OutRecord {
+        topic: dlq_topic.to_string(),
+        partition: None,
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+        headers: Vec::new(),
+    }
+    .with_headers_of(message, &[]);
+    error_headers(
+        stage,
+        kind,
+        reason,
+        message.topic(),
+        message.partition(),
+        message.offset(),
+    )
+    .into_iter()
+    .fold(record, |r, (k, v)| r.header(k, v))
+}
 
 /// The error headers added to a dead letter (DESIGN.md, "Topics").
 pub fn error_headers(

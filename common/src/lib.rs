@@ -7,6 +7,7 @@
 //! Anything with business logic belongs in a stage crate instead.
 
 pub mod config;
+pub mod dead_letter;
 pub mod headers;
 pub mod kafka;
 pub mod produce;

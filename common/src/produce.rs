@@ -5,8 +5,9 @@
 //! one input record (or one batch) to [`send_all`], and commit only on `Ok`.
 
 use futures::future::join_all;
+use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -29,6 +30,17 @@ pub struct OutRecord {
 }
 
 impl OutRecord {
+    /// Appends every header of `message` except those named in `skip`.
+    pub fn with_headers_of<M: Message>(mut self, message: &M, skip: &[&str]) -> Self {
+        if let Some(headers) = message.headers() {
+            for h in headers.iter().filter(|h| !skip.contains(&h.key)) {
+                self.headers
+                    .push((h.key.to_string(), h.value.unwrap_or_default().to_vec()));
+            }
+        }
+        self
+    }
+
     /// Appends a header.
     pub fn header(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push((key.into(), value.into()));

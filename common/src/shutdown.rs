@@ -1,5 +1,8 @@
 //! The shutdown signal every service waits on (SIGTERM or Ctrl-C).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::watch;
 
 /// Resolves when the process receives SIGTERM or SIGINT.
@@ -26,6 +29,24 @@ pub async fn signal() {
         () = term => {}
     }
     tracing::info!("shutdown signal received");
+}
+
+/// For stages whose consumer loop runs on a plain thread (so rdkafka's
+/// rebalance callback can block): a small runtime for the async clients
+/// they use, and a flag set when the shutdown signal arrives, which the loop
+/// polls.
+pub fn runtime_with_stop_flag() -> std::io::Result<(tokio::runtime::Runtime, Arc<AtomicBool>)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let stopping = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stopping);
+    let _signal = runtime.spawn(async move {
+        signal().await;
+        flag.store(true, Ordering::Relaxed);
+    });
+    Ok((runtime, stopping))
 }
 
 /// A flag that blocking loops (consumer threads) can poll, set on shutdown.

@@ -1,13 +1,10 @@
 //! `dedupe` binary: settings, signals, and the loop in [`dedupe::runner`] on
 //! its own thread (rdkafka's consumer and the rebalance callback run there).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use clap::Parser;
 use dedupe::runner::Deduper;
 use dedupe::settings::DedupeSettings;
+use std::path::PathBuf;
 
 /// Forwards each normalized event once: reads `properties.normalized`, drops
 /// events whose dedupe key was seen within the TTL, writes first sightings to
@@ -29,16 +26,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     common::telemetry::init("dedupe");
     let settings: DedupeSettings = common::config::load("DEDUPE", args.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let stopping = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stopping);
-    let _signal = runtime.spawn(async move {
-        common::shutdown::signal().await;
-        flag.store(true, Ordering::Relaxed);
-    });
+    let (runtime, stopping) = common::shutdown::runtime_with_stop_flag()?;
     let deduper = Deduper::connect(&settings, runtime.handle().clone(), stopping)?;
     deduper.run()
 }

@@ -33,7 +33,7 @@ use common::kafka::{KafkaSettings, header_str};
 use common::produce::{OutRecord, send_all};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
@@ -359,19 +359,15 @@ impl Deduper {
     }
 
     fn forward(&self, message: &BorrowedMessage<'_>, partition: i32, key: &str) -> bool {
-        let mut output = OutRecord {
+        let output = OutRecord {
             topic: self.shared.events_topic.clone(),
             partition: Some(partition),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
             headers: Vec::new(),
-        };
-        if let Some(original) = message.headers() {
-            for h in original.iter().filter(|h| h.key != headers::SOURCE_OFFSET) {
-                output = output.header(h.key, h.value.unwrap_or_default());
-            }
         }
-        output = output.header(headers::SOURCE_OFFSET, message.offset().to_string());
+        .with_headers_of(message, &[headers::SOURCE_OFFSET])
+        .header(headers::SOURCE_OFFSET, message.offset().to_string());
         let mut records = vec![output.clone()];
         if header_str(message, HAS_SNAPSHOT) == Some("true") {
             records.push(OutRecord {

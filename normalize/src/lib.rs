@@ -2,11 +2,10 @@
 //!
 //! Parsers are pure functions from a raw record (headers and bytes) to
 //! events, one module per provider under [`providers`]. What cannot be
-//! parsed becomes a dead letter ([`dlq`]) with the reason in its headers;
+//! parsed becomes a dead letter (`common::dead_letter`) with the reason in its headers;
 //! nothing is dropped silently. [`runner`] wires them to Kafka and the
 //! schema registry.
 
-pub mod dlq;
 pub mod providers;
 pub mod runner;
 pub mod settings;

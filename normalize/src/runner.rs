@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use common::dead_letter::dead_letter;
 use common::headers;
 use common::kafka::header_str;
 use common::produce::{OutRecord, send_all};
@@ -22,7 +23,7 @@ use rdkafka::Message;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use schema_registry_converter::async_impl::avro::AvroEncoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
@@ -32,7 +33,6 @@ use schema_registry_converter::schema_registry_common::{
 use schemas::PropertyEvent;
 use tokio::sync::watch;
 
-use crate::dlq;
 use crate::providers::{self, ParseError, RawContext};
 use crate::settings::NormalizeSettings;
 
@@ -298,29 +298,7 @@ impl Normalizer {
             partition = message.partition(),
             "dead-lettered"
         );
-        let mut record = OutRecord {
-            topic: self.dlq_topic.clone(),
-            partition: None,
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers: Vec::new(),
-        };
-        if let Some(original) = message.headers() {
-            for h in original.iter() {
-                record = record.header(h.key, h.value.unwrap_or_default());
-            }
-        }
-        for (k, v) in dlq::error_headers(
-            STAGE,
-            kind,
-            reason,
-            message.topic(),
-            message.partition(),
-            message.offset(),
-        ) {
-            record = record.header(k, v);
-        }
-        record
+        dead_letter(message, &self.dlq_topic, STAGE, kind, reason)
     }
 }
 

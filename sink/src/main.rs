@@ -1,13 +1,10 @@
 //! `sink` binary: settings, signals, and the loop in [`sink::runner`] on its
 //! own thread (rdkafka's consumer and the rebalance callback run there).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use clap::Parser;
 use sink::runner::SinkRunner;
 use sink::settings::SinkSettings;
+use std::path::PathBuf;
 
 /// Writes unique property events from `properties.events` into PostgreSQL:
 /// `properties` (latest state per property) and `property_events` (one row
@@ -30,16 +27,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     common::telemetry::init("sink");
     let settings: SinkSettings = common::config::load("SINK", args.config.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let stopping = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stopping);
-    let _signal = runtime.spawn(async move {
-        common::shutdown::signal().await;
-        flag.store(true, Ordering::Relaxed);
-    });
+    let (runtime, stopping) = common::shutdown::runtime_with_stop_flag()?;
     let runner = SinkRunner::connect(&settings, runtime.handle().clone(), stopping)?;
     runner.run()
 }

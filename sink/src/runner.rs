@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use apache_avro::Schema;
-use common::headers;
-use common::produce::{OutRecord, send_all};
+use common::dead_letter::dead_letter;
+use common::produce::send_all;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
@@ -372,25 +372,7 @@ impl SinkRunner {
             reason,
             "undecodable event dead-lettered"
         );
-        let mut record = OutRecord {
-            topic: self.dlq_topic.clone(),
-            partition: None,
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers: Vec::new(),
-        };
-        if let Some(original) = message.headers() {
-            for h in original.iter() {
-                record = record.header(h.key, h.value.unwrap_or_default());
-            }
-        }
-        let record = record
-            .header(headers::ERROR_STAGE, "sink")
-            .header(headers::ERROR_KIND, "decode")
-            .header(headers::ERROR_MESSAGE, reason)
-            .header(headers::ORIGIN_TOPIC, message.topic())
-            .header(headers::ORIGIN_PARTITION, message.partition().to_string())
-            .header(headers::ORIGIN_OFFSET, message.offset().to_string());
+        let record = dead_letter(message, &self.dlq_topic, "sink", "decode", reason);
         let records = [record];
         while let Err(e) = self
             .shared
