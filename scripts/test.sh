@@ -10,6 +10,18 @@ cd "$ROOT"
 
 "$ROOT/scripts/install-deps.sh"
 
+# Python's stock confluent-kafka client, to prove the wire format and the
+# development registry against a client we did not write. Cached by version.
+PY_ENV="${XDG_CACHE_HOME:-$HOME/.cache}/estate-pipeline/py-$(sha256sum tests/python/requirements.txt | cut -c1-12)"
+if [[ ! -x "$PY_ENV/bin/python" ]]; then
+  echo "==> installing the Python test client into $PY_ENV" >&2
+  rm -rf "$PY_ENV.partial"
+  python3 -m venv "$PY_ENV.partial"
+  "$PY_ENV.partial/bin/pip" install -q -r tests/python/requirements.txt
+  mv "$PY_ENV.partial" "$PY_ENV"
+fi
+export ESTATE_TEST_PYTHON="$PY_ENV/bin/python"
+
 echo "==> cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "==> cargo clippy" >&2

@@ -149,4 +149,32 @@ async fn normalized_values_decode_with_the_registry_schema_by_id() {
     .await
     .expect("JSON");
     assert_eq!(latest["id"].as_u64(), Some(u64::from(id)), "{latest}");
+
+    // And with a stock client we did not write: Python's confluent-kafka
+    // AvroDeserializer, which asks the registry for the schema by id.
+    let python = std::env::var("ESTATE_TEST_PYTHON")
+        .expect("ESTATE_TEST_PYTHON is set by scripts/test.sh (confluent-kafka venv)");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/decode_topic.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args(["--brokers", &pipeline.stack.brokers])
+        .args(["--registry", &pipeline.stack.registry_url])
+        .args(["--topic", &pipeline.topics.normalized()])
+        .args(["--count", "1"])
+        .output()
+        .expect("run the Python decoder");
+    assert!(
+        output.status.success(),
+        "Python AvroDeserializer failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let decoded: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object from Python");
+    assert_eq!(decoded["dedupe_key"], "generic:evt_123456");
+    assert_eq!(decoded["event_type"], "created");
+    assert_eq!(decoded["property"]["price"], 750_000.0);
+    assert_eq!(
+        decoded["property"]["location"]["address"],
+        "123 Main St, New York, NY 10001"
+    );
 }

@@ -394,6 +394,37 @@ impl Pipeline {
         }
     }
 
+    /// Produces `records` directly (to stage what a crashed service left behind).
+    pub async fn produce(&self, records: &[common::produce::OutRecord]) {
+        let producer: rdkafka::producer::FutureProducer = common::kafka::KafkaSettings {
+            brokers: self.stack.brokers.clone(),
+            ..common::kafka::KafkaSettings::default()
+        }
+        .producer()
+        .create()
+        .expect("producer");
+        let _ = common::produce::send_all(&producer, records)
+            .await
+            .expect("records stored");
+    }
+
+    /// Waits until `topic` holds at least `n` records (or `timeout` passes); returns them.
+    pub async fn wait_for_records(
+        &self,
+        topic: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<OwnedMessage> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let records = self.read_topic(topic);
+            if records.len() >= n || Instant::now() >= deadline {
+                return records;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every record currently on `topic`, all partitions, in partition then offset order.
     pub fn read_topic(&self, topic: &str) -> Vec<OwnedMessage> {
         read_topic(&self.stack.brokers, topic)
