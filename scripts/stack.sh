@@ -211,13 +211,19 @@ status() {
 
 case "${1:-}" in
   up)
-    trap 'echo; say "stopping"; down; exit 0' INT TERM
+    # Stopping must finish even if the terminal or a pipe is gone: ignore a
+    # second Ctrl-C and SIGPIPE while everything is stopped.
+    on_stop() { trap '' INT TERM PIPE; say "stopping" || true; down || true; exit 0; }
+    trap on_stop INT TERM
     start_infra
     start_services
     print_welcome
     while true; do
       for s in ingest normalize dedupe sink registry broker; do
-        pid_alive "$s" || { say "$s stopped unexpectedly; see $LOGS/$s.log"; }
+        if ! pid_alive "$s" && [[ " ${reported:-} " != *" $s "* ]]; then
+          say "$s stopped unexpectedly; see $LOGS/$s.log"
+          reported="${reported:-} $s"
+        fi
       done
       sleep 5 & wait $!
     done
