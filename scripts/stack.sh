@@ -81,26 +81,43 @@ install() {
   (cd "$ROOT" && cargo build --profile "$PROFILE" --workspace --bins --quiet)
 }
 
+# Where the cluster lives. PostgreSQL refuses to run as root, so as root it
+# runs as the `postgres` user, which must be able to reach its directory:
+# $ESTATE_HOME/pg when it can (e.g. under /tmp), else a directory of its own
+# under /var/lib/postgresql, named after $ESTATE_HOME so each stack keeps
+# its own data (root's home is not open to other users).
+pg_dir() {
+  if [[ -n "${ESTATE_PG_DIR:-}" ]]; then echo "$ESTATE_PG_DIR"; return; fi
+  if [[ $(id -u) -ne 0 ]]; then echo "$ESTATE_HOME/pg"; return; fi
+  # Our own data directory may be opened for traversal; its parents are not ours to change.
+  chmod o+x "$ESTATE_HOME" 2>/dev/null || true
+  if runuser -u postgres -- test -x "$ESTATE_HOME" 2>/dev/null; then
+    echo "$ESTATE_HOME/pg"
+  else
+    echo "/var/lib/postgresql/estate-pipeline-$(printf '%s' "$ESTATE_HOME" | sha256sum | cut -c1-12)"
+  fi
+}
+
 start_postgres() {
-  local data="$ESTATE_HOME/pg"
+  local dir data log
+  dir="$(pg_dir)"; data="$dir/data"; log="$dir/postgres.log"
+  mkdir -p "$dir"
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$dir"
+  ln -sfn "$log" "$LOGS/postgres.log"
   if [[ ! -f "$data/PG_VERSION" ]]; then
     say "creating the PostgreSQL cluster in $data"
-    mkdir -p "$data"
-    [[ $(id -u) -eq 0 ]] && chown postgres: "$data"
-    chmod 700 "$data"
-    as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >>"$LOGS/postgres.log" 2>&1
+    as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >>"$log.init" 2>&1 \
+      || { tail -n 20 "$log.init" >&2; die "initdb failed (log: $log.init)"; }
   fi
   if [[ -f "$data/postmaster.pid" ]] && as_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     say "PostgreSQL already running"
   else
     port_open "$PG_PORT" && die "port $PG_PORT is taken by another program; set PG_PORT to a free port"
-    [[ $(id -u) -eq 0 ]] && chown postgres: "$LOGS/postgres.log" 2>/dev/null || true
-    touch "$LOGS/postgres.log"; [[ $(id -u) -eq 0 ]] && chown postgres: "$LOGS/postgres.log"
-    as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w -t 30 \
-      -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null \
-      || { tail -n 20 "$LOGS/postgres.log" >&2; die "PostgreSQL did not start"; }
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$log" -w -t 30 \
+      -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1" start >/dev/null \
+      || { tail -n 20 "$log" >&2; die "PostgreSQL did not start (log: $log)"; }
   fi
-  echo "pg_ctl" >"$RUN/postgres.managed"
+  echo "$data" >"$RUN/postgres.data"
   # The stack's own role and database (trust auth on loopback: development only).
   "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qtAc \
     "SELECT 1 FROM pg_roles WHERE rolname='estate'" | grep -q 1 \
@@ -111,12 +128,13 @@ start_postgres() {
 }
 
 stop_postgres() {
-  local data="$ESTATE_HOME/pg"
-  [[ -f "$RUN/postgres.managed" ]] || return 0
+  local data
+  [[ -f "$RUN/postgres.data" ]] || return 0
+  data="$(cat "$RUN/postgres.data")"
   if [[ -f "$data/postmaster.pid" ]]; then
     as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 && echo "stopped postgres" >&2 || true
   fi
-  rm -f "$RUN/postgres.managed"
+  rm -f "$RUN/postgres.data"
 }
 
 start_infra() {
