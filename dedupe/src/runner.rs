@@ -18,6 +18,10 @@
 //! order, on this thread; the rebalance callback runs on the same thread,
 //! so nothing is in flight when partitions are revoked.
 //!
+//! Keys are remembered for the TTL (default 7 days, longer than any
+//! provider's retry schedule); a periodic sweep forgets older keys and writes
+//! their tombstones, so `dedupe.seen` stays bounded once compacted.
+//!
 //! Where the broker supports transactions the same loop could commit all
 //! three in one transaction; the local broker refuses them, so this mode is
 //! the one implemented and logged at start.
@@ -25,7 +29,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use common::headers;
@@ -62,6 +66,8 @@ pub struct Counters {
     pub forwarded: AtomicU64,
     /// Duplicates dropped.
     pub duplicates: AtomicU64,
+    /// Keys expired after the TTL.
+    pub expired: AtomicU64,
 }
 
 /// What the consumer thread and its rebalance callback share.
@@ -230,6 +236,7 @@ pub struct Deduper {
     consumer: BaseConsumer<DedupeContext>,
     shared: Arc<Shared>,
     ttl_ms: i64,
+    expiry_interval: Duration,
     latest_topic: String,
     /// Counters.
     pub counters: Arc<Counters>,
@@ -289,6 +296,7 @@ impl Deduper {
             consumer,
             shared,
             ttl_ms: i64::try_from(settings.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
             latest_topic: topics.latest(),
             counters: Arc::new(Counters::default()),
         })
@@ -296,7 +304,14 @@ impl Deduper {
 
     /// Runs on the calling (non-async) thread until `stopping` is set.
     pub fn run(self) -> anyhow::Result<()> {
+        let mut last_sweep: Option<Instant> = None;
         while !self.shared.stopping.load(Ordering::Relaxed) {
+            if last_sweep.is_none_or(|t| t.elapsed() >= self.expiry_interval) {
+                if !self.sweep_expired() {
+                    break;
+                }
+                last_sweep = Some(Instant::now());
+            }
             match self.consumer.poll(Duration::from_millis(100)) {
                 None => {}
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
@@ -319,6 +334,48 @@ impl Deduper {
         tracing::info!("dedupe stopping");
         let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
         Ok(())
+    }
+
+    /// Forgets keys past the TTL and writes their tombstones to the same
+    /// changelog partition, so the compacted topic stays bounded. False if
+    /// stopping interrupted the writes (the keys are then restored from the
+    /// changelog at the next start and expire again).
+    fn sweep_expired(&self) -> bool {
+        let now = now_ms();
+        let expired: Vec<(i32, Vec<String>)> = self
+            .shared
+            .states()
+            .iter_mut()
+            .map(|(partition, state)| (*partition, state.expire(now, self.ttl_ms)))
+            .filter(|(_, keys)| !keys.is_empty())
+            .collect();
+        let tombstones: Vec<OutRecord> = expired
+            .iter()
+            .flat_map(|(partition, keys)| {
+                keys.iter().map(|key| OutRecord {
+                    topic: self.shared.seen_topic.clone(),
+                    partition: Some(*partition),
+                    key: Some(key.as_bytes().to_vec()),
+                    payload: None,
+                    headers: Vec::new(),
+                })
+            })
+            .collect();
+        if tombstones.is_empty() {
+            return true;
+        }
+        let sent = self.send_with_retry(&tombstones).is_some();
+        if sent {
+            let _ = self
+                .counters
+                .expired
+                .fetch_add(tombstones.len() as u64, Ordering::Relaxed);
+            tracing::info!(
+                keys = tombstones.len(),
+                "expired keys forgotten and tombstoned"
+            );
+        }
+        sent
     }
 
     /// Handles one record until its outputs are durable. False if stopping

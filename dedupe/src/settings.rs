@@ -14,6 +14,9 @@ pub struct DedupeSettings {
     /// How long a key is remembered, seconds (default 7 days).
     #[serde(default = "default_ttl")]
     pub ttl_secs: u64,
+    /// How often expired keys are swept (and tombstoned), seconds.
+    #[serde(default = "default_expiry_interval")]
+    pub expiry_interval_secs: u64,
     /// Kafka connection.
     #[serde(default)]
     pub kafka: KafkaSettings,
@@ -24,6 +27,9 @@ pub struct DedupeSettings {
 
 fn default_group() -> String {
     "dedupe".into()
+}
+fn default_expiry_interval() -> u64 {
+    60
 }
 fn default_ttl() -> u64 {
     7 * 24 * 3600

@@ -44,6 +44,20 @@ impl PartitionState {
         self.last_output_offset = Some(self.last_output_offset.map_or(offset, |o| o.max(offset)));
     }
 
+    /// Forgets every key first seen `ttl_ms` or more before `now_ms` and
+    /// returns them (the caller writes their tombstones).
+    pub fn expire(&mut self, now_ms: i64, ttl_ms: i64) -> Vec<String> {
+        let mut expired = Vec::new();
+        self.first_seen_ms.retain(|key, seen| {
+            let keep = now_ms.saturating_sub(*seen) < ttl_ms;
+            if !keep {
+                expired.push(key.clone());
+            }
+            keep
+        });
+        expired
+    }
+
     /// Number of remembered keys.
     pub fn len(&self) -> usize {
         self.first_seen_ms.len()
@@ -76,6 +90,21 @@ mod tests {
         s.remember("k", 0);
         assert_eq!(s.decide("k", TTL - 1, TTL), Decision::Duplicate);
         assert_eq!(s.decide("k", TTL, TTL), Decision::Forward);
+    }
+
+    #[test]
+    fn expiry_removes_exactly_the_keys_past_the_ttl() {
+        let mut s = PartitionState::default();
+        s.remember("old", 0);
+        s.remember("edge", 1);
+        s.remember("new", 500);
+        let mut expired = s.expire(TTL + 1, TTL);
+        expired.sort();
+        assert_eq!(expired, vec!["edge".to_string(), "old".to_string()]);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.decide("new", TTL + 1, TTL), Decision::Duplicate);
+        assert_eq!(s.decide("old", TTL + 1, TTL), Decision::Forward);
+        assert!(s.expire(TTL + 1, TTL).is_empty(), "nothing expires twice");
     }
 
     #[test]

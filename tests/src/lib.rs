@@ -107,6 +107,10 @@ pub struct Pipeline {
     ingest_port: u16,
     dir: PathBuf,
     children: HashMap<Service, Child>,
+    /// Extra instances of a service (scaling and rebalancing tests).
+    others: Vec<(Service, Child)>,
+    /// Environment added to every service this pipeline starts.
+    extra_env: Vec<(String, String)>,
     http: reqwest::Client,
 }
 
@@ -134,6 +138,12 @@ fn free_port() -> u16 {
 impl Pipeline {
     /// Creates topics and a database for `name`, and starts all four services.
     pub async fn start(name: &str) -> Self {
+        Self::start_with_env(name, &[]).await
+    }
+
+    /// Like [`Pipeline::start`], with `env` added to every service
+    /// (e.g. `("DEDUPE__TTL_SECS", "3")`).
+    pub async fn start_with_env(name: &str, env: &[(&str, &str)]) -> Self {
         let stack = Stack::from_env();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let tag = format!("{}_{}", name.replace('-', "_"), &id[..8]);
@@ -182,6 +192,11 @@ impl Pipeline {
             ingest_port,
             dir,
             children: HashMap::new(),
+            others: Vec::new(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -245,14 +260,50 @@ impl Pipeline {
 
     /// Starts `service` (logging to the test directory).
     pub fn spawn(&mut self, service: Service) {
-        let log_path = self.dir.join(format!("{}.log", service.name()));
+        let child = self.launch(service, service.name());
+        let _ = self.children.insert(service, child);
+    }
+
+    /// Starts one more instance of `service` (same consumer group).
+    pub fn spawn_another(&mut self, service: Service) {
+        let n = self.others.iter().filter(|(s, _)| *s == service).count() + 2;
+        let child = self.launch(service, &format!("{}-{n}", service.name()));
+        self.others.push((service, child));
+    }
+
+    /// Stops the newest extra instance of `service`: with SIGTERM and a clean
+    /// leave when `graceful`, else with SIGKILL.
+    pub fn stop_another(&mut self, service: Service, graceful: bool) {
+        let Some(index) = self.others.iter().rposition(|(s, _)| *s == service) else {
+            panic!("no extra {} instance to stop", service.name());
+        };
+        let (_, mut child) = self.others.remove(index);
+        if graceful {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn launch(&self, service: Service, log_name: &str) -> Child {
+        let log_path = self.dir.join(format!("{log_name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .expect("open the service log");
-        let child = Command::new(self.stack.bin_dir.join(service.name()))
+        Command::new(self.stack.bin_dir.join(service.name()))
             .envs(self.env_for(service))
+            .envs(self.extra_env.iter().cloned())
             .env(
                 "RUST_LOG",
                 std::env::var("ESTATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -260,8 +311,7 @@ impl Pipeline {
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", service.name()));
-        let _ = self.children.insert(service, child);
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", service.name()))
     }
 
     /// Kills `service` with SIGKILL (a crash, not a clean stop).
@@ -558,7 +608,7 @@ impl Drop for Pipeline {
                 self.all_logs()
             );
         }
-        for (_, mut child) in self.children.drain() {
+        for (_, mut child) in self.children.drain().chain(self.others.drain(..)) {
             let _ = child.kill();
             let _ = child.wait();
         }
