@@ -475,6 +475,19 @@ impl Pipeline {
         }
     }
 
+    /// Asserts that `properties.events` holds exactly `expected` records with
+    /// `expected` distinct dedupe keys: every event forwarded, none twice.
+    pub fn assert_each_event_forwarded_once(&self, expected: usize) {
+        let keys: Vec<String> = self
+            .read_topic(&self.topics.events())
+            .iter()
+            .map(|m| header(m, "dedupe-key").expect("dedupe-key header on every event"))
+            .collect();
+        let unique: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(unique.len(), expected, "every event forwarded");
+        assert_eq!(keys.len(), expected, "no event forwarded twice: {keys:?}");
+    }
+
     /// Every record currently on `topic`, all partitions, in partition then offset order.
     pub fn read_topic(&self, topic: &str) -> Vec<OwnedMessage> {
         read_topic(&self.stack.brokers, topic)
