@@ -15,7 +15,10 @@ pub enum Decision {
 /// Seen keys of one input partition.
 #[derive(Debug, Default, Clone)]
 pub struct PartitionState {
-    first_seen_ms: HashMap<String, i64>,
+    /// `Box<str>` rather than `String`: no spare capacity word, 8 bytes less
+    /// per slot of the table (memory per key is measured by the
+    /// `memory_per_key` example).
+    first_seen_ms: HashMap<Box<str>, i64>,
     /// Highest output offset known to have a changelog record.
     pub last_output_offset: Option<i64>,
 }
@@ -31,7 +34,7 @@ impl PartitionState {
 
     /// Records `key` as seen at `first_seen_ms`.
     pub fn remember(&mut self, key: &str, first_seen_ms: i64) {
-        let _previous = self.first_seen_ms.insert(key.to_string(), first_seen_ms);
+        let _previous = self.first_seen_ms.insert(Box::from(key), first_seen_ms);
     }
 
     /// Forgets `key` (a changelog tombstone).
@@ -51,7 +54,7 @@ impl PartitionState {
         self.first_seen_ms.retain(|key, seen| {
             let keep = now_ms.saturating_sub(*seen) < ttl_ms;
             if !keep {
-                expired.push(key.clone());
+                expired.push(key.to_string());
             }
             keep
         });
