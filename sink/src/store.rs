@@ -81,6 +81,15 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE
 SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()
 WHERE sink_offsets.next_offset < EXCLUDED.next_offset";
 
+/// A PostgreSQL error with the server's code and message ("db error" alone
+/// says nothing to an operator).
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 impl PostgresSink {
     /// A sink that connects lazily (and again after a lost connection).
     pub fn new(url: &str) -> Self {
@@ -95,7 +104,7 @@ impl PostgresSink {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {}", describe(&e)))?;
             let _task = tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::warn!(error = %e, "PostgreSQL connection closed");
@@ -118,89 +127,9 @@ impl Sink for PostgresSink {
         next_offsets: &HashMap<i32, i64>,
     ) -> anyhow::Result<()> {
         let client = self.client().await?;
-        let tx = client.transaction().await?;
-        let insert_event = tx.prepare(INSERT_EVENT).await?;
-        let upsert_property = tx.prepare(UPSERT_PROPERTY).await?;
-        for item in events {
-            let e = &item.event;
-            let change = e.change.as_ref();
-            let _ = tx
-                .execute(
-                    &insert_event,
-                    &[
-                        &e.dedupe_key,
-                        &e.event_id,
-                        &e.property_key,
-                        &e.source,
-                        &e.event_type.as_str(),
-                        &rows::seconds(e.occurred_at),
-                        &rows::seconds(e.received_at),
-                        &e.alert_id,
-                        &change.map(|c| c.field.as_str()),
-                        &change.and_then(|c| c.old_value.as_deref()),
-                        &change.and_then(|c| c.new_value.as_deref()),
-                        &change.and_then(|c| c.percent),
-                        &e.lineage.raw_topic,
-                        &e.lineage.raw_partition,
-                        &e.lineage.raw_offset,
-                        &e.lineage.normalizer_version,
-                        &item.position.topic,
-                        &item.position.partition,
-                        &item.position.offset,
-                        &rows::event_json(e),
-                    ],
-                )
-                .await?;
-            let (Some(p), Some(snapshot)) = (e.property.as_ref(), rows::snapshot_json(e)) else {
-                continue;
-            };
-            let (transaction_type, property_type) = rows::transaction_and_property_type(e);
-            let l = &p.location;
-            let _ = tx
-                .execute(
-                    &upsert_property,
-                    &[
-                        &e.property_key,
-                        &e.source,
-                        &rows::provider_name(e.provider),
-                        &e.provider_property_id,
-                        &transaction_type,
-                        &property_type,
-                        &p.title,
-                        &p.price,
-                        &p.currency,
-                        &p.price_per_m2,
-                        &p.surface_m2,
-                        &p.rooms,
-                        &p.bedrooms,
-                        &p.bathrooms,
-                        &l.address,
-                        &l.city,
-                        &l.postcode,
-                        &l.department,
-                        &l.country,
-                        &l.latitude,
-                        &l.longitude,
-                        &p.status,
-                        &rows::seconds(p.first_seen_at.unwrap_or(e.occurred_at)),
-                        &rows::seconds(p.last_seen_at.unwrap_or(e.occurred_at)),
-                        &e.event_type.as_str(),
-                        &rows::seconds(e.occurred_at),
-                        &item.position.partition,
-                        &item.position.offset,
-                        &snapshot,
-                    ],
-                )
-                .await?;
-        }
-        let upsert_offset = tx.prepare(UPSERT_OFFSET).await?;
-        for (partition, next) in next_offsets {
-            let _ = tx
-                .execute(&upsert_offset, &[&group, &topic, partition, next])
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        write_in_transaction(client, group, topic, events, next_offsets)
+            .await
+            .map_err(|e| anyhow::anyhow!("batch not written: {}", describe(&e)))
     }
 
     async fn stored_offsets(
@@ -214,7 +143,100 @@ impl Sink for PostgresSink {
                 "SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2",
                 &[&group, &topic],
             )
-            .await?;
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read stored offsets: {}", describe(&e)))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
+}
+
+/// One batch and its offsets, in one transaction.
+async fn write_in_transaction(
+    client: &mut Client,
+    group: &str,
+    topic: &str,
+    events: &[EventToWrite],
+    next_offsets: &HashMap<i32, i64>,
+) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let insert_event = tx.prepare(INSERT_EVENT).await?;
+    let upsert_property = tx.prepare(UPSERT_PROPERTY).await?;
+    for item in events {
+        let e = &item.event;
+        let change = e.change.as_ref();
+        let _ = tx
+            .execute(
+                &insert_event,
+                &[
+                    &e.dedupe_key,
+                    &e.event_id,
+                    &e.property_key,
+                    &e.source,
+                    &e.event_type.as_str(),
+                    &rows::seconds(e.occurred_at),
+                    &rows::seconds(e.received_at),
+                    &e.alert_id,
+                    &change.map(|c| c.field.as_str()),
+                    &change.and_then(|c| c.old_value.as_deref()),
+                    &change.and_then(|c| c.new_value.as_deref()),
+                    &change.and_then(|c| c.percent),
+                    &e.lineage.raw_topic,
+                    &e.lineage.raw_partition,
+                    &e.lineage.raw_offset,
+                    &e.lineage.normalizer_version,
+                    &item.position.topic,
+                    &item.position.partition,
+                    &item.position.offset,
+                    &rows::event_json(e),
+                ],
+            )
+            .await?;
+        let (Some(p), Some(snapshot)) = (e.property.as_ref(), rows::snapshot_json(e)) else {
+            continue;
+        };
+        let (transaction_type, property_type) = rows::transaction_and_property_type(e);
+        let l = &p.location;
+        let _ = tx
+            .execute(
+                &upsert_property,
+                &[
+                    &e.property_key,
+                    &e.source,
+                    &rows::provider_name(e.provider),
+                    &e.provider_property_id,
+                    &transaction_type,
+                    &property_type,
+                    &p.title,
+                    &p.price,
+                    &p.currency,
+                    &p.price_per_m2,
+                    &p.surface_m2,
+                    &p.rooms,
+                    &p.bedrooms,
+                    &p.bathrooms,
+                    &l.address,
+                    &l.city,
+                    &l.postcode,
+                    &l.department,
+                    &l.country,
+                    &l.latitude,
+                    &l.longitude,
+                    &p.status,
+                    &rows::seconds(p.first_seen_at.unwrap_or(e.occurred_at)),
+                    &rows::seconds(p.last_seen_at.unwrap_or(e.occurred_at)),
+                    &e.event_type.as_str(),
+                    &rows::seconds(e.occurred_at),
+                    &item.position.partition,
+                    &item.position.offset,
+                    &snapshot,
+                ],
+            )
+            .await?;
+    }
+    let upsert_offset = tx.prepare(UPSERT_OFFSET).await?;
+    for (partition, next) in next_offsets {
+        let _ = tx
+            .execute(&upsert_offset, &[&group, &topic, partition, next])
+            .await?;
+    }
+    tx.commit().await
 }

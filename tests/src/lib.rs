@@ -424,6 +424,35 @@ impl Pipeline {
         client
     }
 
+    /// Makes this pipeline's database unreachable (`allow`=false: new
+    /// connections refused and existing ones terminated) or reachable again.
+    /// Other pipelines sharing the PostgreSQL server are not affected.
+    pub async fn set_database_reachable(&self, allow: bool) {
+        let (admin, connection) = tokio_postgres::connect(
+            &self.stack.pg_url("postgres", "postgres"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect as postgres");
+        let _conn = tokio::spawn(connection);
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS {allow}",
+                self.database
+            ))
+            .await
+            .expect("alter database");
+        if !allow {
+            let _ = admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                    &[&self.database],
+                )
+                .await
+                .expect("terminate the database's connections");
+        }
+    }
+
     /// Runs a `SELECT count(*) ...` and returns the count (0 if the table is not there yet).
     pub async fn count(&self, sql: &str) -> i64 {
         match self.db().await.query_one(sql, &[]).await {
