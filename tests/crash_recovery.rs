@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use pipeline_tests::{Pipeline, Service};
+use pipeline_tests::{Pipeline, Service, newest_event_per_property};
 
 const EVENTS: usize = 60;
 const PROPERTIES: usize = 20;
@@ -69,28 +69,10 @@ async fn killing_each_service_mid_stream_loses_and_duplicates_nothing() {
     pipeline.assert_each_event_forwarded_once(EVENTS);
 
     // Each property holds the state of its newest event.
-    let db = pipeline.db().await;
-    let rows = db
-        .query("SELECT property_key, price FROM properties", &[])
-        .await
-        .expect("properties");
-    assert_eq!(rows.len(), PROPERTIES);
-    let newest: HashMap<String, f64> = (0..PROPERTIES)
-        .map(|p| {
-            let last = (0..EVENTS)
-                .filter(|i| i % PROPERTIES == p)
-                .max()
-                .expect("events");
-            (format!("generic:prop_{p}"), (1000 + last) as f64)
-        })
+    let newest: HashMap<String, f64> = newest_event_per_property(EVENTS, PROPERTIES)
+        .into_iter()
+        .enumerate()
+        .map(|(p, i)| (format!("generic:prop_{p}"), (1000 + i) as f64))
         .collect();
-    for row in rows {
-        let key: String = row.get(0);
-        let price: Option<f64> = row.get(1);
-        assert_eq!(
-            price,
-            newest.get(&key).copied(),
-            "{key} holds its newest price"
-        );
-    }
+    pipeline.assert_property_prices(&newest).await;
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pipeline_tests::{Pipeline, Service};
+use pipeline_tests::{Pipeline, Service, newest_event_per_property};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -82,29 +82,10 @@ async fn unique_events_land_once_in_order_of_event_time_despite_crashes() {
     assert_eq!(landed, expected, "{}", pipeline.all_logs());
     pipeline.assert_each_event_forwarded_once(UNIQUE);
 
-    let rows = pipeline
-        .db()
-        .await
-        .query("SELECT property_key, price FROM properties", &[])
-        .await
-        .expect("properties");
-    assert_eq!(rows.len(), PROPERTIES);
-    let newest: HashMap<String, f64> = (0..PROPERTIES)
-        .map(|p| {
-            let last = (0..UNIQUE)
-                .filter(|i| i % PROPERTIES == p)
-                .max()
-                .expect("events");
-            (format!("generic:prop_load_{p}"), (100_000 + last) as f64)
-        })
+    let newest: HashMap<String, f64> = newest_event_per_property(UNIQUE, PROPERTIES)
+        .into_iter()
+        .enumerate()
+        .map(|(p, i)| (format!("generic:prop_load_{p}"), (100_000 + i) as f64))
         .collect();
-    let stale: Vec<String> = rows
-        .iter()
-        .filter(|r| newest.get(&r.get::<_, String>(0)).copied() != r.get::<_, Option<f64>>(1))
-        .map(|r| r.get::<_, String>(0))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "properties not at their newest event: {stale:?}"
-    );
+    pipeline.assert_property_prices(&newest).await;
 }

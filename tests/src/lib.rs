@@ -114,6 +114,15 @@ pub struct Pipeline {
     http: reqwest::Client,
 }
 
+/// Events `0..events` spread over `properties` properties round-robin
+/// (event `i` is about property `i % properties`): the newest event of
+/// each property, by index.
+pub fn newest_event_per_property(events: usize, properties: usize) -> Vec<usize> {
+    (0..properties)
+        .map(|p| ((events - 1 - p) / properties) * properties + p)
+        .collect()
+}
+
 /// Current Unix time in seconds.
 pub fn unix_now() -> i64 {
     SystemTime::now()
@@ -515,6 +524,27 @@ impl Pipeline {
         let unique: std::collections::HashSet<&String> = keys.iter().collect();
         assert_eq!(unique.len(), expected, "every event forwarded");
         assert_eq!(keys.len(), expected, "no event forwarded twice: {keys:?}");
+    }
+
+    /// Asserts that `properties` holds exactly the keys of `expected`, each
+    /// at its expected price (the price of its newest event).
+    pub async fn assert_property_prices(&self, expected: &HashMap<String, f64>) {
+        let rows = self
+            .db()
+            .await
+            .query("SELECT property_key, price FROM properties", &[])
+            .await
+            .expect("properties");
+        assert_eq!(rows.len(), expected.len(), "one row per property");
+        let wrong: Vec<(String, Option<f64>)> = rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, Option<f64>>(1)))
+            .filter(|(key, price)| expected.get(key).copied() != *price)
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "properties not at their newest event: {wrong:?}"
+        );
     }
 
     /// Every record currently on `topic`, all partitions, in partition then offset order.
