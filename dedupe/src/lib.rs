@@ -11,3 +11,4 @@ pub mod restore;
 pub mod runner;
 pub mod settings;
 pub mod state;
+pub mod transactions;

@@ -22,9 +22,14 @@
 //! provider's retry schedule); a periodic sweep forgets older keys and writes
 //! their tombstones, so `dedupe.seen` stays bounded once compacted.
 //!
-//! Where the broker supports transactions the same loop could commit all
-//! three in one transaction; the local broker refuses them, so this mode is
-//! the one implemented and logged at start.
+//! Where the broker supports transactions (Apache Kafka; detected at start
+//! by [`crate::transactions`], logged once) the same steps run inside one
+//! Kafka transaction that also commits the input offset, so they become
+//! visible together or not at all (consumers of `properties.events` read
+//! with `isolation.level=read_committed`, librdkafka's default). A failed
+//! transaction is aborted and ends the process; the restarted instance
+//! resumes from the last committed one. The local broker refuses
+//! transactions, so the crash tests prove the output-first mode.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,11 +39,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use common::headers;
 use common::kafka::{KafkaSettings, header_str};
-use common::produce::{OutRecord, send_all};
+use common::produce::{OutRecord, Stored, send_all};
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata,
+};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Message, Offset};
@@ -48,6 +55,7 @@ use crate::changelog::SeenRecord;
 use crate::restore::restore_partition;
 use crate::settings::DedupeSettings;
 use crate::state::{Decision, PartitionState};
+use crate::transactions::{Mode, TRANSACTION_TIMEOUT, open_producer};
 
 /// Header normalize sets when the event carries a property snapshot.
 const HAS_SNAPSHOT: &str = "has-snapshot";
@@ -77,6 +85,7 @@ struct Shared {
     events_topic: String,
     input_topic: String,
     producer: FutureProducer,
+    mode: Mode,
     runtime: Handle,
     states: Mutex<HashMap<i32, PartitionState>>,
     stopping: Arc<AtomicBool>,
@@ -85,6 +94,55 @@ struct Shared {
 impl Shared {
     fn states(&self) -> std::sync::MutexGuard<'_, HashMap<i32, PartitionState>> {
         self.states.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Produces `records` and waits for their acknowledgements. Without
+    /// transactions a failure is retried until it works (or we stop); in a
+    /// transaction it is returned, so the transaction aborts.
+    fn send(&self, records: &[OutRecord]) -> anyhow::Result<Vec<Stored>> {
+        let mut attempt = 0u32;
+        loop {
+            match self.runtime.block_on(send_all(&self.producer, records)) {
+                Ok(stored) => return Ok(stored),
+                Err(e) if self.mode == Mode::Transactional => return Err(e.into()),
+                Err(e) => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        anyhow::bail!("stopping with unacknowledged records: {e}");
+                    }
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "produce failed; retrying");
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(50))));
+                }
+            }
+        }
+    }
+
+    /// Runs `body` inside one Kafka transaction, committing `offsets` for
+    /// the consumer group with it, when the mode has transactions; runs it
+    /// as is otherwise. A failed transaction is aborted and its error returned.
+    fn in_transaction<T>(
+        &self,
+        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
+        body: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        if self.mode == Mode::OutputFirst {
+            return body();
+        }
+        self.producer.begin_transaction()?;
+        let result = body().and_then(|value| {
+            if let Some((tpl, group)) = offsets {
+                self.producer
+                    .send_offsets_to_transaction(tpl, group, TRANSACTION_TIMEOUT)?;
+            }
+            self.producer.commit_transaction(TRANSACTION_TIMEOUT)?;
+            Ok(value)
+        });
+        if result.is_err()
+            && let Err(e) = self.producer.abort_transaction(TRANSACTION_TIMEOUT)
+        {
+            tracing::error!(error = %e, "cannot abort the transaction");
+        }
+        result
     }
 
     /// Restores one partition, retrying until it works or we stop.
@@ -113,7 +171,7 @@ impl Shared {
                             count = records.len(),
                             "writing changelog records missing after a crash"
                         );
-                        if let Err(e) = self.runtime.block_on(send_all(&self.producer, &records)) {
+                        if let Err(e) = self.in_transaction(None, || self.send(&records)) {
                             tracing::warn!(partition, error = %e, "cannot write recovered changelog records; retrying restore");
                             attempt += 1;
                             std::thread::sleep(Duration::from_millis(
@@ -265,13 +323,14 @@ impl Deduper {
             names[1],
             names[2]
         );
-        let producer: FutureProducer = settings.kafka.producer().create()?;
+        let (producer, mode) = open_producer(settings)?;
         let shared = Arc::new(Shared {
             kafka: settings.kafka.clone(),
             seen_topic: topics.seen(),
             events_topic: topics.events(),
             input_topic: topics.normalized(),
             producer,
+            mode,
             runtime,
             states: Mutex::new(HashMap::new()),
             stopping,
@@ -286,7 +345,7 @@ impl Deduper {
             .context("cannot create the Kafka consumer")?;
         consumer.subscribe(&[&topics.normalized()])?;
         tracing::info!(
-            mode = "output-first recovery (no broker transactions)",
+            mode = mode.describe(),
             input = %topics.normalized(),
             output = %topics.events(),
             changelog = %topics.seen(),
@@ -302,45 +361,65 @@ impl Deduper {
         })
     }
 
-    /// Runs on the calling (non-async) thread until `stopping` is set.
+    /// The delivery mode detected at start.
+    pub fn mode(&self) -> Mode {
+        self.shared.mode
+    }
+
+    /// Runs on the calling (non-async) thread until `stopping` is set. A
+    /// failed transaction ends it with an error: the process exits and, once
+    /// restarted, resumes from the last committed transaction.
     pub fn run(self) -> anyhow::Result<()> {
         let mut last_sweep: Option<Instant> = None;
-        while !self.shared.stopping.load(Ordering::Relaxed) {
+        while !self.stopping() {
             if last_sweep.is_none_or(|t| t.elapsed() >= self.expiry_interval) {
-                if !self.sweep_expired() {
-                    break;
+                match self.sweep_expired() {
+                    Ok(()) => last_sweep = Some(Instant::now()),
+                    Err(_) if self.stopping() => break,
+                    Err(e) => return Err(e.context("expiry sweep failed")),
                 }
-                last_sweep = Some(Instant::now());
             }
-            match self.consumer.poll(Duration::from_millis(100)) {
-                None => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                Some(Ok(message)) => {
-                    if !self.handle(&message) {
-                        break;
-                    }
-                    let mut tpl = TopicPartitionList::new();
-                    tpl.add_partition_offset(
-                        message.topic(),
-                        message.partition(),
-                        Offset::Offset(message.offset() + 1),
-                    )?;
-                    if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                        tracing::warn!(error = %e, "offset commit failed; the record will be seen again and dropped");
-                    }
+            let message = match self.consumer.poll(Duration::from_millis(100)) {
+                None => continue,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    continue;
+                }
+                Some(Ok(message)) => message,
+            };
+            let offsets_committed = match self.handle(&message) {
+                Ok(committed) => committed,
+                Err(_) if self.stopping() => break,
+                Err(e) => return Err(e.context("forwarding failed")),
+            };
+            if !offsets_committed {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(
+                    message.topic(),
+                    message.partition(),
+                    Offset::Offset(message.offset() + 1),
+                )?;
+                if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                    tracing::warn!(error = %e, "offset commit failed; the record will be seen again and dropped");
                 }
             }
         }
         tracing::info!("dedupe stopping");
-        let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+        if self.shared.mode == Mode::OutputFirst {
+            let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+        }
         Ok(())
     }
 
+    fn stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Relaxed)
+    }
+
     /// Forgets keys past the TTL and writes their tombstones to the same
-    /// changelog partition, so the compacted topic stays bounded. False if
-    /// stopping interrupted the writes (the keys are then restored from the
-    /// changelog at the next start and expire again).
-    fn sweep_expired(&self) -> bool {
+    /// changelog partition, so the compacted topic stays bounded. If the
+    /// writes fail the keys are restored from the changelog at the next start
+    /// and expire again.
+    fn sweep_expired(&self) -> anyhow::Result<()> {
         let now = now_ms();
         let expired: Vec<(i32, Vec<String>)> = self
             .shared
@@ -362,25 +441,26 @@ impl Deduper {
             })
             .collect();
         if tombstones.is_empty() {
-            return true;
+            return Ok(());
         }
-        let sent = self.send_with_retry(&tombstones).is_some();
-        if sent {
-            let _ = self
-                .counters
-                .expired
-                .fetch_add(tombstones.len() as u64, Ordering::Relaxed);
-            tracing::info!(
-                keys = tombstones.len(),
-                "expired keys forgotten and tombstoned"
-            );
-        }
-        sent
+        let _ = self
+            .shared
+            .in_transaction(None, || self.shared.send(&tombstones))?;
+        let _ = self
+            .counters
+            .expired
+            .fetch_add(tombstones.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            keys = tombstones.len(),
+            "expired keys forgotten and tombstoned"
+        );
+        Ok(())
     }
 
-    /// Handles one record until its outputs are durable. False if stopping
-    /// interrupted it (the offset must then not be committed).
-    fn handle(&self, message: &BorrowedMessage<'_>) -> bool {
+    /// Handles one record until its outputs are durable. `Ok(true)` when
+    /// its input offset was committed with them (a transaction), `Ok(false)`
+    /// when the caller must commit it.
+    fn handle(&self, message: &BorrowedMessage<'_>) -> anyhow::Result<bool> {
         let partition = message.partition();
         let Some(key) = header_str(message, headers::DEDUPE_KEY).map(str::to_string) else {
             tracing::error!(
@@ -388,11 +468,8 @@ impl Deduper {
                 offset = message.offset(),
                 "record without a dedupe-key header forwarded as is"
             );
-            return self.forward(
-                message,
-                partition,
-                &format!("offset:{}:{}", partition, message.offset()),
-            );
+            let key = format!("offset:{}:{}", partition, message.offset());
+            return self.forward(message, partition, &key);
         };
         let now = now_ms();
         let decision = self
@@ -409,13 +486,20 @@ impl Deduper {
                     offset = message.offset(),
                     "duplicate dropped"
                 );
-                true
+                Ok(false)
             }
             Decision::Forward => self.forward(message, partition, &key),
         }
     }
 
-    fn forward(&self, message: &BorrowedMessage<'_>, partition: i32, key: &str) -> bool {
+    /// Writes the event (and its snapshot), then its changelog record, in
+    /// one transaction with the input offset when the broker has them.
+    fn forward(
+        &self,
+        message: &BorrowedMessage<'_>,
+        partition: i32,
+        key: &str,
+    ) -> anyhow::Result<bool> {
         let output = OutRecord {
             topic: self.shared.events_topic.clone(),
             partition: Some(partition),
@@ -434,46 +518,44 @@ impl Deduper {
             });
         }
         let now = now_ms();
-        let Some(stored) = self.send_with_retry(&records) else {
-            return false;
-        };
-        let output_offset = stored[0].offset;
-        let changelog =
+        let transactional = self.shared.mode == Mode::Transactional;
+        let mut next = TopicPartitionList::new();
+        next.add_partition_offset(
+            message.topic(),
+            partition,
+            Offset::Offset(message.offset() + 1),
+        )?;
+        let group =
+            if transactional {
+                Some(self.consumer.group_metadata().ok_or_else(|| {
+                    anyhow::anyhow!("no consumer group metadata for the transaction")
+                })?)
+            } else {
+                None
+            };
+        let output_offset =
             self.shared
-                .changelog_record(partition, key, now, output_offset, message.offset());
-        if self
-            .send_with_retry(std::slice::from_ref(&changelog))
-            .is_none()
-        {
-            return false;
-        }
+                .in_transaction(group.as_ref().map(|g| (&next, g)), || {
+                    let stored = self.shared.send(&records)?;
+                    let output_offset = stored.first().map(|s| s.offset).ok_or_else(|| {
+                        anyhow::anyhow!("no acknowledgement for the output record")
+                    })?;
+                    let changelog = self.shared.changelog_record(
+                        partition,
+                        key,
+                        now,
+                        output_offset,
+                        message.offset(),
+                    );
+                    let _ = self.shared.send(std::slice::from_ref(&changelog))?;
+                    Ok(output_offset)
+                })?;
         if let Some(state) = self.shared.states().get_mut(&partition) {
             state.remember(key, now);
             state.covered_output(output_offset);
         }
         let _ = self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(key, partition, output_offset, "forwarded");
-        true
-    }
-
-    fn send_with_retry(&self, records: &[OutRecord]) -> Option<Vec<common::produce::Stored>> {
-        let mut attempt = 0u32;
-        loop {
-            match self
-                .shared
-                .runtime
-                .block_on(send_all(&self.shared.producer, records))
-            {
-                Ok(stored) => return Some(stored),
-                Err(e) => {
-                    if self.shared.stopping.load(Ordering::Relaxed) {
-                        return None;
-                    }
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "produce failed; retrying");
-                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(50))));
-                }
-            }
-        }
+        Ok(transactional)
     }
 }

@@ -14,6 +14,14 @@ pub struct DedupeSettings {
     /// How long a key is remembered, seconds (default 7 days).
     #[serde(default = "default_ttl")]
     pub ttl_secs: u64,
+    /// Whether to use Kafka transactions: `auto` (use them when the broker
+    /// supports them, else the output-first recovery), `required` (refuse to
+    /// start without them) or `off`.
+    #[serde(default)]
+    pub transactions: TransactionsSetting,
+    /// `transactional.id` prefix; the instance appends a unique suffix.
+    #[serde(default = "default_transactional_id")]
+    pub transactional_id_prefix: String,
     /// How often expired keys are swept (and tombstoned), seconds.
     #[serde(default = "default_expiry_interval")]
     pub expiry_interval_secs: u64,
@@ -28,6 +36,23 @@ pub struct DedupeSettings {
 fn default_group() -> String {
     "dedupe".into()
 }
+/// Whether dedupe uses Kafka transactions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransactionsSetting {
+    /// Use them when the broker supports them (detected at start).
+    #[default]
+    Auto,
+    /// Fail at start when the broker refuses them.
+    Required,
+    /// Never use them (output-first recovery only).
+    Off,
+}
+
+fn default_transactional_id() -> String {
+    "dedupe".into()
+}
+
 fn default_expiry_interval() -> u64 {
     60
 }

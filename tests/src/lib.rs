@@ -303,6 +303,16 @@ impl Pipeline {
         let _ = child.wait();
     }
 
+    /// A command that runs `service` with this pipeline's environment, for
+    /// tests that run a service to completion themselves.
+    pub fn command(&self, service: Service) -> Command {
+        let mut command = Command::new(self.stack.bin_dir.join(service.name()));
+        let _ = command
+            .envs(self.env_for(service))
+            .envs(self.extra_env.iter().cloned());
+        command
+    }
+
     fn launch(&self, service: Service, log_name: &str) -> Child {
         let log_path = self.dir.join(format!("{log_name}.log"));
         let log = std::fs::OpenOptions::new()
@@ -310,9 +320,7 @@ impl Pipeline {
             .append(true)
             .open(&log_path)
             .expect("open the service log");
-        Command::new(self.stack.bin_dir.join(service.name()))
-            .envs(self.env_for(service))
-            .envs(self.extra_env.iter().cloned())
+        self.command(service)
             .env(
                 "RUST_LOG",
                 std::env::var("ESTATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
