@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 
 /// Connection settings for the Kafka cluster.
@@ -95,6 +95,18 @@ impl KafkaSettings {
             let _ = config.set(key, value);
         }
     }
+}
+
+/// The offset to commit once `message` is fully processed: its partition at
+/// the next offset.
+pub fn offset_after<M: Message>(message: &M) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(
+        message.topic(),
+        message.partition(),
+        Offset::Offset(message.offset() + 1),
+    )?;
+    Ok(tpl)
 }
 
 /// The value of header `name` on `message`, if present and UTF-8.

@@ -40,6 +40,7 @@ use anyhow::Context;
 use common::headers;
 use common::kafka::{KafkaSettings, header_str};
 use common::produce::{OutRecord, Stored, send_all};
+use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata,
@@ -48,7 +49,6 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
-use rdkafka::{Message, Offset};
 use tokio::runtime::Handle;
 
 use crate::changelog::SeenRecord;
@@ -393,12 +393,7 @@ impl Deduper {
                 Err(e) => return Err(e.context("forwarding failed")),
             };
             if !offsets_committed {
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition_offset(
-                    message.topic(),
-                    message.partition(),
-                    Offset::Offset(message.offset() + 1),
-                )?;
+                let tpl = common::kafka::offset_after(&message)?;
                 if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
                     tracing::warn!(error = %e, "offset commit failed; the record will be seen again and dropped");
                 }
@@ -519,12 +514,7 @@ impl Deduper {
         }
         let now = now_ms();
         let transactional = self.shared.mode == Mode::Transactional;
-        let mut next = TopicPartitionList::new();
-        next.add_partition_offset(
-            message.topic(),
-            partition,
-            Offset::Offset(message.offset() + 1),
-        )?;
+        let next = common::kafka::offset_after(message)?;
         let group =
             if transactional {
                 Some(self.consumer.group_metadata().ok_or_else(|| {

@@ -20,8 +20,6 @@ use common::headers;
 use common::kafka::header_str;
 use common::produce::{OutRecord, send_all};
 use rdkafka::Message;
-use rdkafka::Offset;
-use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
@@ -165,12 +163,7 @@ impl Normalizer {
             if !self.handle(&message, &mut shutdown).await {
                 break;
             }
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(
-                message.topic(),
-                message.partition(),
-                Offset::Offset(message.offset() + 1),
-            )?;
+            let tpl = common::kafka::offset_after(&message)?;
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
                 tracing::warn!(error = %e, "offset commit failed; the record may be re-processed");
             }
