@@ -54,9 +54,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, topic = %raw_topic, sources = ?names, "ingest listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(common::shutdown::signal())
-        .await?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(common::shutdown::signal())
+    .await?;
     tracing::info!("flushing the producer");
     let flushed =
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await?;
