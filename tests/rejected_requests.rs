@@ -1,23 +1,11 @@
 //! Requests that fail verification or are malformed get a precise status
 //! and JSON error, and nothing reaches `webhooks.raw`.
 
-use pipeline_tests::{GENERIC_SECRET, Pipeline, fixture, unix_now};
-
-async fn assert_error(response: reqwest::Response, status: u16, error: &str) -> serde_json::Value {
-    assert_eq!(response.status(), status);
-    let body: serde_json::Value = response.json().await.expect("a JSON error body");
-    assert_eq!(body["status"], "error", "{body}");
-    assert_eq!(body["error"], error, "{body}");
-    assert!(
-        !body.to_string().contains(GENERIC_SECRET),
-        "the secret leaked: {body}"
-    );
-    body
-}
+use pipeline_tests::{GENERIC_SECRET, Pipeline, assert_error, fixture, unix_now};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_signatures_are_401_and_never_reach_kafka() {
-    let pipeline = Pipeline::start("rejected").await;
+    let pipeline = Pipeline::start_ingest("rejected").await;
     let body = fixture("generic/property.created.json");
     let now = unix_now().to_string();
     let sign =
@@ -83,7 +71,7 @@ async fn bad_signatures_are_401_and_never_reach_kafka() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_precise_statuses() {
-    let pipeline = Pipeline::start("malformed").await;
+    let pipeline = Pipeline::start_ingest("malformed").await;
     let now = unix_now().to_string();
     let not_json = b"not json at all";
     let sig = ingest::verify::hmac_timestamp::sign(GENERIC_SECRET.as_bytes(), &now, not_json);

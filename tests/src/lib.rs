@@ -93,6 +93,105 @@ impl Service {
 
 /// The development secret of the test pipelines' `generic` source.
 pub const GENERIC_SECRET: &str = "test-generic-secret";
+/// Fluximmo's token (source `fluximmo`, query parameter `token`).
+pub const FLUXIMMO_TOKEN: &str = "test-fluximmo-token";
+/// Immoteur's current bearer token (label `current`, source `immoteur`).
+pub const IMMOTEUR_TOKEN: &str = "test-immoteur-token";
+/// Standard Webhooks secret, label `current` (source `standard`).
+pub const STANDARD_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1rZXk=";
+/// Standard Webhooks secret still active during a rotation, label `previous`.
+pub const STANDARD_PREVIOUS_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1vbGQ=";
+/// Stream.estate's documented sending addresses.
+pub const STREAM_ESTATE_ADDRESSES: [&str; 2] = ["178.238.226.136", "144.76.91.183"];
+/// Every secret the test config holds, to prove none leaks into a response.
+pub const ALL_SECRETS: [&str; 5] = [
+    GENERIC_SECRET,
+    FLUXIMMO_TOKEN,
+    IMMOTEUR_TOKEN,
+    STANDARD_SECRET,
+    STANDARD_PREVIOUS_SECRET,
+];
+
+/// The test pipelines' ingest config: one source per provider.
+///
+/// - `generic`: generic HMAC with [`GENERIC_SECRET`];
+/// - `fluximmo`: secret token in the `token` query parameter;
+/// - `stream-estate`: the documented addresses, with 127.0.0.1 as a trusted
+///   proxy (tests send `X-Forwarded-For`);
+/// - `stream-estate-direct`: the same addresses, no trusted proxy;
+/// - `immoteur`: bearer token (the Immoteur headers are implied);
+/// - `standard`: Standard Webhooks, two active secrets (rotation).
+pub fn ingest_config() -> String {
+    let [se1, se2] = STREAM_ESTATE_ADDRESSES;
+    format!(
+        r#"
+[[sources]]
+name = "generic"
+provider = "generic"
+[[sources.checks]]
+kind = "hmac-sha256"
+secrets = [{{ label = "test", value = "{GENERIC_SECRET}" }}]
+
+[[sources]]
+name = "fluximmo"
+provider = "fluximmo"
+[[sources.checks]]
+kind = "secret-token"
+query = "token"
+tokens = [{{ label = "current", value = "{FLUXIMMO_TOKEN}" }}]
+
+[[sources]]
+name = "stream-estate"
+provider = "stream-estate"
+[[sources.checks]]
+kind = "source-address"
+allow = ["{se1}/32", "{se2}"]
+trusted_proxies = ["127.0.0.1/32"]
+
+[[sources]]
+name = "stream-estate-direct"
+provider = "stream-estate"
+[[sources.checks]]
+kind = "source-address"
+allow = ["{se1}/32", "{se2}"]
+
+[[sources]]
+name = "immoteur"
+provider = "immoteur"
+[[sources.checks]]
+kind = "bearer"
+tokens = [{{ label = "current", value = "{IMMOTEUR_TOKEN}" }}]
+
+[[sources]]
+name = "standard"
+provider = "standard-webhooks"
+[[sources.checks]]
+kind = "standard-webhooks"
+secrets = [
+  {{ label = "current", value = "{STANDARD_SECRET}" }},
+  {{ label = "previous", value = "{STANDARD_PREVIOUS_SECRET}" }},
+]
+"#
+    )
+}
+
+/// Asserts a JSON error answer: its status, its `error` code, and that no
+/// configured secret appears in it; returns the body.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    error: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["status"], "error", "{body}");
+    assert_eq!(body["error"], error, "{body}");
+    let text = body.to_string();
+    for secret in ALL_SECRETS {
+        assert!(!text.contains(secret), "a secret leaked: {text}");
+    }
+    body
+}
 
 /// One isolated pipeline.
 pub struct Pipeline {
@@ -134,7 +233,22 @@ fn free_port() -> u16 {
 impl Pipeline {
     /// Creates topics and a database for `name`, and starts all four services.
     pub async fn start(name: &str) -> Self {
-        let stack = Stack::from_env();
+        Self::start_with(name, &Service::ALL, None).await
+    }
+
+    /// Like [`Pipeline::start`] with only ingest running (for tests of the
+    /// HTTP front door, which need no downstream stage).
+    pub async fn start_ingest(name: &str) -> Self {
+        Self::start_with(name, &[Service::Ingest], None).await
+    }
+
+    /// Creates topics and a database for `name` on `brokers` (the shared
+    /// stack's broker if `None`), and starts `services`.
+    pub async fn start_with(name: &str, services: &[Service], brokers: Option<String>) -> Self {
+        let mut stack = Stack::from_env();
+        if let Some(brokers) = brokers {
+            stack.brokers = brokers;
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let tag = format!("{}_{}", name.replace('-', "_"), &id[..8]);
         let topics = TopicNames {
@@ -164,16 +278,8 @@ impl Pipeline {
             .await
             .expect("create the test database");
         let ingest_port = free_port();
-        let ingest_config = dir.join("ingest.toml");
-        std::fs::write(
-            &ingest_config,
-            format!(
-                "[[sources]]\nname = \"generic\"\nprovider = \"generic\"\n\
-                 [[sources.checks]]\nkind = \"hmac-sha256\"\n\
-                 secrets = [{{ label = \"test\", value = \"{GENERIC_SECRET}\" }}]\n"
-            ),
-        )
-        .expect("write the ingest config");
+        let ingest_config_path = dir.join("ingest.toml");
+        std::fs::write(&ingest_config_path, ingest_config()).expect("write the ingest config");
         let mut pipeline = Self {
             stack,
             topics,
@@ -187,8 +293,8 @@ impl Pipeline {
                 .build()
                 .expect("http client"),
         };
-        for service in Service::ALL {
-            pipeline.spawn(service);
+        for service in services {
+            pipeline.spawn(*service);
         }
         pipeline.wait_ready().await;
         pipeline
@@ -425,6 +531,30 @@ impl Pipeline {
         }
     }
 
+    /// The one record on `webhooks.raw` (waits up to 10 s for it), after
+    /// asserting it is the only one and its value is `body` byte for byte.
+    pub async fn only_raw_record(&self, body: &[u8]) -> OwnedMessage {
+        let mut records = self
+            .wait_for_records(&self.topics.raw(), 1, Duration::from_secs(10))
+            .await;
+        assert_eq!(records.len(), 1, "exactly one record on webhooks.raw");
+        let record = records.remove(0);
+        assert_eq!(
+            record.payload(),
+            Some(body),
+            "the value is the body byte for byte"
+        );
+        record
+    }
+
+    /// Asserts that nothing reached `webhooks.raw`.
+    pub fn assert_raw_empty(&self) {
+        assert!(
+            self.read_topic(&self.topics.raw()).is_empty(),
+            "refused requests must not reach webhooks.raw"
+        );
+    }
+
     /// Every record currently on `topic`, all partitions, in partition then offset order.
     pub fn read_topic(&self, topic: &str) -> Vec<OwnedMessage> {
         read_topic(&self.stack.brokers, topic)
@@ -446,9 +576,25 @@ impl IngestClient {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> reqwest::Result<reqwest::Response> {
+        self.post_to(source, "", headers, body).await
+    }
+
+    /// POSTs `body` to `/webhooks/{source}?{query}` with `headers`.
+    pub async fn post_to(
+        &self,
+        source: &str,
+        query: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> reqwest::Result<reqwest::Response> {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
         let mut request = self
             .http
-            .post(format!("{}/webhooks/{source}", self.url))
+            .post(format!("{}/webhooks/{source}{query}", self.url))
             .header("content-type", "application/json")
             .body(body.to_vec());
         for (k, v) in headers {
@@ -536,6 +682,13 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<OwnedMessage> {
         }
     }
     out
+}
+
+/// The key of a detached record, as text.
+pub fn key(message: &OwnedMessage) -> Option<String> {
+    message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
 }
 
 /// The value of header `name` on a detached record.
