@@ -691,6 +691,98 @@ pub fn key(message: &OwnedMessage) -> Option<String> {
         .map(|k| String::from_utf8_lossy(k).into_owned())
 }
 
+/// A broker of a test's own (nisshi, sqlite storage in a temp directory),
+/// which the test may kill and restart to simulate an outage.
+pub struct OwnBroker {
+    /// Its bootstrap address, `127.0.0.1:<port>`.
+    pub brokers: String,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnBroker {
+    /// The nisshi binary: `ESTATE_TEST_NISSHI`, else where
+    /// `scripts/install-broker.sh` caches it.
+    fn binary() -> PathBuf {
+        if let Ok(path) = std::env::var("ESTATE_TEST_NISSHI") {
+            return PathBuf::from(path);
+        }
+        let cache = std::env::var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env("HOME")).join(".cache"));
+        cache.join("estate-pipeline/nisshi-0.8.1/bin/nisshi")
+    }
+
+    /// Starts a broker on a free port and waits until it accepts connections.
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "estate-broker-{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        std::fs::create_dir_all(&dir).expect("create the broker directory");
+        let port = free_port();
+        let mut broker = Self {
+            brokers: format!("127.0.0.1:{port}"),
+            port,
+            dir,
+            child: None,
+        };
+        broker.restart();
+        broker
+    }
+
+    /// Kills the broker with SIGKILL (an outage, not a clean stop).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .expect("open the broker log");
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(Self::binary())
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "sqlite://broker.db",
+            ])
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start nisshi (set ESTATE_TEST_NISSHI to its path)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "own broker not listening in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The value of header `name` on a detached record.
 pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
     use rdkafka::message::Headers;
