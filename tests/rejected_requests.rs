@@ -1,7 +1,10 @@
 //! Requests that fail verification or are malformed get a precise status
 //! and JSON error, and nothing reaches `webhooks.raw`.
 
-use pipeline_tests::{GENERIC_SECRET, Pipeline, assert_error, fixture, unix_now};
+use std::time::{Duration, Instant};
+
+use pipeline_tests::{GENERIC_SECRET, Pipeline, READ_TIMEOUT_MS, assert_error, fixture, unix_now};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_signatures_are_401_and_never_reach_kafka() {
@@ -46,6 +49,26 @@ async fn bad_signatures_are_401_and_never_reach_kafka() {
         .expect("answers");
     let e = assert_error(missing, 401, "unauthorized").await;
     assert_eq!(e["reason"], "missing_header");
+
+    let retired = pipeline
+        .post(
+            "generic",
+            &[
+                ("x-webhook-timestamp", now.clone()),
+                (
+                    "x-webhook-signature",
+                    sign("test-generic-secret-retired", &now),
+                ),
+            ],
+            &body,
+        )
+        .await
+        .expect("answers");
+    let e = assert_error(retired, 401, "unauthorized").await;
+    assert_eq!(
+        e["reason"], "bad_signature",
+        "a secret removed by a rotation"
+    );
 
     let mut tampered = body.clone();
     let last = tampered.len() - 2;
@@ -121,4 +144,36 @@ async fn malformed_requests_get_precise_statuses() {
         1,
         "only the one valid request reached webhooks.raw"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stalls_its_body_gets_408_at_the_read_deadline() {
+    let pipeline = Pipeline::start_ingest("slow_body").await;
+    let address = pipeline
+        .ingest_url
+        .trim_start_matches("http://")
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    stream
+        .write_all(
+            b"POST /webhooks/generic HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"id\":",
+        )
+        .await
+        .expect("send a partial request");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(
+        elapsed >= Duration::from_millis(READ_TIMEOUT_MS)
+            && elapsed < Duration::from_millis(READ_TIMEOUT_MS + 2000),
+        "answered at the deadline, took {elapsed:?}"
+    );
+    pipeline.assert_raw_empty();
 }

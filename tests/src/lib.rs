@@ -103,6 +103,8 @@ pub const STANDARD_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1rZXk=";
 pub const STANDARD_PREVIOUS_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1vbGQ=";
 /// Stream.estate's documented sending addresses.
 pub const STREAM_ESTATE_ADDRESSES: [&str; 2] = ["178.238.226.136", "144.76.91.183"];
+/// The test pipelines' body read deadline, ms.
+pub const READ_TIMEOUT_MS: u64 = 1500;
 /// Every secret the test config holds, to prove none leaks into a response.
 pub const ALL_SECRETS: [&str; 5] = [
     GENERIC_SECRET,
@@ -125,6 +127,9 @@ pub fn ingest_config() -> String {
     let [se1, se2] = STREAM_ESTATE_ADDRESSES;
     format!(
         r#"
+# Short read deadlines so the slow-client tests run quickly.
+body_read_timeout_ms = {READ_TIMEOUT_MS}
+
 [[sources]]
 name = "generic"
 provider = "generic"
