@@ -14,6 +14,7 @@ pub mod error;
 pub mod metrics;
 pub mod record;
 pub mod send;
+pub mod serve;
 pub mod server;
 pub mod settings;
 pub mod verify;

@@ -24,6 +24,13 @@ pub struct IngestSettings {
     /// How long a request waits for Kafka's acknowledgement before a 503.
     #[serde(default = "default_ack_timeout_ms")]
     pub ack_timeout_ms: u64,
+    /// How long a client may take to send a request's headers before the
+    /// connection is closed, ms (also bounds an idle keep-alive connection).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How long in-flight requests may take to finish after SIGTERM, ms.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
     /// How long a client may take to send its body before a 408, ms.
     #[serde(default = "default_body_read_timeout_ms")]
     pub body_read_timeout_ms: u64,
@@ -49,6 +56,12 @@ fn default_body_limit() -> usize {
 }
 fn default_ack_timeout_ms() -> u64 {
     3000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_drain_timeout_ms() -> u64 {
+    10_000
 }
 fn default_body_read_timeout_ms() -> u64 {
     10_000

@@ -103,7 +103,7 @@ pub const STANDARD_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1rZXk=";
 pub const STANDARD_PREVIOUS_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1vbGQ=";
 /// Stream.estate's documented sending addresses.
 pub const STREAM_ESTATE_ADDRESSES: [&str; 2] = ["178.238.226.136", "144.76.91.183"];
-/// The test pipelines' body read deadline, ms.
+/// The test pipelines' header and body read deadlines, ms.
 pub const READ_TIMEOUT_MS: u64 = 1500;
 /// Every secret the test config holds, to prove none leaks into a response.
 pub const ALL_SECRETS: [&str; 5] = [
@@ -129,6 +129,7 @@ pub fn ingest_config() -> String {
         r#"
 # Short read deadlines so the slow-client tests run quickly.
 body_read_timeout_ms = {READ_TIMEOUT_MS}
+header_read_timeout_ms = {READ_TIMEOUT_MS}
 
 [[sources]]
 name = "generic"
@@ -380,6 +381,36 @@ impl Pipeline {
         if let Some(mut child) = self.children.remove(&service) {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM to `service` (a clean stop request); does not wait.
+    pub fn send_sigterm(&self, service: Service) {
+        let child = self.children.get(&service).expect("the service is running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "cannot send SIGTERM to {}", service.name());
+    }
+
+    /// Waits (up to `timeout`) for `service` to exit; returns whether it
+    /// exited successfully (a timeout kills it and returns false).
+    pub async fn wait_exit(&mut self, service: Service, timeout: Duration) -> bool {
+        let Some(mut child) = self.children.remove(&service) else {
+            return false;
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -687,6 +718,19 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<OwnedMessage> {
         }
     }
     out
+}
+
+/// Asserts a raw record's key and its headers: `(name, Some(value))` must
+/// be present with that value, `(name, None)` absent.
+pub fn assert_record(
+    message: &OwnedMessage,
+    key_text: Option<&str>,
+    expected: &[(&str, Option<&str>)],
+) {
+    assert_eq!(key(message).as_deref(), key_text, "record key");
+    for (name, value) in expected {
+        assert_eq!(header(message, name).as_deref(), *value, "header `{name}`");
+    }
 }
 
 /// The key of a detached record, as text.
