@@ -3,7 +3,9 @@
 //! id, with the delivery id in a header; every kind of bad credential is a
 //! 401 and stores nothing.
 
-use pipeline_tests::{IMMOTEUR_TOKEN, Pipeline, assert_error, fixture, header, key, unix_now};
+use pipeline_tests::{
+    IMMOTEUR_TOKEN, Pipeline, assert_error, assert_record, fixture, header, unix_now,
+};
 
 const EVENT_ID: &str = "3f2c5e1a-8b7d-4c6e-9a1f-0d2e3c4b5a69";
 const DELIVERY_ID: &str = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f";
@@ -44,19 +46,18 @@ async fn immoteur_delivery_is_stored_keyed_by_its_event_id() {
     assert_eq!(answer["status"], "accepted");
 
     let record = pipeline.only_raw_record(&body).await;
-    assert_eq!(
-        key(&record).as_deref(),
-        Some(&*format!("immoteur:{EVENT_ID}"))
-    );
-    assert_eq!(header(&record, "source").as_deref(), Some("immoteur"));
-    assert_eq!(header(&record, "provider").as_deref(), Some("immoteur"));
-    assert_eq!(header(&record, "verify-scheme").as_deref(), Some("bearer"));
-    assert_eq!(header(&record, "verify-key").as_deref(), Some("current"));
-    assert_eq!(header(&record, "event-id").as_deref(), Some(EVENT_ID));
-    assert_eq!(header(&record, "delivery-id").as_deref(), Some(DELIVERY_ID));
-    assert_eq!(
-        header(&record, "request-id"),
-        answer["id"].as_str().map(String::from)
+    assert_record(
+        &record,
+        Some(&format!("immoteur:{EVENT_ID}")),
+        &[
+            ("source", Some("immoteur")),
+            ("provider", Some("immoteur")),
+            ("verify-scheme", Some("bearer")),
+            ("verify-key", Some("current")),
+            ("event-id", Some(EVENT_ID)),
+            ("delivery-id", Some(DELIVERY_ID)),
+            ("request-id", answer["id"].as_str()),
+        ],
     );
     assert!(header(&record, "verify-skew-ms").is_some());
 }

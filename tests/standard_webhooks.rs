@@ -5,8 +5,8 @@
 
 use ingest::verify::standard_webhooks::{decode_secret, sign};
 use pipeline_tests::{
-    Pipeline, STANDARD_PREVIOUS_SECRET, STANDARD_SECRET, assert_error, fixture, header, key,
-    unix_now,
+    Pipeline, STANDARD_PREVIOUS_SECRET, STANDARD_SECRET, assert_error, assert_record, fixture,
+    header, unix_now,
 };
 
 fn signed(secret: &str, id: &str, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
@@ -33,18 +33,17 @@ async fn standard_webhooks_with_either_active_secret_are_stored_keyed_by_webhook
         .expect("answers");
     assert_eq!(r.status(), 200, "the previous secret is still active");
     let record = pipeline.only_raw_record(&body).await;
-    assert_eq!(key(&record).as_deref(), Some("standard:msg_2"));
-    assert_eq!(header(&record, "source").as_deref(), Some("standard"));
-    assert_eq!(
-        header(&record, "provider").as_deref(),
-        Some("standard-webhooks")
+    assert_record(
+        &record,
+        Some("standard:msg_2"),
+        &[
+            ("source", Some("standard")),
+            ("provider", Some("standard-webhooks")),
+            ("verify-scheme", Some("standard-webhooks")),
+            ("verify-key", Some("previous")),
+            ("event-id", Some("msg_2")),
+        ],
     );
-    assert_eq!(
-        header(&record, "verify-scheme").as_deref(),
-        Some("standard-webhooks")
-    );
-    assert_eq!(header(&record, "verify-key").as_deref(), Some("previous"));
-    assert_eq!(header(&record, "event-id").as_deref(), Some("msg_2"));
 
     let r = pipeline
         .post(

@@ -3,7 +3,7 @@
 //! sender is read from `X-Forwarded-For`; from any other peer that header is
 //! ignored, so spoofing it gets a 403 and nothing is stored.
 
-use pipeline_tests::{Pipeline, STREAM_ESTATE_ADDRESSES, assert_error, fixture, header, key};
+use pipeline_tests::{Pipeline, STREAM_ESTATE_ADDRESSES, assert_error, assert_record, fixture};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stream_estate_delivery_from_its_address_via_a_trusted_proxy_is_stored() {
@@ -19,19 +19,16 @@ async fn stream_estate_delivery_from_its_address_via_a_trusted_proxy_is_stored()
         .expect("answers");
     assert_eq!(r.status(), 200);
     let record = pipeline.only_raw_record(&body).await;
-    assert_eq!(key(&record), None);
-    assert_eq!(header(&record, "source").as_deref(), Some("stream-estate"));
-    assert_eq!(
-        header(&record, "provider").as_deref(),
-        Some("stream-estate")
-    );
-    assert_eq!(
-        header(&record, "verify-scheme").as_deref(),
-        Some("source-address")
-    );
-    assert_eq!(
-        header(&record, "verify-key").as_deref(),
-        Some(STREAM_ESTATE_ADDRESSES[1])
+    assert_record(
+        &record,
+        None,
+        &[
+            ("source", Some("stream-estate")),
+            ("provider", Some("stream-estate")),
+            ("verify-scheme", Some("source-address")),
+            ("verify-key", Some(STREAM_ESTATE_ADDRESSES[1])),
+            ("event-id", None),
+        ],
     );
 }
 
