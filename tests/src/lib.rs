@@ -476,6 +476,11 @@ impl Pipeline {
             .join("\n")
     }
 
+    /// The ingest config file this pipeline's ingest runs with.
+    pub fn ingest_config_path(&self) -> PathBuf {
+        self.dir.join("ingest.toml")
+    }
+
     /// A client for this pipeline's ingest, usable from other tasks.
     pub fn client(&self) -> IngestClient {
         IngestClient {
