@@ -49,14 +49,18 @@ pub fn sign(
             }
             CheckSettings::StandardWebhooks { secrets, .. } => {
                 let secret = first(name, standard_webhooks::SCHEME, secrets, env)?;
-                let keys = standard_webhooks::decode_secrets(name, vec![(String::new(), secret)])?;
+                let key = standard_webhooks::decode_secret(secret.expose()).ok_or_else(|| {
+                    CheckConfigError::Invalid(
+                        name.to_string(),
+                        standard_webhooks::SCHEME,
+                        "signing needs the first key to be a `whsec_` secret".into(),
+                    )
+                })?;
                 let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-                for (_, key) in &keys {
-                    push(
-                        "webhook-signature",
-                        standard_webhooks::sign(key.expose(), &id, &ts, body),
-                    );
-                }
+                push(
+                    "webhook-signature",
+                    standard_webhooks::sign(key.expose(), &id, &ts, body),
+                );
                 push("webhook-id", id);
                 push("webhook-timestamp", ts.clone());
             }

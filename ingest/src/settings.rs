@@ -133,10 +133,11 @@ pub enum CheckSettings {
         #[serde(default = "default_timestamp_header")]
         timestamp_header: String,
     },
-    /// Standard Webhooks `v1`: base64 HMAC-SHA256 of `id.timestamp.body`,
-    /// keyed with `whsec_<base64>` secrets.
+    /// Standard Webhooks: `v1` base64 HMAC-SHA256 of `id.timestamp.body`
+    /// keyed with `whsec_<base64>` secrets, or `v1a` ed25519 signatures
+    /// checked with `whpk_<base64>` public keys.
     StandardWebhooks {
-        /// `whsec_...` secrets accepted at once (rotation).
+        /// `whsec_...` secrets and `whpk_...` public keys accepted at once (rotation).
         secrets: Vec<SecretSettings>,
         /// Allowed distance between `webhook-timestamp` and now, seconds.
         #[serde(default = "default_tolerance")]

@@ -1,16 +1,16 @@
-//! Standard Webhooks (<https://www.standardwebhooks.com/>), `v1`:
-//! `webhook-signature` holds space-separated `v1,<base64>` entries, each the
-//! HMAC-SHA256 of `webhook-id.webhook-timestamp.body` keyed with the base64
-//! part of a `whsec_` secret; `webhook-timestamp` is Unix seconds within the
+//! Standard Webhooks (<https://www.standardwebhooks.com/>):
+//! `webhook-signature` holds space-separated `<version>,<base64>` entries
+//! over `webhook-id.webhook-timestamp.body`: `v1` is HMAC-SHA256 keyed with
+//! the base64 part of a `whsec_` secret, `v1a` an ed25519 signature checked
+//! with a `whpk_` public key. `webhook-timestamp` is Unix seconds within the
 //! tolerance. The `webhook-id` is the provider event id.
 //!
-//! Every (entry, secret) pair is tried and compared in constant time, so a
+//! Every (entry, key) pair is tried (HMACs compared in constant time), so a
 //! sender may sign with several keys and a receiver may hold several.
-//! `v1a` (ed25519) entries are not checked yet: they are skipped, so a
-//! request signed only with `v1a` is refused, never let through.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::Mac;
 
 use super::{
@@ -26,33 +26,63 @@ const ID: &str = "webhook-id";
 const TIMESTAMP: &str = "webhook-timestamp";
 const SIGNATURE: &str = "webhook-signature";
 const SECRET_PREFIX: &str = "whsec_";
+const PUBLIC_KEY_PREFIX: &str = "whpk_";
 
-/// The configured check; secrets are the decoded key bytes.
+/// A configured key: a `v1` HMAC secret or a `v1a` ed25519 public key.
+#[derive(Debug, Clone)]
+pub enum Key {
+    /// `whsec_`: HMAC-SHA256 key bytes.
+    Hmac(SecretBytes),
+    /// `whpk_`: ed25519 public key.
+    Ed25519(VerifyingKey),
+}
+
+/// The configured check, with decoded, labelled keys.
 #[derive(Debug)]
 pub struct StandardWebhooksCheck {
-    secrets: Vec<(String, SecretBytes)>,
+    keys: Vec<(String, Key)>,
     tolerance_ms: i64,
 }
 
-/// Turns `whsec_<base64>` secrets into key bytes; anything else is a start error.
+/// Turns `whsec_<base64>` secrets and `whpk_<base64>` public keys into
+/// keys; anything else is a start error.
 pub fn decode_secrets(
     source: &str,
     secrets: Vec<(String, SecretBytes)>,
-) -> Result<Vec<(String, SecretBytes)>, CheckConfigError> {
+) -> Result<Vec<(String, Key)>, CheckConfigError> {
     secrets
         .into_iter()
         .map(|(label, secret)| {
-            decode_secret(secret.expose())
-                .map(|key| (label.clone(), key))
-                .ok_or_else(|| {
-                    CheckConfigError::Invalid(
-                        source.to_string(),
-                        SCHEME,
-                        format!("secret `{label}` is not `whsec_` followed by base64"),
-                    )
-                })
+            let key = match decode_secret(secret.expose()) {
+                Some(hmac) => Some(Key::Hmac(hmac)),
+                None => decode_public_key(secret.expose()).map(Key::Ed25519),
+            };
+            key.map(|key| (label.clone(), key)).ok_or_else(|| {
+                CheckConfigError::Invalid(
+                    source.to_string(),
+                    SCHEME,
+                    format!("secret `{label}` is neither `whsec_` nor `whpk_` followed by base64"),
+                )
+            })
         })
         .collect()
+}
+
+/// The ed25519 public key of a `whpk_<base64>` key.
+pub fn decode_public_key(text: &[u8]) -> Option<VerifyingKey> {
+    let b64 = text.strip_prefix(PUBLIC_KEY_PREFIX.as_bytes())?;
+    let bytes: [u8; 32] = STANDARD.decode(b64).ok()?.try_into().ok()?;
+    VerifyingKey::from_bytes(&bytes).ok()
+}
+
+fn signed_content(id: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(id.len() + timestamp.len() + body.len() + 2);
+    content.extend_from_slice(id.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(timestamp.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(body);
+    content
 }
 
 /// The key bytes of a `whsec_<base64>` secret.
@@ -65,19 +95,15 @@ pub fn decode_secret(secret: &[u8]) -> Option<SecretBytes> {
 /// The `v1,<base64>` signature a sender puts in `webhook-signature`.
 pub fn sign(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
     let mut mac = new_mac(key);
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    mac.update(&signed_content(id, timestamp, body));
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 impl StandardWebhooksCheck {
     /// A check with decoded, labelled keys and a tolerance in seconds.
-    pub fn new(secrets: Vec<(String, SecretBytes)>, tolerance_secs: u64) -> Self {
+    pub fn new(keys: Vec<(String, Key)>, tolerance_secs: u64) -> Self {
         Self {
-            secrets,
+            keys,
             tolerance_ms: tolerance_ms(tolerance_secs),
         }
     }
@@ -98,25 +124,30 @@ impl Check for StandardWebhooksCheck {
             .checked_mul(1000)
             .ok_or(VerifyFailure::MalformedTimestamp)?;
         let skew_ms = check_skew(sent_ms, request.now_ms, self.tolerance_ms)?;
-        let provided: Vec<Vec<u8>> = signature
+        let entries: Vec<(&str, Vec<u8>)> = signature
             .split(' ')
-            .filter_map(|entry| entry.strip_prefix("v1,"))
-            .filter_map(|b64| STANDARD.decode(b64).ok())
-            .filter(|sig| sig.len() == 32)
+            .filter_map(|entry| entry.split_once(','))
+            .filter(|(version, _)| *version == "v1" || *version == "v1a")
+            .filter_map(|(version, b64)| STANDARD.decode(b64).ok().map(|sig| (version, sig)))
             .collect();
-        if provided.is_empty() {
+        if entries.is_empty() {
             return Err(VerifyFailure::MalformedSignature);
         }
+        let content = signed_content(id, timestamp, request.body);
         let mut matched: Option<&str> = None;
-        for (label, key) in &self.secrets {
-            for sig in &provided {
-                let mut mac = new_mac(key.expose());
-                mac.update(id.as_bytes());
-                mac.update(b".");
-                mac.update(timestamp.as_bytes());
-                mac.update(b".");
-                mac.update(request.body);
-                if mac.verify_slice(sig).is_ok() && matched.is_none() {
+        for (label, key) in &self.keys {
+            for (version, sig) in &entries {
+                let ok = match (key, *version) {
+                    (Key::Hmac(secret), "v1") => {
+                        let mut mac = new_mac(secret.expose());
+                        mac.update(&content);
+                        mac.verify_slice(sig).is_ok()
+                    }
+                    (Key::Ed25519(public), "v1a") => Signature::from_slice(sig)
+                        .is_ok_and(|sig| public.verify_strict(&content, &sig).is_ok()),
+                    _ => false,
+                };
+                if ok && matched.is_none() {
                     matched = Some(label);
                 }
             }
@@ -239,6 +270,30 @@ mod tests {
                 SPEC_BODY
             ),
             Err(VerifyFailure::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn v1a_ed25519_signatures_are_checked_with_whpk_public_keys() {
+        use ed25519_dalek::{Signer, SigningKey};
+        let signing = SigningKey::from_bytes(&[7; 32]);
+        let public = format!(
+            "whpk_{}",
+            STANDARD.encode(signing.verifying_key().as_bytes())
+        );
+        let content = signed_content(SPEC_ID, SPEC_TS, SPEC_BODY);
+        let sig = format!("v1a,{}", STANDARD.encode(signing.sign(&content).to_bytes()));
+        let c = check(&[("hmac", SPEC_SECRET), ("ed", &public)]);
+        let h = headers(Some(SPEC_ID), Some(SPEC_TS), Some(&sig));
+        assert_eq!(run(&c, &h, SPEC_BODY).expect("valid v1a").key_label, "ed");
+        let mut tampered = SPEC_BODY.to_vec();
+        tampered[0] = b' ';
+        assert_eq!(run(&c, &h, &tampered), Err(VerifyFailure::BadSignature));
+        let hmac_only = check(&[("hmac", SPEC_SECRET)]);
+        assert_eq!(
+            run(&hmac_only, &h, SPEC_BODY),
+            Err(VerifyFailure::BadSignature),
+            "a v1a entry is never checked against an HMAC secret"
         );
     }
 
