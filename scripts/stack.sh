@@ -208,6 +208,12 @@ Send the generic fixture, signed with the development secret of source "generic"
     -H 'Content-Type: application/json' -H "X-Webhook-Timestamp: \$ts" -H "X-Webhook-Signature: \$sig" \\
     --data-binary @"\$body"
 
+Or let ingest-send sign any file for any source of config/ingest.toml
+(generic, fluximmo, stream-estate, immoteur, standard):
+  $BIN_DIR/ingest-send --config $ROOT/config/ingest.toml --url http://127.0.0.1:$INGEST_PORT \\
+    --source immoteur \\
+    $ROOT/tests/fixtures/immoteur/property-notification.json
+
 Then look at the rows:
   psql -h 127.0.0.1 -p $PG_PORT -U estate estate -c 'SELECT property_key, price, bedrooms, bathrooms, surface_m2, address FROM properties'
 

@@ -1,23 +1,14 @@
 //! Requests that fail verification or are malformed get a precise status
 //! and JSON error, and nothing reaches `webhooks.raw`.
 
-use pipeline_tests::{GENERIC_SECRET, Pipeline, fixture, unix_now};
+use std::time::{Duration, Instant};
 
-async fn assert_error(response: reqwest::Response, status: u16, error: &str) -> serde_json::Value {
-    assert_eq!(response.status(), status);
-    let body: serde_json::Value = response.json().await.expect("a JSON error body");
-    assert_eq!(body["status"], "error", "{body}");
-    assert_eq!(body["error"], error, "{body}");
-    assert!(
-        !body.to_string().contains(GENERIC_SECRET),
-        "the secret leaked: {body}"
-    );
-    body
-}
+use pipeline_tests::{GENERIC_SECRET, Pipeline, READ_TIMEOUT_MS, assert_error, fixture, unix_now};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_signatures_are_401_and_never_reach_kafka() {
-    let pipeline = Pipeline::start("rejected").await;
+    let pipeline = Pipeline::start_ingest("rejected").await;
     let body = fixture("generic/property.created.json");
     let now = unix_now().to_string();
     let sign =
@@ -59,6 +50,26 @@ async fn bad_signatures_are_401_and_never_reach_kafka() {
     let e = assert_error(missing, 401, "unauthorized").await;
     assert_eq!(e["reason"], "missing_header");
 
+    let retired = pipeline
+        .post(
+            "generic",
+            &[
+                ("x-webhook-timestamp", now.clone()),
+                (
+                    "x-webhook-signature",
+                    sign("test-generic-secret-retired", &now),
+                ),
+            ],
+            &body,
+        )
+        .await
+        .expect("answers");
+    let e = assert_error(retired, 401, "unauthorized").await;
+    assert_eq!(
+        e["reason"], "bad_signature",
+        "a secret removed by a rotation"
+    );
+
     let mut tampered = body.clone();
     let last = tampered.len() - 2;
     tampered[last] = b' ';
@@ -83,7 +94,7 @@ async fn bad_signatures_are_401_and_never_reach_kafka() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_precise_statuses() {
-    let pipeline = Pipeline::start("malformed").await;
+    let pipeline = Pipeline::start_ingest("malformed").await;
     let now = unix_now().to_string();
     let not_json = b"not json at all";
     let sig = ingest::verify::hmac_timestamp::sign(GENERIC_SECRET.as_bytes(), &now, not_json);
@@ -133,4 +144,36 @@ async fn malformed_requests_get_precise_statuses() {
         1,
         "only the one valid request reached webhooks.raw"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stalls_its_body_gets_408_at_the_read_deadline() {
+    let pipeline = Pipeline::start_ingest("slow_body").await;
+    let address = pipeline
+        .ingest_url
+        .trim_start_matches("http://")
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    stream
+        .write_all(
+            b"POST /webhooks/generic HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"id\":",
+        )
+        .await
+        .expect("send a partial request");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert!(
+        elapsed >= Duration::from_millis(READ_TIMEOUT_MS)
+            && elapsed < Duration::from_millis(READ_TIMEOUT_MS + 2000),
+        "answered at the deadline, took {elapsed:?}"
+    );
+    pipeline.assert_raw_empty();
 }

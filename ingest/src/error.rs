@@ -41,12 +41,32 @@ pub enum IngestError {
     /// Verification failed.
     #[error("request verification failed: {0}")]
     Unauthorized(VerifyFailure),
+    /// The sender's address is not allowed for this source.
+    #[error("request refused: {0}")]
+    Forbidden(VerifyFailure),
+    /// The client did not send its body within the read deadline.
+    #[error("the request body was not received within {secs} s")]
+    RequestTimeout {
+        /// The deadline, seconds.
+        secs: u64,
+    },
     /// Kafka did not acknowledge in time; the sender should retry.
     #[error("the event could not be stored right now; retry later")]
     Unavailable {
         /// Seconds to wait before retrying.
         retry_after_secs: u64,
     },
+}
+
+impl From<VerifyFailure> for IngestError {
+    /// A refused address is a 403 (no credential would help); every other
+    /// failure is a 401.
+    fn from(failure: VerifyFailure) -> Self {
+        match failure {
+            VerifyFailure::AddressNotAllowed => Self::Forbidden(failure),
+            _ => Self::Unauthorized(failure),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -70,6 +90,8 @@ impl IngestError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead(_) | Self::NotJson(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -85,6 +107,8 @@ impl IngestError {
             Self::BodyRead(_) => "body_read_error",
             Self::NotJson(_) => "invalid_json",
             Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::Unavailable { .. } => "unavailable",
         }
     }
@@ -96,7 +120,7 @@ impl IntoResponse for IngestError {
             status: "error",
             error: self.code(),
             reason: match &self {
-                Self::Unauthorized(failure) => Some(failure.reason()),
+                Self::Unauthorized(failure) | Self::Forbidden(failure) => Some(failure.reason()),
                 _ => None,
             },
             message: self.to_string(),

@@ -11,7 +11,10 @@
 //! error mapping) and the router; `main.rs` only wires them to the process.
 
 pub mod error;
+pub mod metrics;
 pub mod record;
+pub mod send;
+pub mod serve;
 pub mod server;
 pub mod settings;
 pub mod verify;

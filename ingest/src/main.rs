@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use ingest::serve::{Deadlines, serve};
 use ingest::server::{AppState, router};
 use ingest::settings::IngestSettings;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -54,9 +55,17 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(%addr, topic = %raw_topic, sources = ?names, "ingest listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(common::shutdown::signal())
-        .await?;
+    let deadlines = Deadlines {
+        header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+        drain_timeout: Duration::from_millis(settings.drain_timeout_ms),
+    };
+    serve(
+        listener,
+        router(state),
+        deadlines,
+        common::shutdown::signal(),
+    )
+    .await;
     tracing::info!("flushing the producer");
     let flushed =
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await?;

@@ -19,11 +19,7 @@ pub struct Arrival<'a> {
     pub received_at_ms: i64,
     /// Request id.
     pub request_id: &'a str,
-    /// Provider event id from a request header, if any.
-    pub event_id: Option<&'a str>,
-    /// Provider delivery id from a request header, if any.
-    pub delivery_id: Option<&'a str>,
-    /// Verification verdict.
+    /// Verification verdict (with the provider ids found in headers).
     pub verdict: &'a Verdict,
     /// W3C trace context.
     pub traceparent: &'a str,
@@ -36,7 +32,9 @@ pub const PROVIDER: &str = "provider";
 /// The record key: `<source>:<event id>` when the request carries one.
 pub fn key(arrival: &Arrival<'_>) -> Option<String> {
     arrival
+        .verdict
         .event_id
+        .as_ref()
         .map(|id| format!("{}:{id}", arrival.source))
 }
 
@@ -55,11 +53,11 @@ pub fn headers(arrival: &Arrival<'_>) -> Vec<(&'static str, String)> {
     if let Some(skew) = arrival.verdict.skew_ms {
         out.push((headers::VERIFY_SKEW_MS, skew.to_string()));
     }
-    if let Some(id) = arrival.event_id {
-        out.push((headers::EVENT_ID, id.to_string()));
+    if let Some(id) = &arrival.verdict.event_id {
+        out.push((headers::EVENT_ID, id.clone()));
     }
-    if let Some(id) = arrival.delivery_id {
-        out.push((headers::DELIVERY_ID, id.to_string()));
+    if let Some(id) = &arrival.verdict.delivery_id {
+        out.push((headers::DELIVERY_ID, id.clone()));
     }
     out
 }
@@ -70,9 +68,8 @@ mod tests {
 
     fn verdict() -> Verdict {
         Verdict {
-            scheme: "hmac-sha256",
-            key_label: "current".into(),
             skew_ms: Some(-12),
+            ..Verdict::new("hmac-sha256", "current")
         }
     }
 
@@ -85,8 +82,6 @@ mod tests {
             content_type: "application/json",
             received_at_ms: 1_700_000_000_000,
             request_id: "r1",
-            event_id: None,
-            delivery_id: None,
             verdict: &v,
             traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         };
@@ -103,15 +98,17 @@ mod tests {
 
     #[test]
     fn provider_event_ids_become_the_key_and_headers() {
-        let v = verdict();
+        let v = Verdict {
+            event_id: Some("e-1".into()),
+            delivery_id: Some("d-1".into()),
+            ..verdict()
+        };
         let arrival = Arrival {
             source: "immo",
             provider: "immoteur",
             content_type: "application/json",
             received_at_ms: 1,
             request_id: "r",
-            event_id: Some("e-1"),
-            delivery_id: Some("d-1"),
             verdict: &v,
             traceparent: "tp",
         };

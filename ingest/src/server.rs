@@ -5,15 +5,17 @@
 //! limit enforced while streaming, verify on the raw bytes (401), only then
 //! parse it as JSON (400), publish, and answer 200 only after Kafka's
 //! acknowledgement, or 503 once the acknowledgement bound has passed.
+//! A client that does not send its body within the read deadline gets a 408.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -23,6 +25,7 @@ use serde::Serialize;
 use serde::de::IgnoredAny;
 
 use crate::error::IngestError;
+use crate::metrics::Metrics;
 use crate::record::{self, Arrival};
 use crate::settings::{IngestSettings, SourceSettings};
 use crate::verify::{RequestView, SourceVerifier};
@@ -48,6 +51,10 @@ pub struct AppState {
     pub body_limit: usize,
     /// Bound on the wait for Kafka's acknowledgement.
     pub ack_timeout: Duration,
+    /// Bound on reading the request body.
+    pub body_read_timeout: Duration,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
     /// `Retry-After` on a 503, seconds.
     pub retry_after_secs: u64,
 }
@@ -90,6 +97,8 @@ impl AppState {
             raw_topic: settings.topics.raw(),
             body_limit: settings.body_limit_bytes,
             ack_timeout: Duration::from_millis(settings.ack_timeout_ms),
+            body_read_timeout: Duration::from_millis(settings.body_read_timeout_ms),
+            metrics: Metrics::default(),
             retry_after_secs: settings.retry_after_secs,
         })
     }
@@ -108,6 +117,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/webhooks/{source}", post(receive))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
         .with_state(state)
@@ -160,11 +170,31 @@ async fn receive(
     Path(source_name): Path<String>,
     request: Request,
 ) -> Result<Json<Accepted>, IngestError> {
+    let _in_flight = state.metrics.in_flight();
+    let result = handle(&state, &source_name, request).await;
+    let status = match &result {
+        Ok(_) => StatusCode::OK,
+        Err(e) => e.status(),
+    };
+    let label = if state.sources.contains_key(&source_name) {
+        source_name.as_str()
+    } else {
+        "unknown"
+    };
+    state.metrics.request(label, status.as_u16());
+    result
+}
+
+async fn handle(
+    state: &AppState,
+    source_name: &str,
+    request: Request,
+) -> Result<Json<Accepted>, IngestError> {
     let received_at_ms = now_ms();
     let source = state
         .sources
-        .get(&source_name)
-        .ok_or_else(|| IngestError::UnknownSource(source_name.clone()))?;
+        .get(source_name)
+        .ok_or_else(|| IngestError::UnknownSource(source_name.to_string()))?;
     let (parts, body) = request.into_parts();
     let content_type = is_json_content_type(&parts.headers)?;
     let declared = parts
@@ -177,17 +207,36 @@ async fn receive(
             limit: state.body_limit,
         });
     }
-    let body = read_limited(body, state.body_limit).await?;
+    let body = tokio::time::timeout(
+        state.body_read_timeout,
+        read_limited(body, state.body_limit),
+    )
+    .await
+    .map_err(|_| IngestError::RequestTimeout {
+        secs: state.body_read_timeout.as_secs(),
+    })??;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map(|Query(q)| q)
+        .unwrap_or_default();
     let verdict = source
         .verifier
         .verify(&RequestView {
             headers: &parts.headers,
             body: &body,
             now_ms: received_at_ms,
+            peer,
+            query: &query,
         })
         .map_err(|failure| {
             tracing::info!(source = %source_name, reason = failure.reason(), "verification failed");
-            IngestError::Unauthorized(failure)
+            state
+                .metrics
+                .verification_failure(source_name, failure.reason());
+            IngestError::from(failure)
         })?;
     let _: IgnoredAny =
         serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(e.to_string()))?;
@@ -200,13 +249,11 @@ async fn receive(
         .filter(|v| common::traceparent::is_valid(v))
         .map_or_else(common::traceparent::new_root, str::to_string);
     let arrival = Arrival {
-        source: &source_name,
+        source: source_name,
         provider: source.settings.provider.as_str(),
         content_type: &content_type,
         received_at_ms,
         request_id: &request_id,
-        event_id: None,
-        delivery_id: None,
         verdict: &verdict,
         traceparent: &traceparent,
     };
@@ -228,14 +275,25 @@ async fn receive(
     let unavailable = IngestError::Unavailable {
         retry_after_secs: state.retry_after_secs,
     };
+    let started = Instant::now();
     let delivery = match state.producer.send_result(kafka_record) {
         Ok(delivery) => delivery,
         Err((e, _)) => {
+            state.metrics.produce("refused", started.elapsed());
             tracing::warn!(source = %source_name, error = %e, "producer queue refused the record");
             return Err(unavailable);
         }
     };
-    match tokio::time::timeout(state.ack_timeout, delivery).await {
+    let outcome = tokio::time::timeout(state.ack_timeout, delivery).await;
+    state.metrics.produce(
+        match &outcome {
+            Ok(Ok(Ok(_))) => "acked",
+            Ok(_) => "refused",
+            Err(_) => "timeout",
+        },
+        started.elapsed(),
+    );
+    match outcome {
         Ok(Ok(Ok(delivered))) => {
             tracing::debug!(
                 source = %source_name,
@@ -266,6 +324,16 @@ async fn receive(
             Err(unavailable)
         }
     }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }
 
 async fn healthz() -> impl IntoResponse {

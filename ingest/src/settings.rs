@@ -24,6 +24,16 @@ pub struct IngestSettings {
     /// How long a request waits for Kafka's acknowledgement before a 503.
     #[serde(default = "default_ack_timeout_ms")]
     pub ack_timeout_ms: u64,
+    /// How long a client may take to send a request's headers before the
+    /// connection is closed, ms (also bounds an idle keep-alive connection).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How long in-flight requests may take to finish after SIGTERM, ms.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+    /// How long a client may take to send its body before a 408, ms.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
     /// Seconds a provider is asked to wait before retrying after a 503.
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u64,
@@ -46,6 +56,15 @@ fn default_body_limit() -> usize {
 }
 fn default_ack_timeout_ms() -> u64 {
     3000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_drain_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
 }
 fn default_retry_after() -> u64 {
     5
@@ -96,7 +115,7 @@ impl ProviderKind {
     }
 }
 
-/// A verification check, by kind.
+/// A verification check, by kind. Each kind is one file in `src/verify/`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum CheckSettings {
@@ -113,6 +132,48 @@ pub enum CheckSettings {
         /// Header carrying the timestamp.
         #[serde(default = "default_timestamp_header")]
         timestamp_header: String,
+    },
+    /// Standard Webhooks: `v1` base64 HMAC-SHA256 of `id.timestamp.body`
+    /// keyed with `whsec_<base64>` secrets, or `v1a` ed25519 signatures
+    /// checked with `whpk_<base64>` public keys.
+    StandardWebhooks {
+        /// `whsec_...` secrets and `whpk_...` public keys accepted at once (rotation).
+        secrets: Vec<SecretSettings>,
+        /// Allowed distance between `webhook-timestamp` and now, seconds.
+        #[serde(default = "default_tolerance")]
+        tolerance_secs: u64,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// Tokens accepted at once (rotation).
+        tokens: Vec<SecretSettings>,
+    },
+    /// Immoteur's delivery headers: event, delivery and service ids (UUIDs)
+    /// and a Unix-seconds timestamp within the tolerance. Added by default to
+    /// every `immoteur` source; configure it only to change the tolerance.
+    ImmoteurHeaders {
+        /// Allowed distance between `X-Immoteur-Timestamp` and now, seconds.
+        #[serde(default = "default_tolerance")]
+        tolerance_secs: u64,
+    },
+    /// A shared secret token in a header or a query parameter.
+    SecretToken {
+        /// Tokens accepted at once (rotation).
+        tokens: Vec<SecretSettings>,
+        /// Header carrying the token (exactly one of `header`, `query`).
+        #[serde(default)]
+        header: Option<String>,
+        /// Query parameter carrying the token.
+        #[serde(default)]
+        query: Option<String>,
+    },
+    /// The sender's address must be in one of the CIDRs.
+    SourceAddress {
+        /// Allowed networks, e.g. `178.238.226.136/32` (a bare address is a /32 or /128).
+        allow: Vec<String>,
+        /// Direct peers whose `X-Forwarded-For` is believed (reverse proxies).
+        #[serde(default)]
+        trusted_proxies: Vec<String>,
     },
 }
 

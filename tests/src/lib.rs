@@ -93,6 +93,111 @@ impl Service {
 
 /// The development secret of the test pipelines' `generic` source.
 pub const GENERIC_SECRET: &str = "test-generic-secret";
+/// Fluximmo's token (source `fluximmo`, query parameter `token`).
+pub const FLUXIMMO_TOKEN: &str = "test-fluximmo-token";
+/// Immoteur's current bearer token (label `current`, source `immoteur`).
+pub const IMMOTEUR_TOKEN: &str = "test-immoteur-token";
+/// Standard Webhooks secret, label `current` (source `standard`).
+pub const STANDARD_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1rZXk=";
+/// Standard Webhooks secret still active during a rotation, label `previous`.
+pub const STANDARD_PREVIOUS_SECRET: &str = "whsec_dGVzdC1zdGFuZGFyZC13ZWJob29rcy1vbGQ=";
+/// Stream.estate's documented sending addresses.
+pub const STREAM_ESTATE_ADDRESSES: [&str; 2] = ["178.238.226.136", "144.76.91.183"];
+/// The test pipelines' header and body read deadlines, ms.
+pub const READ_TIMEOUT_MS: u64 = 1500;
+/// Every secret the test config holds, to prove none leaks into a response.
+pub const ALL_SECRETS: [&str; 5] = [
+    GENERIC_SECRET,
+    FLUXIMMO_TOKEN,
+    IMMOTEUR_TOKEN,
+    STANDARD_SECRET,
+    STANDARD_PREVIOUS_SECRET,
+];
+
+/// The test pipelines' ingest config: one source per provider.
+///
+/// - `generic`: generic HMAC with [`GENERIC_SECRET`];
+/// - `fluximmo`: secret token in the `token` query parameter;
+/// - `stream-estate`: the documented addresses, with 127.0.0.1 as a trusted
+///   proxy (tests send `X-Forwarded-For`);
+/// - `stream-estate-direct`: the same addresses, no trusted proxy;
+/// - `immoteur`: bearer token (the Immoteur headers are implied);
+/// - `standard`: Standard Webhooks, two active secrets (rotation).
+pub fn ingest_config() -> String {
+    let [se1, se2] = STREAM_ESTATE_ADDRESSES;
+    format!(
+        r#"
+# Short read deadlines so the slow-client tests run quickly.
+body_read_timeout_ms = {READ_TIMEOUT_MS}
+header_read_timeout_ms = {READ_TIMEOUT_MS}
+
+[[sources]]
+name = "generic"
+provider = "generic"
+[[sources.checks]]
+kind = "hmac-sha256"
+secrets = [{{ label = "test", value = "{GENERIC_SECRET}" }}]
+
+[[sources]]
+name = "fluximmo"
+provider = "fluximmo"
+[[sources.checks]]
+kind = "secret-token"
+query = "token"
+tokens = [{{ label = "current", value = "{FLUXIMMO_TOKEN}" }}]
+
+[[sources]]
+name = "stream-estate"
+provider = "stream-estate"
+[[sources.checks]]
+kind = "source-address"
+allow = ["{se1}/32", "{se2}"]
+trusted_proxies = ["127.0.0.1/32"]
+
+[[sources]]
+name = "stream-estate-direct"
+provider = "stream-estate"
+[[sources.checks]]
+kind = "source-address"
+allow = ["{se1}/32", "{se2}"]
+
+[[sources]]
+name = "immoteur"
+provider = "immoteur"
+[[sources.checks]]
+kind = "bearer"
+tokens = [{{ label = "current", value = "{IMMOTEUR_TOKEN}" }}]
+
+[[sources]]
+name = "standard"
+provider = "standard-webhooks"
+[[sources.checks]]
+kind = "standard-webhooks"
+secrets = [
+  {{ label = "current", value = "{STANDARD_SECRET}" }},
+  {{ label = "previous", value = "{STANDARD_PREVIOUS_SECRET}" }},
+]
+"#
+    )
+}
+
+/// Asserts a JSON error answer: its status, its `error` code, and that no
+/// configured secret appears in it; returns the body.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    error: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["status"], "error", "{body}");
+    assert_eq!(body["error"], error, "{body}");
+    let text = body.to_string();
+    for secret in ALL_SECRETS {
+        assert!(!text.contains(secret), "a secret leaked: {text}");
+    }
+    body
+}
 
 /// One isolated pipeline.
 pub struct Pipeline {
@@ -147,13 +252,33 @@ fn free_port() -> u16 {
 impl Pipeline {
     /// Creates topics and a database for `name`, and starts all four services.
     pub async fn start(name: &str) -> Self {
-        Self::start_with_env(name, &[]).await
+        Self::start_with(name, &Service::ALL, None, &[]).await
     }
 
     /// Like [`Pipeline::start`], with `env` added to every service
     /// (e.g. `("DEDUPE__TTL_SECS", "3")`).
     pub async fn start_with_env(name: &str, env: &[(&str, &str)]) -> Self {
-        let stack = Stack::from_env();
+        Self::start_with(name, &Service::ALL, None, env).await
+    }
+
+    /// Like [`Pipeline::start`] with only ingest running (for tests of the
+    /// HTTP front door, which need no downstream stage).
+    pub async fn start_ingest(name: &str) -> Self {
+        Self::start_with(name, &[Service::Ingest], None, &[]).await
+    }
+
+    /// Creates topics and a database for `name` on `brokers` (the shared
+    /// stack's broker if `None`), and starts `services` with `env` added.
+    pub async fn start_with(
+        name: &str,
+        services: &[Service],
+        brokers: Option<String>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut stack = Stack::from_env();
+        if let Some(brokers) = brokers {
+            stack.brokers = brokers;
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let tag = format!("{}_{}", name.replace('-', "_"), &id[..8]);
         let topics = TopicNames {
@@ -183,16 +308,8 @@ impl Pipeline {
             .await
             .expect("create the test database");
         let ingest_port = free_port();
-        let ingest_config = dir.join("ingest.toml");
-        std::fs::write(
-            &ingest_config,
-            format!(
-                "[[sources]]\nname = \"generic\"\nprovider = \"generic\"\n\
-                 [[sources.checks]]\nkind = \"hmac-sha256\"\n\
-                 secrets = [{{ label = \"test\", value = \"{GENERIC_SECRET}\" }}]\n"
-            ),
-        )
-        .expect("write the ingest config");
+        let ingest_config_path = dir.join("ingest.toml");
+        std::fs::write(&ingest_config_path, ingest_config()).expect("write the ingest config");
         let mut pipeline = Self {
             stack,
             topics,
@@ -211,8 +328,8 @@ impl Pipeline {
                 .build()
                 .expect("http client"),
         };
-        for service in Service::ALL {
-            pipeline.spawn(service);
+        for service in services {
+            pipeline.spawn(*service);
         }
         pipeline.wait_ready().await;
         pipeline
@@ -339,6 +456,36 @@ impl Pipeline {
         }
     }
 
+    /// Sends SIGTERM to `service` (a clean stop request); does not wait.
+    pub fn send_sigterm(&self, service: Service) {
+        let child = self.children.get(&service).expect("the service is running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "cannot send SIGTERM to {}", service.name());
+    }
+
+    /// Waits (up to `timeout`) for `service` to exit; returns whether it
+    /// exited successfully (a timeout kills it and returns false).
+    pub async fn wait_exit(&mut self, service: Service, timeout: Duration) -> bool {
+        let Some(mut child) = self.children.remove(&service) else {
+            return false;
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Kills and starts `service` again; waits for ingest to be ready.
     pub async fn restart(&mut self, service: Service) {
         self.kill(service);
@@ -399,6 +546,11 @@ impl Pipeline {
             .map(|s| format!("--- {} ---\n{}", s.name(), self.log_tail(*s)))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The ingest config file this pipeline's ingest runs with.
+    pub fn ingest_config_path(&self) -> PathBuf {
+        self.dir.join("ingest.toml")
     }
 
     /// A client for this pipeline's ingest, usable from other tasks.
@@ -555,6 +707,30 @@ impl Pipeline {
         );
     }
 
+    /// The one record on `webhooks.raw` (waits up to 10 s for it), after
+    /// asserting it is the only one and its value is `body` byte for byte.
+    pub async fn only_raw_record(&self, body: &[u8]) -> OwnedMessage {
+        let mut records = self
+            .wait_for_records(&self.topics.raw(), 1, Duration::from_secs(10))
+            .await;
+        assert_eq!(records.len(), 1, "exactly one record on webhooks.raw");
+        let record = records.remove(0);
+        assert_eq!(
+            record.payload(),
+            Some(body),
+            "the value is the body byte for byte"
+        );
+        record
+    }
+
+    /// Asserts that nothing reached `webhooks.raw`.
+    pub fn assert_raw_empty(&self) {
+        assert!(
+            self.read_topic(&self.topics.raw()).is_empty(),
+            "refused requests must not reach webhooks.raw"
+        );
+    }
+
     /// Every record currently on `topic`, all partitions, in partition then offset order.
     pub fn read_topic(&self, topic: &str) -> Vec<OwnedMessage> {
         read_topic(&self.stack.brokers, topic)
@@ -576,9 +752,25 @@ impl IngestClient {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> reqwest::Result<reqwest::Response> {
+        self.post_to(source, "", headers, body).await
+    }
+
+    /// POSTs `body` to `/webhooks/{source}?{query}` with `headers`.
+    pub async fn post_to(
+        &self,
+        source: &str,
+        query: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> reqwest::Result<reqwest::Response> {
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
         let mut request = self
             .http
-            .post(format!("{}/webhooks/{source}", self.url))
+            .post(format!("{}/webhooks/{source}{query}", self.url))
             .header("content-type", "application/json")
             .body(body.to_vec());
         for (k, v) in headers {
@@ -666,6 +858,118 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<OwnedMessage> {
         }
     }
     out
+}
+
+/// Asserts a raw record's key and its headers: `(name, Some(value))` must
+/// be present with that value, `(name, None)` absent.
+pub fn assert_record(
+    message: &OwnedMessage,
+    key_text: Option<&str>,
+    expected: &[(&str, Option<&str>)],
+) {
+    assert_eq!(key(message).as_deref(), key_text, "record key");
+    for (name, value) in expected {
+        assert_eq!(header(message, name).as_deref(), *value, "header `{name}`");
+    }
+}
+
+/// The key of a detached record, as text.
+pub fn key(message: &OwnedMessage) -> Option<String> {
+    message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+}
+
+/// A broker of a test's own (nisshi, sqlite storage in a temp directory),
+/// which the test may kill and restart to simulate an outage.
+pub struct OwnBroker {
+    /// Its bootstrap address, `127.0.0.1:<port>`.
+    pub brokers: String,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnBroker {
+    /// The nisshi binary: `ESTATE_TEST_NISSHI`, else where
+    /// `scripts/install-broker.sh` caches it.
+    fn binary() -> PathBuf {
+        if let Ok(path) = std::env::var("ESTATE_TEST_NISSHI") {
+            return PathBuf::from(path);
+        }
+        let cache = std::env::var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env("HOME")).join(".cache"));
+        cache.join("estate-pipeline/nisshi-0.8.1/bin/nisshi")
+    }
+
+    /// Starts a broker on a free port and waits until it accepts connections.
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "estate-broker-{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        std::fs::create_dir_all(&dir).expect("create the broker directory");
+        let port = free_port();
+        let mut broker = Self {
+            brokers: format!("127.0.0.1:{port}"),
+            port,
+            dir,
+            child: None,
+        };
+        broker.restart();
+        broker
+    }
+
+    /// Kills the broker with SIGKILL (an outage, not a clean stop).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("broker.log"))
+            .expect("open the broker log");
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(Self::binary())
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "sqlite://broker.db",
+            ])
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start nisshi (set ESTATE_TEST_NISSHI to its path)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "own broker not listening in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The value of header `name` on a detached record.

@@ -6,16 +6,16 @@
 //! (`Mac::verify_slice`); the loop does not stop early on a match, so timing
 //! does not tell which secret matched.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 
-use super::{Check, RequestView, Verdict, VerifyFailure, header_text, parse_unix_ms};
+use super::{
+    Check, RequestView, Verdict, VerifyFailure, check_skew, header_text, new_mac, parse_unix_ms,
+    tolerance_ms,
+};
 use crate::settings::SecretBytes;
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "hmac-sha256";
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The configured check.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ impl HmacTimestampCheck {
     ) -> Self {
         Self {
             secrets,
-            tolerance_ms: i64::try_from(tolerance_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            tolerance_ms: tolerance_ms(tolerance_secs),
             signature_header: signature_header.to_ascii_lowercase(),
             timestamp_header: timestamp_header.to_ascii_lowercase(),
         }
@@ -51,14 +51,6 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn new_mac(secret: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length; this cannot fail for SHA-256.
-    match HmacSha256::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    }
-}
-
 impl Check for HmacTimestampCheck {
     fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
         let timestamp = header_text(request.headers, &self.timestamp_header)
@@ -66,10 +58,7 @@ impl Check for HmacTimestampCheck {
         let signature = header_text(request.headers, &self.signature_header)
             .ok_or_else(|| VerifyFailure::MissingHeader(self.signature_header.clone()))?;
         let sent_ms = parse_unix_ms(timestamp).ok_or(VerifyFailure::MalformedTimestamp)?;
-        let skew_ms = sent_ms.saturating_sub(request.now_ms);
-        if skew_ms.saturating_abs() > self.tolerance_ms {
-            return Err(VerifyFailure::StaleTimestamp { skew_ms });
-        }
+        let skew_ms = check_skew(sent_ms, request.now_ms, self.tolerance_ms)?;
         let hex_part = signature.strip_prefix("sha256=").unwrap_or(signature);
         let provided = hex::decode(hex_part).map_err(|_| VerifyFailure::MalformedSignature)?;
         if provided.len() != 32 {
@@ -86,9 +75,8 @@ impl Check for HmacTimestampCheck {
         }
         match matched {
             Some(label) => Ok(Verdict {
-                scheme: SCHEME,
-                key_label: label.to_string(),
                 skew_ms: Some(skew_ms),
+                ..Verdict::new(SCHEME, label)
             }),
             None => Err(VerifyFailure::BadSignature),
         }
@@ -137,6 +125,8 @@ mod tests {
             headers: h,
             body,
             now_ms: NOW_MS,
+            peer: None,
+            query: &[],
         })
     }
 

@@ -1,15 +1,29 @@
 //! Request verification: the checks a source requires, run on the raw bytes.
 //!
 //! Each scheme is one file implementing [`Check`]; a source's checks must all
-//! pass. Verification fails closed: a source without checks is refused at
-//! start unless it says `unverified = true`. Failures carry a reason for
-//! metrics and logs but the response never says which secret was close.
+//! pass. Verification fails closed: a source without checks, or a check
+//! without a secret, is refused at start unless the source says
+//! `unverified = true`. Failures carry a reason for metrics and logs but the
+//! response never says which secret was close. Secrets are compared in
+//! constant time, and every configured secret is always tried.
 
+pub mod bearer;
 pub mod hmac_timestamp;
+pub mod immoteur_headers;
+pub mod secret_token;
+pub mod source_address;
+pub mod standard_webhooks;
+
+use std::net::IpAddr;
 
 use axum::http::HeaderMap;
+use hmac::{Hmac, KeyInit};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
-use crate::settings::{CheckSettings, SecretError, SourceSettings};
+use crate::settings::{
+    CheckSettings, ProviderKind, SecretBytes, SecretError, SecretSettings, SourceSettings,
+};
 
 /// What a check sees of a request.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +34,10 @@ pub struct RequestView<'a> {
     pub body: &'a [u8],
     /// Arrival time, Unix ms.
     pub now_ms: i64,
+    /// Address of the direct TCP peer, when known.
+    pub peer: Option<IpAddr>,
+    /// Query parameters, decoded, in order.
+    pub query: &'a [(String, String)],
 }
 
 /// What a passing check reports (becomes the `verify-*` Kafka headers).
@@ -31,6 +49,23 @@ pub struct Verdict {
     pub key_label: String,
     /// Sender timestamp minus arrival, ms, where the scheme has a timestamp.
     pub skew_ms: Option<i64>,
+    /// Provider event id carried by the request's headers, if any.
+    pub event_id: Option<String>,
+    /// Provider delivery id carried by the request's headers, if any.
+    pub delivery_id: Option<String>,
+}
+
+impl Verdict {
+    /// A verdict with only a scheme and a key label.
+    pub fn new(scheme: &'static str, key_label: impl Into<String>) -> Self {
+        Self {
+            scheme,
+            key_label: key_label.into(),
+            skew_ms: None,
+            event_id: None,
+            delivery_id: None,
+        }
+    }
 }
 
 /// Why a request failed verification.
@@ -39,6 +74,9 @@ pub enum VerifyFailure {
     /// A required header is absent.
     #[error("missing header {0}")]
     MissingHeader(String),
+    /// A required header is present but not in the expected form.
+    #[error("header {0} is malformed")]
+    MalformedHeader(String),
     /// The timestamp header is not a Unix time.
     #[error("timestamp header is not a Unix time")]
     MalformedTimestamp,
@@ -54,6 +92,15 @@ pub enum VerifyFailure {
     /// No configured secret produces this signature.
     #[error("signature does not match")]
     BadSignature,
+    /// The token is absent.
+    #[error("missing token")]
+    MissingToken,
+    /// The token matches no configured token.
+    #[error("token does not match")]
+    BadToken,
+    /// The sender's address is not allowed.
+    #[error("source address not allowed")]
+    AddressNotAllowed,
 }
 
 impl VerifyFailure {
@@ -61,10 +108,14 @@ impl VerifyFailure {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::MissingHeader(_) => "missing_header",
+            Self::MalformedHeader(_) => "malformed_header",
             Self::MalformedTimestamp => "malformed_timestamp",
             Self::StaleTimestamp { .. } => "stale_timestamp",
             Self::MalformedSignature => "malformed_signature",
             Self::BadSignature => "bad_signature",
+            Self::MissingToken => "missing_token",
+            Self::BadToken => "bad_token",
+            Self::AddressNotAllowed => "address_not_allowed",
         }
     }
 }
@@ -94,6 +145,9 @@ pub enum CheckConfigError {
         /// The secret's error.
         error: SecretError,
     },
+    /// A check's settings are not usable.
+    #[error("source `{0}`: check `{1}`: {2}")]
+    Invalid(String, &'static str, String),
 }
 
 /// All the checks of one source.
@@ -102,8 +156,35 @@ pub struct SourceVerifier {
     checks: Vec<Box<dyn Check>>,
 }
 
+/// Loads a check's labelled secrets; an empty list fails closed.
+pub(crate) fn load_secrets(
+    source: &str,
+    scheme: &'static str,
+    secrets: &[SecretSettings],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, SecretBytes)>, CheckConfigError> {
+    if secrets.is_empty() {
+        return Err(CheckConfigError::NoSecret(source.to_string(), scheme));
+    }
+    secrets
+        .iter()
+        .map(|secret| {
+            secret
+                .load(env)
+                .map(|bytes| (secret.label.clone(), bytes))
+                .map_err(|error| CheckConfigError::Secret {
+                    source_name: source.to_string(),
+                    error,
+                })
+        })
+        .collect()
+}
+
 impl SourceVerifier {
     /// Builds the checks of `source`, loading secrets through `env`.
+    ///
+    /// Address checks run first (a refused address is a 403 whatever else
+    /// it sends); an `immoteur` source always checks Immoteur's headers.
     pub fn build(
         source: &SourceSettings,
         env: &dyn Fn(&str) -> Option<String>,
@@ -111,7 +192,10 @@ impl SourceVerifier {
         if source.checks.is_empty() && !source.unverified {
             return Err(CheckConfigError::NoCheck(source.name.clone()));
         }
-        let mut checks: Vec<Box<dyn Check>> = Vec::with_capacity(source.checks.len());
+        let name = source.name.as_str();
+        let mut address: Vec<Box<dyn Check>> = Vec::new();
+        let mut checks: Vec<Box<dyn Check>> = Vec::with_capacity(source.checks.len() + 1);
+        let mut has_immoteur_headers = false;
         for check in &source.checks {
             match check {
                 CheckSettings::HmacSha256 {
@@ -119,48 +203,81 @@ impl SourceVerifier {
                     tolerance_secs,
                     signature_header,
                     timestamp_header,
-                } => {
-                    if secrets.is_empty() {
-                        return Err(CheckConfigError::NoSecret(
-                            source.name.clone(),
-                            hmac_timestamp::SCHEME,
-                        ));
-                    }
-                    let mut loaded = Vec::with_capacity(secrets.len());
-                    for secret in secrets {
-                        let bytes = secret.load(env).map_err(|error| CheckConfigError::Secret {
-                            source_name: source.name.clone(),
-                            error,
-                        })?;
-                        loaded.push((secret.label.clone(), bytes));
-                    }
-                    checks.push(Box::new(hmac_timestamp::HmacTimestampCheck::new(
-                        loaded,
+                } => checks.push(Box::new(hmac_timestamp::HmacTimestampCheck::new(
+                    load_secrets(name, hmac_timestamp::SCHEME, secrets, env)?,
+                    *tolerance_secs,
+                    signature_header,
+                    timestamp_header,
+                ))),
+                CheckSettings::StandardWebhooks {
+                    secrets,
+                    tolerance_secs,
+                } => checks.push(Box::new(standard_webhooks::StandardWebhooksCheck::new(
+                    standard_webhooks::decode_secrets(
+                        name,
+                        load_secrets(name, standard_webhooks::SCHEME, secrets, env)?,
+                    )?,
+                    *tolerance_secs,
+                ))),
+                CheckSettings::Bearer { tokens } => checks.push(Box::new(
+                    bearer::BearerCheck::new(load_secrets(name, bearer::SCHEME, tokens, env)?),
+                )),
+                CheckSettings::ImmoteurHeaders { tolerance_secs } => {
+                    has_immoteur_headers = true;
+                    checks.push(Box::new(immoteur_headers::ImmoteurHeadersCheck::new(
                         *tolerance_secs,
-                        signature_header,
-                        timestamp_header,
                     )));
                 }
+                CheckSettings::SecretToken {
+                    tokens,
+                    header,
+                    query,
+                } => checks.push(Box::new(secret_token::SecretTokenCheck::new(
+                    name,
+                    load_secrets(name, secret_token::SCHEME, tokens, env)?,
+                    header.as_deref(),
+                    query.as_deref(),
+                )?)),
+                CheckSettings::SourceAddress {
+                    allow,
+                    trusted_proxies,
+                } => address.push(Box::new(source_address::SourceAddressCheck::new(
+                    name,
+                    allow,
+                    trusted_proxies,
+                )?)),
             }
         }
-        Ok(Self { checks })
+        if source.provider == ProviderKind::Immoteur && !has_immoteur_headers {
+            checks.push(Box::new(immoteur_headers::ImmoteurHeadersCheck::new(
+                immoteur_headers::DEFAULT_TOLERANCE_SECS,
+            )));
+        }
+        address.append(&mut checks);
+        Ok(Self { checks: address })
     }
 
-    /// Runs every check; the verdict of the first one is reported (an
-    /// unverified source reports scheme `none`).
+    /// Runs every check. The scheme and key of the first credential check
+    /// are reported (address checks count only when nothing else ran; an
+    /// unverified source reports scheme `none`); skew and provider ids come
+    /// from whichever check found them.
     pub fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
-        let mut first = None;
+        let mut verdicts = Vec::with_capacity(self.checks.len());
         for check in &self.checks {
-            let verdict = check.verify(request)?;
-            if first.is_none() {
-                first = Some(verdict);
-            }
+            verdicts.push(check.verify(request)?);
         }
-        Ok(first.unwrap_or(Verdict {
-            scheme: "none",
-            key_label: String::new(),
-            skew_ms: None,
-        }))
+        let mut out = verdicts
+            .iter()
+            .find(|v| v.scheme != source_address::SCHEME && v.scheme != immoteur_headers::SCHEME)
+            .or_else(|| verdicts.first())
+            .cloned()
+            .unwrap_or_else(|| Verdict::new("none", ""));
+        for v in &verdicts {
+            out.skew_ms = out.skew_ms.or(v.skew_ms);
+            out.event_id = out.event_id.take().or_else(|| v.event_id.clone());
+            out.delivery_id = out.delivery_id.take().or_else(|| v.delivery_id.clone());
+        }
+        Ok(out)
     }
 }
 
@@ -185,5 +302,71 @@ pub(crate) fn parse_unix_ms(text: &str) -> Option<i64> {
         Some(n)
     } else {
         n.checked_mul(1000)
+    }
+}
+
+/// Checks a sender timestamp (Unix ms) against arrival; returns the skew.
+pub(crate) fn check_skew(
+    sent_ms: i64,
+    now_ms: i64,
+    tolerance_ms: i64,
+) -> Result<i64, VerifyFailure> {
+    let skew_ms = sent_ms.saturating_sub(now_ms);
+    if skew_ms.saturating_abs() > tolerance_ms {
+        return Err(VerifyFailure::StaleTimestamp { skew_ms });
+    }
+    Ok(skew_ms)
+}
+
+/// An HMAC-SHA256 keyed with `secret`.
+pub(crate) fn new_mac(secret: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length; this cannot fail for SHA-256.
+    match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
+}
+
+/// A tolerance in seconds, as milliseconds.
+pub(crate) fn tolerance_ms(tolerance_secs: u64) -> i64 {
+    i64::try_from(tolerance_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// The label of the secret equal to `provided`, compared in constant time.
+///
+/// Both sides are hashed first so the comparison takes the same time whatever
+/// the lengths, and every secret is compared (no early exit on a match).
+pub(crate) fn match_token<'a>(
+    provided: &[u8],
+    secrets: &'a [(String, SecretBytes)],
+) -> Option<&'a str> {
+    let provided = Sha256::digest(provided);
+    let mut matched = None;
+    for (label, secret) in secrets {
+        let expected = Sha256::digest(secret.expose());
+        if bool::from(provided.as_slice().ct_eq(expected.as_slice())) && matched.is_none() {
+            matched = Some(label.as_str());
+        }
+    }
+    matched
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_by_label_whatever_their_length() {
+        let secrets = vec![
+            ("new".to_string(), SecretBytes::new(b"tok-new".to_vec())),
+            (
+                "old".to_string(),
+                SecretBytes::new(b"tok-old-longer".to_vec()),
+            ),
+        ];
+        assert_eq!(match_token(b"tok-old-longer", &secrets), Some("old"));
+        assert_eq!(match_token(b"tok-new", &secrets), Some("new"));
+        assert_eq!(match_token(b"tok-ne", &secrets), None);
+        assert_eq!(match_token(b"", &secrets), None);
     }
 }

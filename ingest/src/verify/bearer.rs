@@ -1,0 +1,102 @@
+//! Bearer token: `Authorization: Bearer <token>` must equal one of the
+//! configured tokens (Immoteur's personal access token). Compared in
+//! constant time against every active token.
+
+use super::{Check, RequestView, Verdict, VerifyFailure, header_text, match_token};
+use crate::settings::SecretBytes;
+
+/// Scheme name reported in `verify-scheme`.
+pub const SCHEME: &str = "bearer";
+
+/// The configured check.
+#[derive(Debug)]
+pub struct BearerCheck {
+    tokens: Vec<(String, SecretBytes)>,
+}
+
+impl BearerCheck {
+    /// A check with labelled tokens.
+    pub fn new(tokens: Vec<(String, SecretBytes)>) -> Self {
+        Self { tokens }
+    }
+}
+
+impl Check for BearerCheck {
+    fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+        let value = header_text(request.headers, "authorization")
+            .ok_or_else(|| VerifyFailure::MissingHeader("authorization".into()))?;
+        let (scheme, token) = value
+            .split_once(' ')
+            .ok_or_else(|| VerifyFailure::MalformedHeader("authorization".into()))?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(VerifyFailure::MalformedHeader("authorization".into()));
+        }
+        match match_token(token.trim().as_bytes(), &self.tokens) {
+            Some(label) => Ok(Verdict::new(SCHEME, label)),
+            None => Err(VerifyFailure::BadToken),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn run(tokens: &[(&str, &str)], authorization: Option<&str>) -> Result<Verdict, VerifyFailure> {
+        let check = BearerCheck::new(
+            tokens
+                .iter()
+                .map(|(l, t)| (l.to_string(), SecretBytes::new(t.as_bytes().to_vec())))
+                .collect(),
+        );
+        let mut h = HeaderMap::new();
+        if let Some(v) = authorization {
+            let _ = h.insert("authorization", HeaderValue::from_str(v).expect("ascii"));
+        }
+        check.verify(&RequestView {
+            headers: &h,
+            body: b"{}",
+            now_ms: 0,
+            peer: None,
+            query: &[],
+        })
+    }
+
+    #[test]
+    fn accepts_any_active_token_and_reports_its_label() {
+        let tokens = [("new", "pat-new"), ("old", "pat-old")];
+        assert_eq!(
+            run(&tokens, Some("Bearer pat-old"))
+                .expect("valid")
+                .key_label,
+            "old"
+        );
+        assert_eq!(
+            run(&tokens, Some("bearer pat-new"))
+                .expect("valid")
+                .key_label,
+            "new"
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_removed_and_missing_tokens() {
+        assert_eq!(
+            run(&[("new", "pat-new")], Some("Bearer pat-old")),
+            Err(VerifyFailure::BadToken)
+        );
+        assert_eq!(
+            run(&[("new", "pat-new")], None),
+            Err(VerifyFailure::MissingHeader("authorization".into()))
+        );
+        assert_eq!(
+            run(&[("new", "pat-new")], Some("Basic cGF0LW5ldw==")),
+            Err(VerifyFailure::MalformedHeader("authorization".into()))
+        );
+        assert_eq!(
+            run(&[("new", "pat-new")], Some("pat-new")),
+            Err(VerifyFailure::MalformedHeader("authorization".into()))
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Secret token in a header or a query parameter, for providers without a
+//! signature scheme (Fluximmo): the endpoint is configured at the provider
+//! with the token in its URL or a custom header. Compared in constant time
+//! against every active token.
+
+use super::{
+    Check, CheckConfigError, RequestView, Verdict, VerifyFailure, header_text, match_token,
+};
+use crate::settings::SecretBytes;
+
+/// Scheme name reported in `verify-scheme`.
+pub const SCHEME: &str = "secret-token";
+
+/// Where the token is carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLocation {
+    /// In this header (lowercase).
+    Header(String),
+    /// In this query parameter.
+    Query(String),
+}
+
+/// The configured check.
+#[derive(Debug)]
+pub struct SecretTokenCheck {
+    tokens: Vec<(String, SecretBytes)>,
+    location: TokenLocation,
+}
+
+impl SecretTokenCheck {
+    /// A check reading the token from exactly one of `header` or `query`.
+    pub fn new(
+        source: &str,
+        tokens: Vec<(String, SecretBytes)>,
+        header: Option<&str>,
+        query: Option<&str>,
+    ) -> Result<Self, CheckConfigError> {
+        let location = match (header, query) {
+            (Some(h), None) if !h.is_empty() => TokenLocation::Header(h.to_ascii_lowercase()),
+            (None, Some(q)) if !q.is_empty() => TokenLocation::Query(q.to_string()),
+            _ => {
+                return Err(CheckConfigError::Invalid(
+                    source.to_string(),
+                    SCHEME,
+                    "set exactly one of `header` or `query`".into(),
+                ));
+            }
+        };
+        Ok(Self { tokens, location })
+    }
+
+    /// Where this check reads its token.
+    pub fn location(&self) -> &TokenLocation {
+        &self.location
+    }
+}
+
+impl Check for SecretTokenCheck {
+    fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+        let provided = match &self.location {
+            TokenLocation::Header(name) => header_text(request.headers, name),
+            TokenLocation::Query(name) => request
+                .query
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.as_str()),
+        }
+        .ok_or(VerifyFailure::MissingToken)?;
+        match match_token(provided.as_bytes(), &self.tokens) {
+            Some(label) => Ok(Verdict::new(SCHEME, label)),
+            None => Err(VerifyFailure::BadToken),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn tokens() -> Vec<(String, SecretBytes)> {
+        vec![
+            ("new".into(), SecretBytes::new(b"tok-new".to_vec())),
+            ("old".into(), SecretBytes::new(b"tok-old".to_vec())),
+        ]
+    }
+
+    fn run(
+        check: &SecretTokenCheck,
+        header: Option<&str>,
+        query: &[(String, String)],
+    ) -> Result<Verdict, VerifyFailure> {
+        let mut h = HeaderMap::new();
+        if let Some(v) = header {
+            let _ = h.insert("x-fluximmo-token", HeaderValue::from_str(v).expect("ascii"));
+        }
+        check.verify(&RequestView {
+            headers: &h,
+            body: b"{}",
+            now_ms: 0,
+            peer: None,
+            query,
+        })
+    }
+
+    #[test]
+    fn a_token_in_the_configured_header_is_accepted() {
+        let c =
+            SecretTokenCheck::new("f", tokens(), Some("X-Fluximmo-Token"), None).expect("valid");
+        assert_eq!(run(&c, Some("tok-old"), &[]).expect("ok").key_label, "old");
+        assert_eq!(run(&c, Some("tok-bad"), &[]), Err(VerifyFailure::BadToken));
+        assert_eq!(run(&c, None, &[]), Err(VerifyFailure::MissingToken));
+    }
+
+    #[test]
+    fn a_token_in_the_configured_query_parameter_is_accepted() {
+        let c = SecretTokenCheck::new("f", tokens(), None, Some("token")).expect("valid");
+        let q = |v: &str| {
+            vec![
+                ("other".to_string(), "x".to_string()),
+                ("token".into(), v.into()),
+            ]
+        };
+        assert_eq!(run(&c, None, &q("tok-new")).expect("ok").key_label, "new");
+        assert_eq!(run(&c, None, &q("tok-ne")), Err(VerifyFailure::BadToken));
+        assert_eq!(
+            run(&c, Some("tok-new"), &[]),
+            Err(VerifyFailure::MissingToken),
+            "a header does not stand in for the query parameter"
+        );
+    }
+
+    #[test]
+    fn exactly_one_location_must_be_configured() {
+        assert!(SecretTokenCheck::new("f", tokens(), Some("h"), Some("q")).is_err());
+        assert!(SecretTokenCheck::new("f", tokens(), None, None).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! Standard Webhooks (<https://www.standardwebhooks.com/>):
+//! `webhook-signature` holds space-separated `<version>,<base64>` entries
+//! over `webhook-id.webhook-timestamp.body`: `v1` is HMAC-SHA256 keyed with
+//! the base64 part of a `whsec_` secret, `v1a` an ed25519 signature checked
+//! with a `whpk_` public key. `webhook-timestamp` is Unix seconds within the
+//! tolerance. The `webhook-id` is the provider event id.
+//!
+//! Every (entry, key) pair is tried (HMACs compared in constant time), so a
+//! sender may sign with several keys and a receiver may hold several.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signature, VerifyingKey};
+use hmac::Mac;
+
+use super::{
+    Check, CheckConfigError, RequestView, Verdict, VerifyFailure, check_skew, header_text, new_mac,
+    tolerance_ms,
+};
+use crate::settings::SecretBytes;
+
+/// Scheme name reported in `verify-scheme`.
+pub const SCHEME: &str = "standard-webhooks";
+
+const ID: &str = "webhook-id";
+const TIMESTAMP: &str = "webhook-timestamp";
+const SIGNATURE: &str = "webhook-signature";
+const SECRET_PREFIX: &str = "whsec_";
+const PUBLIC_KEY_PREFIX: &str = "whpk_";
+
+/// A configured key: a `v1` HMAC secret or a `v1a` ed25519 public key.
+#[derive(Debug, Clone)]
+pub enum Key {
+    /// `whsec_`: HMAC-SHA256 key bytes.
+    Hmac(SecretBytes),
+    /// `whpk_`: ed25519 public key.
+    Ed25519(VerifyingKey),
+}
+
+/// The configured check, with decoded, labelled keys.
+#[derive(Debug)]
+pub struct StandardWebhooksCheck {
+    keys: Vec<(String, Key)>,
+    tolerance_ms: i64,
+}
+
+/// Turns `whsec_<base64>` secrets and `whpk_<base64>` public keys into
+/// keys; anything else is a start error.
+pub fn decode_secrets(
+    source: &str,
+    secrets: Vec<(String, SecretBytes)>,
+) -> Result<Vec<(String, Key)>, CheckConfigError> {
+    secrets
+        .into_iter()
+        .map(|(label, secret)| {
+            let key = match decode_secret(secret.expose()) {
+                Some(hmac) => Some(Key::Hmac(hmac)),
+                None => decode_public_key(secret.expose()).map(Key::Ed25519),
+            };
+            key.map(|key| (label.clone(), key)).ok_or_else(|| {
+                CheckConfigError::Invalid(
+                    source.to_string(),
+                    SCHEME,
+                    format!("secret `{label}` is neither `whsec_` nor `whpk_` followed by base64"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The ed25519 public key of a `whpk_<base64>` key.
+pub fn decode_public_key(text: &[u8]) -> Option<VerifyingKey> {
+    let b64 = text.strip_prefix(PUBLIC_KEY_PREFIX.as_bytes())?;
+    let bytes: [u8; 32] = STANDARD.decode(b64).ok()?.try_into().ok()?;
+    VerifyingKey::from_bytes(&bytes).ok()
+}
+
+fn signed_content(id: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(id.len() + timestamp.len() + body.len() + 2);
+    content.extend_from_slice(id.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(timestamp.as_bytes());
+    content.push(b'.');
+    content.extend_from_slice(body);
+    content
+}
+
+/// The key bytes of a `whsec_<base64>` secret.
+pub fn decode_secret(secret: &[u8]) -> Option<SecretBytes> {
+    let b64 = secret.strip_prefix(SECRET_PREFIX.as_bytes())?;
+    let key = STANDARD.decode(b64).ok()?;
+    (!key.is_empty()).then(|| SecretBytes::new(key))
+}
+
+/// The `v1,<base64>` signature a sender puts in `webhook-signature`.
+pub fn sign(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = new_mac(key);
+    mac.update(&signed_content(id, timestamp, body));
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+impl StandardWebhooksCheck {
+    /// A check with decoded, labelled keys and a tolerance in seconds.
+    pub fn new(keys: Vec<(String, Key)>, tolerance_secs: u64) -> Self {
+        Self {
+            keys,
+            tolerance_ms: tolerance_ms(tolerance_secs),
+        }
+    }
+}
+
+impl Check for StandardWebhooksCheck {
+    fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+        let missing = |name: &str| VerifyFailure::MissingHeader(name.to_string());
+        let id = header_text(request.headers, ID).ok_or_else(|| missing(ID))?;
+        let timestamp =
+            header_text(request.headers, TIMESTAMP).ok_or_else(|| missing(TIMESTAMP))?;
+        let signature =
+            header_text(request.headers, SIGNATURE).ok_or_else(|| missing(SIGNATURE))?;
+        let sent_secs: i64 = timestamp
+            .parse()
+            .map_err(|_| VerifyFailure::MalformedTimestamp)?;
+        let sent_ms = sent_secs
+            .checked_mul(1000)
+            .ok_or(VerifyFailure::MalformedTimestamp)?;
+        let skew_ms = check_skew(sent_ms, request.now_ms, self.tolerance_ms)?;
+        let entries: Vec<(&str, Vec<u8>)> = signature
+            .split(' ')
+            .filter_map(|entry| entry.split_once(','))
+            .filter(|(version, _)| *version == "v1" || *version == "v1a")
+            .filter_map(|(version, b64)| STANDARD.decode(b64).ok().map(|sig| (version, sig)))
+            .collect();
+        if entries.is_empty() {
+            return Err(VerifyFailure::MalformedSignature);
+        }
+        let content = signed_content(id, timestamp, request.body);
+        let mut matched: Option<&str> = None;
+        for (label, key) in &self.keys {
+            for (version, sig) in &entries {
+                let ok = match (key, *version) {
+                    (Key::Hmac(secret), "v1") => {
+                        let mut mac = new_mac(secret.expose());
+                        mac.update(&content);
+                        mac.verify_slice(sig).is_ok()
+                    }
+                    (Key::Ed25519(public), "v1a") => Signature::from_slice(sig)
+                        .is_ok_and(|sig| public.verify_strict(&content, &sig).is_ok()),
+                    _ => false,
+                };
+                if ok && matched.is_none() {
+                    matched = Some(label);
+                }
+            }
+        }
+        match matched {
+            Some(label) => Ok(Verdict {
+                skew_ms: Some(skew_ms),
+                event_id: Some(id.to_string()),
+                ..Verdict::new(SCHEME, label)
+            }),
+            None => Err(VerifyFailure::BadSignature),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    // The example published with the Standard Webhooks specification.
+    const SPEC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const SPEC_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const SPEC_TS: &str = "1614265330";
+    const SPEC_BODY: &[u8] = br#"{"test": 2432232314}"#;
+    const SPEC_SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    const SPEC_NOW_MS: i64 = 1_614_265_330_000;
+
+    fn check(secrets: &[(&str, &str)]) -> StandardWebhooksCheck {
+        let raw = secrets
+            .iter()
+            .map(|(l, s)| (l.to_string(), SecretBytes::new(s.as_bytes().to_vec())))
+            .collect();
+        StandardWebhooksCheck::new(decode_secrets("sw", raw).expect("whsec secrets"), 300)
+    }
+
+    fn headers(id: Option<&str>, ts: Option<&str>, sig: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in [(ID, id), (TIMESTAMP, ts), (SIGNATURE, sig)] {
+            if let Some(v) = value {
+                let _ = h.insert(name, HeaderValue::from_str(v).expect("ascii"));
+            }
+        }
+        h
+    }
+
+    fn run(
+        c: &StandardWebhooksCheck,
+        h: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Verdict, VerifyFailure> {
+        c.verify(&RequestView {
+            headers: h,
+            body,
+            now_ms: SPEC_NOW_MS,
+            peer: None,
+            query: &[],
+        })
+    }
+
+    #[test]
+    fn signs_the_specification_example() {
+        let key = decode_secret(SPEC_SECRET.as_bytes()).expect("valid secret");
+        assert_eq!(sign(key.expose(), SPEC_ID, SPEC_TS, SPEC_BODY), SPEC_SIG);
+    }
+
+    #[test]
+    fn accepts_the_specification_example_and_reports_the_webhook_id() {
+        let h = headers(Some(SPEC_ID), Some(SPEC_TS), Some(SPEC_SIG));
+        let verdict = run(&check(&[("spec", SPEC_SECRET)]), &h, SPEC_BODY).expect("valid");
+        assert_eq!(verdict.scheme, SCHEME);
+        assert_eq!(verdict.key_label, "spec");
+        assert_eq!(verdict.event_id.as_deref(), Some(SPEC_ID));
+        assert_eq!(verdict.skew_ms, Some(0));
+    }
+
+    #[test]
+    fn any_entry_may_match_any_active_secret() {
+        let other = "whsec_c2Vjb25kLWtleS1mb3Itcm90YXRpb24=";
+        let sig = format!("v1,bm90LWEtc2lnbmF0dXJlLW9mLTMyLWJ5dGVzLi4uLg== v1a,xyz {SPEC_SIG}");
+        let h = headers(Some(SPEC_ID), Some(SPEC_TS), Some(&sig));
+        let verdict = run(
+            &check(&[("new", other), ("old", SPEC_SECRET)]),
+            &h,
+            SPEC_BODY,
+        )
+        .expect("old key still active");
+        assert_eq!(verdict.key_label, "old");
+        assert_eq!(
+            run(&check(&[("new", other)]), &h, SPEC_BODY),
+            Err(VerifyFailure::BadSignature)
+        );
+    }
+
+    #[test]
+    fn rejects_tampering_staleness_and_missing_headers() {
+        let c = check(&[("spec", SPEC_SECRET)]);
+        let h = headers(Some(SPEC_ID), Some(SPEC_TS), Some(SPEC_SIG));
+        let mut tampered = SPEC_BODY.to_vec();
+        tampered[3] ^= 1;
+        assert_eq!(run(&c, &h, &tampered), Err(VerifyFailure::BadSignature));
+        let other_id = headers(Some("msg_other"), Some(SPEC_TS), Some(SPEC_SIG));
+        assert_eq!(
+            run(&c, &other_id, SPEC_BODY),
+            Err(VerifyFailure::BadSignature)
+        );
+        let stale = headers(Some(SPEC_ID), Some("1614265000"), Some(SPEC_SIG));
+        assert!(matches!(
+            run(&c, &stale, SPEC_BODY),
+            Err(VerifyFailure::StaleTimestamp { .. })
+        ));
+        assert_eq!(
+            run(&c, &headers(None, Some(SPEC_TS), Some(SPEC_SIG)), SPEC_BODY),
+            Err(VerifyFailure::MissingHeader(ID.into()))
+        );
+        assert_eq!(
+            run(
+                &c,
+                &headers(Some(SPEC_ID), Some(SPEC_TS), Some("v2,abc")),
+                SPEC_BODY
+            ),
+            Err(VerifyFailure::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn v1a_ed25519_signatures_are_checked_with_whpk_public_keys() {
+        use ed25519_dalek::{Signer, SigningKey};
+        let signing = SigningKey::from_bytes(&[7; 32]);
+        let public = format!(
+            "whpk_{}",
+            STANDARD.encode(signing.verifying_key().as_bytes())
+        );
+        let content = signed_content(SPEC_ID, SPEC_TS, SPEC_BODY);
+        let sig = format!("v1a,{}", STANDARD.encode(signing.sign(&content).to_bytes()));
+        let c = check(&[("hmac", SPEC_SECRET), ("ed", &public)]);
+        let h = headers(Some(SPEC_ID), Some(SPEC_TS), Some(&sig));
+        assert_eq!(run(&c, &h, SPEC_BODY).expect("valid v1a").key_label, "ed");
+        let mut tampered = SPEC_BODY.to_vec();
+        tampered[0] = b' ';
+        assert_eq!(run(&c, &h, &tampered), Err(VerifyFailure::BadSignature));
+        let hmac_only = check(&[("hmac", SPEC_SECRET)]);
+        assert_eq!(
+            run(&hmac_only, &h, SPEC_BODY),
+            Err(VerifyFailure::BadSignature),
+            "a v1a entry is never checked against an HMAC secret"
+        );
+    }
+
+    #[test]
+    fn secrets_without_the_whsec_prefix_are_a_start_error() {
+        let raw = vec![(
+            "k".to_string(),
+            SecretBytes::new(b"MfKQ9r8GKYqrTwjU".to_vec()),
+        )];
+        assert!(matches!(
+            decode_secrets("sw", raw),
+            Err(CheckConfigError::Invalid(..))
+        ));
+    }
+}
