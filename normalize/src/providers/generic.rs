@@ -78,6 +78,7 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
         occurred_at,
         received_at: context.received_at_ms,
         alert_id: None,
+        provider_event_type: Some(event_type_name.to_string()),
         change: None,
         property: Some(snapshot),
         lineage: Lineage {
