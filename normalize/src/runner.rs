@@ -317,6 +317,7 @@ fn parse_message(
     let context = RawContext {
         source,
         provider,
+        event_id: header_str(message, headers::EVENT_ID).filter(|id| !id.trim().is_empty()),
         received_at_ms,
         topic: message.topic(),
         partition: message.partition(),
