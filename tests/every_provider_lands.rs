@@ -3,7 +3,8 @@
 //! `received-at`, `event-id`), become events in PostgreSQL: one row per
 //! referenced or described property event, one `properties` row per
 //! snapshot, nothing dead-lettered. An empty Fluximmo delivery yields no
-//! event and no dead letter. The normalized records decode with
+//! event and no dead letter. The sink's typed columns (INSEE code, energy
+//! classes, advert count, provider event type) are filled. The normalized records decode with
 //! `apache-avro` alone, from the schema fetched by id over the registry's
 //! HTTP API (no shared Rust types).
 
@@ -131,7 +132,8 @@ async fn fluximmo_stream_estate_and_immoteur_records_land_as_events() {
         pipeline
             .count(
                 "SELECT count(*) FROM property_events WHERE event_type = 'price_changed' \
-                 AND change_field = 'price' AND change_percent = -2.81"
+                 AND change_field = 'price' AND change_percent = -2.81 \
+                 AND provider_event_type = 'ad.update.price'"
             )
             .await,
         1
@@ -141,7 +143,8 @@ async fn fluximmo_stream_estate_and_immoteur_records_land_as_events() {
             .count(
                 "SELECT count(*) FROM properties WHERE property_key = \
                  'immoteur:11111111-2222-3333-4444-555555555555' AND department = '75' \
-                 AND snapshot->>'dpe_class' = 'c' AND jsonb_array_length(snapshot->'adverts') = 1"
+                 AND insee_code = '75056' AND dpe_class = 'c' AND ges_class = 'a' \
+                 AND advert_count = 1"
             )
             .await,
         1
