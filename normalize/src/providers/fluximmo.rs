@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn hostile_variants_give_events_or_precise_errors() {
-        let many_ids: Vec<String> = (0..20_000).map(|i| format!("\"p{i}\"")).collect();
+        let many_ids: Vec<String> = (0..5_000).map(|i| format!("\"p{i}\"")).collect();
         let huge = format!(
             r#"{{"data":{{"created":[{{"properties":[{}],"alert_id":"a"}}],"updated":[]}}}}"#,
             many_ids.join(",")
@@ -175,7 +175,7 @@ mod tests {
             ("empty id", br#"{"data":{"created":[{"properties":[" "]}]}}"#.to_vec(), Expect::Kind("invalid_field")),
             ("item without properties", br#"{"data":{"created":[{"alert_id":"a"}],"updated":[]}}"#.to_vec(), Expect::Events(0)),
             ("alert id missing, extra fields", br#"{"data":{"created":[{"properties":["a"],"x":{"y":[1]}}],"updated":[],"z":1},"meta":2}"#.to_vec(), Expect::Events(1)),
-            ("huge list", huge.into_bytes(), Expect::Events(20_000)),
+            ("huge list", huge.into_bytes(), Expect::Events(5_000)),
             ("deep nesting", nested(100_000, "1").into_bytes(), Expect::Kind("invalid_json")),
             ("empty body", Vec::new(), Expect::Kind("invalid_json")),
         ];

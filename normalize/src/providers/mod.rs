@@ -11,6 +11,8 @@
 
 pub(crate) mod event;
 pub mod fluximmo;
+#[cfg(test)]
+mod fuzz_smoke;
 pub mod generic;
 pub mod immoteur;
 pub(crate) mod json;
