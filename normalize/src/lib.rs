@@ -4,9 +4,10 @@
 //! events, one module per provider under [`providers`]. What cannot be
 //! parsed becomes a dead letter (`common::dead_letter`) with the reason in its headers;
 //! nothing is dropped silently. [`runner`] wires them to Kafka and the
-//! schema registry.
+//! schema registry; [`replay`] re-drives dead letters after a parser fix.
 
 pub mod providers;
+pub mod replay;
 pub mod runner;
 pub mod settings;
 

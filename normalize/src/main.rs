@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use normalize::runner::Normalizer;
 use normalize::settings::NormalizeSettings;
 
@@ -20,6 +20,21 @@ struct Args {
     /// TOML settings file (see config/normalize.toml).
     #[arg(long, env = "NORMALIZE_CONFIG")]
     config: Option<PathBuf>,
+    /// What to run; without one, the live stage.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Re-drive the dead letters on webhooks.dlq through the current parsers
+    /// (after a parser fix), in the `<group>-replay` consumer group, without
+    /// committing anything; exits at the end of the DLQ as it was at start.
+    Replay {
+        /// Id stamped on every replayed event's `replay-id` header.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -27,6 +42,18 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     common::telemetry::init("normalize");
     let settings: NormalizeSettings = common::config::load("NORMALIZE", args.config.as_deref())?;
+    if let Some(Command::Replay { id }) = args.command {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let id = id.unwrap_or_else(|| format!("replay-{now}"));
+        let summary = normalize::replay::replay(&settings, &id).await?;
+        println!(
+            "replay {id}: read {} dead letters, recovered {} ({} events), {} still failing, {} from other stages",
+            summary.read, summary.recovered, summary.events, summary.still_failing, summary.skipped
+        );
+        return Ok(());
+    }
     let (stop, stopped) = common::shutdown::watch_flag();
     let normalizer = Normalizer::connect(&settings).await?;
     let _signal = tokio::spawn(async move {

@@ -42,30 +42,45 @@ pub const HAS_SNAPSHOT: &str = "has-snapshot";
 pub const EVENT_TYPE: &str = "event-type";
 
 /// What one raw record turns into.
-enum Outcome {
+pub(crate) enum Outcome {
     Events(Vec<OutRecord>),
     DeadLetter(OutRecord),
 }
 
 /// The wired stage.
 pub struct Normalizer {
-    consumer: StreamConsumer,
-    producer: FutureProducer,
-    encoder: AvroEncoder,
+    pub(crate) consumer: StreamConsumer,
+    pub(crate) producer: FutureProducer,
+    pub(crate) encoder: AvroEncoder,
     strategy: SubjectNameStrategy,
     raw_topic: String,
     normalized_topic: String,
-    dlq_topic: String,
+    pub(crate) dlq_topic: String,
 }
 
 /// Exponential backoff from 100 ms to 10 s.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << attempt.min(7)).min(10_000))
 }
 
 impl Normalizer {
     /// Connects to Kafka and the registry and registers the schema.
     pub async fn connect(settings: &NormalizeSettings) -> anyhow::Result<Self> {
+        let consumer: StreamConsumer = settings
+            .kafka
+            .consumer(&settings.group)
+            .create()
+            .context("cannot create the Kafka consumer")?;
+        consumer.subscribe(&[&settings.topics.raw()])?;
+        Self::with_consumer(settings, consumer).await
+    }
+
+    /// The stage around an already subscribed or assigned `consumer`
+    /// (the live group's, or replay's).
+    pub(crate) async fn with_consumer(
+        settings: &NormalizeSettings,
+        consumer: StreamConsumer,
+    ) -> anyhow::Result<Self> {
         let raw_topic = settings.topics.raw();
         let normalized_topic = settings.topics.normalized();
         let dlq_topic = settings.topics.dlq();
@@ -80,12 +95,6 @@ impl Normalizer {
             common::kafka::check_topics(&kafka, &refs, Duration::from_secs(10))
         })
         .await??;
-        let consumer: StreamConsumer = settings
-            .kafka
-            .consumer(&settings.group)
-            .create()
-            .context("cannot create the Kafka consumer")?;
-        consumer.subscribe(&[&raw_topic])?;
         let producer: FutureProducer = settings.kafka.producer().create()?;
         let sr = SrSettings::new_builder(
             settings
@@ -122,7 +131,7 @@ impl Normalizer {
 
     /// Registers the schema at start, waiting for the registry if it is not
     /// up yet; an incompatible schema is fatal.
-    async fn register_schema(&self) -> anyhow::Result<()> {
+    pub(crate) async fn register_schema(&self) -> anyhow::Result<()> {
         let subject = self.strategy.get_subject()?;
         for attempt in 0.. {
             match self
@@ -183,7 +192,7 @@ impl Normalizer {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         for attempt in 0u32.. {
-            let outcome = match self.outcome(message).await {
+            let outcome = match self.outcome(message, None).await {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     tracing::warn!(error = %e, offset = message.offset(), "schema registry unavailable; retrying");
@@ -222,12 +231,15 @@ impl Normalizer {
     }
 
     /// Parses and encodes; `Err` only for transient registry failures.
-    async fn outcome(
+    /// `origin` is the raw record's position when `message` is a replayed
+    /// dead letter.
+    pub(crate) async fn outcome(
         &self,
         message: &BorrowedMessage<'_>,
+        origin: Option<(&str, i32, i64)>,
     ) -> Result<Outcome, schema_registry_converter::error::SRCError> {
         let body = message.payload().unwrap_or_default();
-        let events = match parse_message(message, body) {
+        let events = match parse_message(message, body, origin) {
             Ok(events) => events,
             Err(e) => {
                 return Ok(Outcome::DeadLetter(self.dead_letter(
@@ -256,7 +268,7 @@ impl Normalizer {
         Ok(Outcome::Events(records))
     }
 
-    fn normalized_record(
+    pub(crate) fn normalized_record(
         &self,
         event: &PropertyEvent,
         value: Vec<u8>,
@@ -296,9 +308,13 @@ impl Normalizer {
 }
 
 /// Builds the parser context from the raw record's headers and parses it.
-fn parse_message(
-    message: &BorrowedMessage<'_>,
+/// `origin` overrides the lineage (topic, partition, offset) when the record
+/// is a dead letter being replayed: the event must trace back to the raw
+/// record, not to its copy on the DLQ.
+pub(crate) fn parse_message<M: Message>(
+    message: &M,
     body: &[u8],
+    origin: Option<(&str, i32, i64)>,
 ) -> Result<Vec<PropertyEvent>, ParseError> {
     let source =
         header_str(message, headers::SOURCE).ok_or(ParseError::MissingHeader(headers::SOURCE))?;
@@ -307,13 +323,16 @@ fn parse_message(
         .and_then(|v| v.parse().ok())
         .or_else(|| message.timestamp().to_millis())
         .ok_or(ParseError::MissingHeader(headers::RECEIVED_AT))?;
+    let (topic, partition, offset) =
+        origin.unwrap_or((message.topic(), message.partition(), message.offset()));
     let context = RawContext {
         source,
         provider,
+        event_id: header_str(message, headers::EVENT_ID).filter(|id| !id.trim().is_empty()),
         received_at_ms,
-        topic: message.topic(),
-        partition: message.partition(),
-        offset: message.offset(),
+        topic,
+        partition,
+        offset,
     };
     providers::parse(&context, body)
 }

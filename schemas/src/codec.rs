@@ -55,7 +55,10 @@ pub fn decode_datum(writer: &Schema, mut datum: &[u8]) -> Result<PropertyEvent, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EventType, FieldChange, Lineage, Location, PropertySnapshot, Provider};
+    use crate::{
+        Advert, EnergyClass, EventType, FieldChange, Lineage, Location, PricePoint,
+        PropertySnapshot, Provider, Station,
+    };
 
     fn sample() -> PropertyEvent {
         let mut property = PropertySnapshot::empty();
@@ -66,6 +69,25 @@ mod tests {
             address: Some("123 Main St".into()),
             ..Location::default()
         };
+        property.dpe_class = Some(EnergyClass::C);
+        property.ges_value = Some(12.0);
+        property.pictures = Some(vec!["https://img/1.jpg".into()]);
+        property.stations = Some(vec![Station {
+            name: "Jules Joffrin".into(),
+            lines: vec!["Ligne 12".into()],
+        }]);
+        let history = vec![PricePoint {
+            at: 1_686_825_000_000,
+            price: 760_000.0,
+        }];
+        property.price_history = Some(history.clone());
+        property.adverts = Some(vec![Advert {
+            url: Some("https://example.fr/ad/1".into()),
+            publisher_name: Some("Agence".into()),
+            publisher_is_professional: Some(true),
+            price_history: Some(history),
+            ..Advert::default()
+        }]);
         PropertyEvent {
             event_id: "evt_1".into(),
             dedupe_key: "generic:evt_1".into(),
@@ -77,11 +99,14 @@ mod tests {
             occurred_at: 1_686_825_000_000,
             received_at: 1_686_825_001_000,
             alert_id: None,
+            provider_event_type: Some("ad.update.price".into()),
             change: Some(FieldChange {
                 field: "price".into(),
                 old_value: Some("1".into()),
                 new_value: None,
                 percent: Some(-2.81),
+                old_number: Some(1.0),
+                new_number: None,
             }),
             property: Some(property),
             lineage: Lineage {
@@ -119,5 +144,40 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn the_current_schema_reads_what_v1_wrote() {
+        let v1 = Schema::parse_str(crate::PROPERTY_EVENT_AVSC_V1).expect("v1 parses");
+        // BACKWARD: readers on the current schema decode data written with v1.
+        if let Err(e) =
+            apache_avro::schema_compatibility::SchemaCompatibility::can_read(&v1, schema())
+        {
+            panic!("the current schema cannot read v1 data: {e}");
+        }
+    }
+
+    #[test]
+    fn a_v1_datum_decodes_with_the_new_fields_null() {
+        let v1 = Schema::parse_str(crate::PROPERTY_EVENT_AVSC_V1).expect("v1 parses");
+        let mut event = sample();
+        event.provider_event_type = None;
+        if let Some(change) = event.change.as_mut() {
+            change.old_number = None;
+            change.new_number = None;
+        }
+        let mut old = PropertySnapshot::empty();
+        old.price = Some(1.0);
+        event.property = Some(old);
+        // Resolving against v1 keeps only the fields v1 knows: a v1 datum.
+        let v1_value = apache_avro::to_value(&event)
+            .expect("to value")
+            .resolve(&v1)
+            .expect("fits v1");
+        let datum = GenericDatumWriter::builder(&v1)
+            .build()
+            .and_then(|w| w.write_value_to_vec(v1_value))
+            .expect("writes v1");
+        assert_eq!(decode_datum(&v1, &datum).expect("decodes"), event);
     }
 }

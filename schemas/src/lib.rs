@@ -13,12 +13,16 @@ pub mod wire;
 
 pub use codec::{CodecError, decode_datum, encode_datum, schema};
 pub use property_event::{
-    EventType, FieldChange, Lineage, Location, PropertyEvent, PropertySnapshot, PropertyType,
-    Provider, TransactionType,
+    Advert, EnergyClass, EventType, FieldChange, Lineage, Location, PricePoint, PropertyEvent,
+    PropertySnapshot, PropertyType, Provider, Station, TransactionType,
 };
 
 /// The `PropertyEvent` schema text, as registered in the schema registry.
 pub const PROPERTY_EVENT_AVSC: &str = include_str!("../avro/property_event.avsc");
+
+/// The first registered (walking-skeleton) schema, kept to prove that every
+/// later version can still read what it wrote (BACKWARD compatibility).
+pub const PROPERTY_EVENT_AVSC_V1: &str = include_str!("../avro/history/property_event.v1.avsc");
 
 /// Full name of the record, for record-name subject strategies.
 pub const PROPERTY_EVENT_NAME: &str = "estate.pipeline.PropertyEvent";

@@ -28,6 +28,8 @@ pub struct PropertyEvent {
     pub received_at: i64,
     /// Matching alert or saved search.
     pub alert_id: Option<String>,
+    /// The provider's own name for the event, verbatim.
+    pub provider_event_type: Option<String>,
     /// The field change, when there is one.
     pub change: Option<FieldChange>,
     /// The property snapshot, when the provider sends one.
@@ -106,6 +108,10 @@ pub struct FieldChange {
     pub new_value: Option<String>,
     /// Relative change in percent.
     pub percent: Option<f64>,
+    /// Previous value as a number, when it is one.
+    pub old_number: Option<f64>,
+    /// New value as a number, when it is one.
+    pub new_number: Option<f64>,
 }
 
 /// Sale or rent.
@@ -181,6 +187,30 @@ pub struct PropertySnapshot {
     pub first_seen_at: Option<i64>,
     /// Last seen by the provider (Unix ms).
     pub last_seen_at: Option<i64>,
+    /// Prices over time, oldest first.
+    pub price_history: Option<Vec<PricePoint>>,
+    /// The building has an elevator.
+    pub elevator: Option<bool>,
+    /// Terrace or balcony.
+    pub terrace: Option<bool>,
+    /// Main orientation, lower-cased.
+    pub orientation: Option<String>,
+    /// Year the building was built.
+    pub construction_year: Option<i32>,
+    /// Energy performance (DPE) class.
+    pub dpe_class: Option<EnergyClass>,
+    /// DPE value, kWh/m²/year.
+    pub dpe_value: Option<f64>,
+    /// Greenhouse-gas (GES) class.
+    pub ges_class: Option<EnergyClass>,
+    /// GES value, kg CO₂e/m²/year.
+    pub ges_value: Option<f64>,
+    /// Picture URLs.
+    pub pictures: Option<Vec<String>>,
+    /// Nearby public-transport stations.
+    pub stations: Option<Vec<Station>>,
+    /// The ads that describe the property.
+    pub adverts: Option<Vec<Advert>>,
 }
 
 impl PropertySnapshot {
@@ -205,8 +235,107 @@ impl PropertySnapshot {
             location: Location::default(),
             first_seen_at: None,
             last_seen_at: None,
+            price_history: None,
+            elevator: None,
+            terrace: None,
+            orientation: None,
+            construction_year: None,
+            dpe_class: None,
+            dpe_value: None,
+            ges_class: None,
+            ges_value: None,
+            pictures: None,
+            stations: None,
+            adverts: None,
         }
     }
+}
+
+/// French DPE/GES letter class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnergyClass {
+    /// A (best).
+    A,
+    /// B.
+    B,
+    /// C.
+    C,
+    /// D.
+    D,
+    /// E.
+    E,
+    /// F.
+    F,
+    /// G (worst).
+    G,
+    /// Anything else.
+    Unknown,
+}
+
+impl EnergyClass {
+    /// Reads a letter in either case; anything else is `Unknown`.
+    pub fn from_letter(letter: &str) -> Self {
+        match letter.trim().to_ascii_lowercase().as_str() {
+            "a" => Self::A,
+            "b" => Self::B,
+            "c" => Self::C,
+            "d" => Self::D,
+            "e" => Self::E,
+            "f" => Self::F,
+            "g" => Self::G,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// One price a listing had from a given time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PricePoint {
+    /// When the price took effect (Unix ms).
+    pub at: i64,
+    /// The price, in the snapshot's currency.
+    pub price: f64,
+}
+
+/// A public-transport station near the property.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Station {
+    /// Station name.
+    pub name: String,
+    /// Lines serving it.
+    pub lines: Vec<String>,
+}
+
+/// One classified ad for the property.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Advert {
+    /// The provider's id of the ad.
+    pub advert_id: Option<String>,
+    /// Ad title.
+    pub title: Option<String>,
+    /// URL on the publisher's site.
+    pub url: Option<String>,
+    /// Domain of the publishing site.
+    pub source_domain: Option<String>,
+    /// Publisher name.
+    pub publisher_name: Option<String>,
+    /// Kind of publisher, lower-cased.
+    pub publisher_type: Option<String>,
+    /// Professional publisher.
+    pub publisher_is_professional: Option<bool>,
+    /// Publisher id, SIREN or SIRET.
+    pub publisher_id: Option<String>,
+    /// Current price of the ad.
+    pub price: Option<f64>,
+    /// The ad's prices over time, oldest first.
+    pub price_history: Option<Vec<PricePoint>>,
+    /// Status, lower-cased.
+    pub status: Option<String>,
+    /// First seen (Unix ms).
+    pub published_at: Option<i64>,
+    /// Last changed (Unix ms).
+    pub updated_at: Option<i64>,
 }
 
 /// Where a property is.

@@ -5,8 +5,14 @@
 use tokio_postgres::Client;
 
 /// The migrations, in order (compiled in).
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "provider_fields",
+        include_str!("../migrations/0002_provider_fields.sql"),
+    ),
+];
 
 /// Arbitrary advisory lock id for migrations.
 const LOCK_ID: i64 = 0x6573_7461_7465;

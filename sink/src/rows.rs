@@ -93,6 +93,7 @@ mod tests {
             occurred_at: 1500,
             received_at: 2000,
             alert_id: None,
+            provider_event_type: None,
             change: None,
             property: Some(p),
             lineage: Lineage {

@@ -5,21 +5,25 @@
 //! every other type (appointments, users, feedback) is not about a property
 //! and is refused with `UnsupportedEventType`, which sends it to the DLQ.
 //! The dedupe key is `<source>:<envelope id>`: the same for every delivery.
+//!
+//! The `standard-webhooks` provider kind uses this parser too: a Standard
+//! Webhooks payload is `{"type", "timestamp", "data"}` with its id in the
+//! `webhook-id` header (ingest's `event-id`), so the envelope id falls back
+//! to that header and `created` to `timestamp`.
 
-use schemas::{EventType, Lineage, Location, PropertyEvent, PropertySnapshot, Provider};
+use schemas::{EventType, Location, PropertyEvent, PropertySnapshot, Provider};
 use serde_json::Value;
 
-use super::json::{int, number, rfc3339_ms, text};
+use super::event::new_event;
+use super::json::{body_object, first_time, int, number, rfc3339_ms, text};
 use super::{ParseError, RawContext};
-use crate::NORMALIZER_VERSION;
 
 /// Square feet to square metres.
 const M2_PER_SQFT: f64 = 0.092_903_04;
 
 /// Parses one generic envelope into exactly one event.
 pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>, ParseError> {
-    let envelope: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let envelope = body_object(body)?;
     let event_type_name = envelope
         .get("type")
         .and_then(Value::as_str)
@@ -30,8 +34,13 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
         "property.sold" => EventType::Sold,
         other => return Err(ParseError::UnsupportedEventType(other.to_string())),
     };
-    let event_id = text(envelope.get("id")).ok_or(ParseError::MissingField("id"))?;
-    let occurred_at = rfc3339_ms(envelope.get("created"), "created")?;
+    let event_id = text(envelope.get("id"))
+        .or_else(|| context.event_id.map(str::to_string))
+        .ok_or(ParseError::MissingField("id"))?;
+    let occurred_at = first_time(&[
+        (envelope.get("created"), "created"),
+        (envelope.get("timestamp"), "timestamp"),
+    ])?;
     let property = envelope
         .get("data")
         .and_then(|d| d.get("property"))
@@ -67,26 +76,22 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     };
     snapshot.first_seen_at = rfc3339_ms(property.get("createdAt"), "data.property.createdAt").ok();
 
-    Ok(vec![PropertyEvent {
-        dedupe_key: format!("{}:{event_id}", context.source),
+    let provider = if context.provider == "standard-webhooks" {
+        Provider::StandardWebhooks
+    } else {
+        Provider::Generic
+    };
+    let mut event = new_event(
+        context,
+        provider,
         event_id,
-        source: context.source.to_string(),
-        provider: Provider::Generic,
-        property_key: format!("{}:{property_id}", context.source),
-        provider_property_id: property_id,
+        property_id,
         event_type,
         occurred_at,
-        received_at: context.received_at_ms,
-        alert_id: None,
-        change: None,
-        property: Some(snapshot),
-        lineage: Lineage {
-            raw_topic: context.topic.to_string(),
-            raw_partition: context.partition,
-            raw_offset: context.offset,
-            normalizer_version: NORMALIZER_VERSION.to_string(),
-        },
-    }])
+    );
+    event.provider_event_type = Some(event_type_name.to_string());
+    event.property = Some(snapshot);
+    Ok(vec![event])
 }
 
 fn round2(x: f64) -> f64 {
@@ -96,20 +101,49 @@ fn round2(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::testing::{self, Expect, assert_golden, check_hostile, nested};
 
     const CREATED: &[u8] = include_bytes!("../../../tests/fixtures/generic/property.created.json");
     const APPOINTMENT: &[u8] =
         include_bytes!("../../../tests/fixtures/generic/appointment.scheduled.json");
 
     fn context() -> RawContext<'static> {
-        RawContext {
-            source: "generic",
-            provider: "generic",
-            received_at_ms: 1_686_825_001_000,
-            topic: "webhooks.raw",
-            partition: 1,
-            offset: 7,
-        }
+        testing::context("generic")
+    }
+
+    #[test]
+    fn the_fixture_matches_its_golden_event() {
+        let events = parse(&context(), CREATED).expect("parses");
+        assert_golden("generic.property.created", &events);
+    }
+
+    #[test]
+    fn a_standard_webhooks_payload_takes_its_id_from_the_header() {
+        let mut c = testing::context("standard-webhooks");
+        c.event_id = Some("msg_2Lh9");
+        let body = br#"{"type":"property.updated","timestamp":"2024-05-01T12:00:00Z","data":{"property":{"id":"p1"}}}"#;
+        let e = &parse(&c, body).expect("parses")[0];
+        assert_eq!(e.dedupe_key, "standard-webhooks:msg_2Lh9");
+        assert_eq!(e.provider, Provider::StandardWebhooks);
+        assert_eq!(e.occurred_at, 1_714_564_800_000);
+    }
+
+    #[test]
+    fn more_hostile_variants_never_panic() {
+        let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+            ("unknown type", br#"{"id":"e","type":"user.registered","created":"2023-06-15T10:30:00Z"}"#.to_vec(),
+                Expect::Error(ParseError::UnsupportedEventType("user.registered".into()))),
+            ("type is a number", br#"{"id":"e","type":1}"#.to_vec(), Expect::Error(ParseError::MissingField("type"))),
+            ("property is an array", br#"{"id":"e","type":"property.created","created":"2023-06-15T10:30:00Z","data":{"property":[1]}}"#.to_vec(),
+                Expect::Error(ParseError::MissingField("data.property"))),
+            ("bad time", br#"{"id":"e","type":"property.created","created":"15/06/2023","data":{"property":{"id":"p"}}}"#.to_vec(),
+                Expect::Kind("invalid_field")),
+            ("junk numbers", br#"{"id":"e","type":"property.created","created":"2023-06-15T10:30:00Z","data":{"property":{"id":"p","price":"n/a","bedrooms":[2],"squareFeet":{}}}}"#.to_vec(),
+                Expect::Events(1)),
+            ("deep nesting", nested(10_000, "1").into_bytes(), Expect::Kind("invalid_json")),
+            ("array body", b"[{}]".to_vec(), Expect::Kind("invalid_field")),
+        ];
+        check_hostile(parse, &context(), &cases);
     }
 
     #[test]

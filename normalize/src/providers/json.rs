@@ -1,11 +1,26 @@
 //! Lenient readers over `serde_json::Value`, shared by the parsers: numbers
-//! that arrive as strings, ids that arrive as numbers, RFC 3339 times.
+//! that arrive as strings, ids that arrive as numbers, RFC 3339 times,
+//! booleans as text, JSON-LD ids, URL hosts and country codes.
 
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::ParseError;
+
+/// The body as a JSON object: anything else is not a webhook we know.
+pub(crate) fn body_object(body: &[u8]) -> Result<Value, ParseError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(ParseError::InvalidField {
+            field: "(body)",
+            reason: "expected a JSON object".to_string(),
+        })
+    }
+}
 
 /// A number, or a string holding one.
 pub(crate) fn number(value: Option<&Value>) -> Option<f64> {
@@ -34,6 +49,90 @@ pub(crate) fn text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A boolean, or a string/number holding one (`"true"`, `"1"`, `0`...).
+pub(crate) fn boolean(value: Option<&Value>) -> Option<bool> {
+    match value? {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "oui" => Some(true),
+            "false" | "0" | "no" | "non" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Lower-cased [`text`], for provider vocabularies (statuses, kinds).
+pub(crate) fn lower(value: Option<&Value>) -> Option<String> {
+    text(value).map(|s| s.to_lowercase())
+}
+
+/// The last segment of a JSON-LD id such as `/properties/<uuid>`, or the
+/// value itself when it has no slash.
+pub(crate) fn id_segment(value: Option<&Value>) -> Option<String> {
+    let id = text(value)?;
+    id.rsplit('/')
+        .find(|segment| !segment.is_empty())
+        .map(str::to_string)
+}
+
+/// The non-empty strings of an array; anything else in it is skipped.
+pub(crate) fn strings(value: Option<&Value>) -> Option<Vec<String>> {
+    let list: Vec<String> = value?
+        .as_array()?
+        .iter()
+        .filter_map(|v| text(Some(v)))
+        .collect();
+    (!list.is_empty()).then_some(list)
+}
+
+/// An optional RFC 3339 time: absent or null is `None`, unparseable is `None`
+/// too (for descriptive times whose loss does not make the event wrong).
+pub(crate) fn optional_time(value: Option<&Value>) -> Option<i64> {
+    rfc3339_ms(value.filter(|v| !v.is_null()), "").ok()
+}
+
+/// The first of `candidates` that is present (not absent, not null), as
+/// Unix ms. A present but unparseable time is an error, not skipped: the
+/// event time would be wrong. None present: `MissingField` of the first.
+pub(crate) fn first_time(candidates: &[(Option<&Value>, &'static str)]) -> Result<i64, ParseError> {
+    for (value, field) in candidates {
+        if let Some(v) = value.filter(|v| !v.is_null()) {
+            return rfc3339_ms(Some(v), field);
+        }
+    }
+    Err(ParseError::MissingField(
+        candidates.first().map_or("time", |(_, field)| field),
+    ))
+}
+
+/// The host of an http(s) URL, without `www.`.
+pub(crate) fn url_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let host = rest
+        .split(['/', '?', '#', ':'])
+        .next()?
+        .to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host).to_string();
+    (!host.is_empty()).then_some(host)
+}
+
+/// An ISO 3166-1 alpha-2 code from a name, numeric or alpha code the
+/// providers use; `None` when it is not one we can tell.
+pub(crate) fn country_code(value: Option<&Value>) -> Option<String> {
+    let raw = text(value)?;
+    match raw.to_lowercase().as_str() {
+        "france" | "fr" | "fra" | "250" => Some("FR".to_string()),
+        code if code.len() == 2 && code.chars().all(|c| c.is_ascii_alphabetic()) => {
+            Some(code.to_ascii_uppercase())
+        }
         _ => None,
     }
 }
@@ -67,6 +166,43 @@ mod tests {
         assert_eq!(int(Some(&json!("3"))), Some(3));
         assert_eq!(int(Some(&json!(2.5))), None);
         assert_eq!(int(Some(&json!(1e12))), None);
+    }
+
+    #[test]
+    fn booleans_ids_and_hosts_are_read_leniently() {
+        assert_eq!(boolean(Some(&json!("true"))), Some(true));
+        assert_eq!(boolean(Some(&json!(0))), Some(false));
+        assert_eq!(boolean(Some(&json!("peut-être"))), None);
+        assert_eq!(
+            id_segment(Some(&json!("/properties/a2fe"))),
+            Some("a2fe".into())
+        );
+        assert_eq!(id_segment(Some(&json!("/"))), None);
+        assert_eq!(
+            url_host("https://www.Century21.fr/x?y"),
+            Some("century21.fr".into())
+        );
+        assert_eq!(url_host("ftp://x"), None);
+        assert_eq!(country_code(Some(&json!("france"))), Some("FR".into()));
+        assert_eq!(country_code(Some(&json!("Atlantis"))), None);
+    }
+
+    #[test]
+    fn the_first_present_time_wins_and_a_bad_one_is_an_error() {
+        let good = json!("2024-03-26T10:39:41+01:00");
+        let bad = json!("soon");
+        assert_eq!(
+            first_time(&[(None, "a"), (Some(&json!(null)), "b"), (Some(&good), "c")]),
+            Ok(1_711_445_981_000)
+        );
+        assert!(matches!(
+            first_time(&[(Some(&bad), "a"), (Some(&good), "b")]),
+            Err(ParseError::InvalidField { field: "a", .. })
+        ));
+        assert_eq!(
+            first_time(&[(None, "a")]),
+            Err(ParseError::MissingField("a"))
+        );
     }
 
     #[test]

@@ -1,12 +1,24 @@
 //! Provider parsers: `(raw record) -> Result<Vec<PropertyEvent>, ParseError>`.
 //!
-//! Adding a provider means adding one module here and one arm in [`parse`].
+//! Adding a provider means adding one module here and one arm in [`parse`],
+//! which dispatches on the `provider` Kafka header ingest sets. A record may
+//! yield several events (a Fluximmo delivery lists many properties) or none
+//! (a Fluximmo delivery whose lists are both empty: nothing happened, so
+//! nothing is produced and nothing is dead-lettered).
 //! Parsers are tolerant of what real traffic does (missing optional fields,
 //! numbers as strings) and strict about what would make an event wrong (no
 //! property id, no time): those are errors that send the record to the DLQ.
 
+pub(crate) mod event;
+pub mod fluximmo;
+#[cfg(test)]
+mod fuzz_smoke;
 pub mod generic;
+pub mod immoteur;
 pub(crate) mod json;
+pub mod stream_estate;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use schemas::PropertyEvent;
 
@@ -17,6 +29,8 @@ pub struct RawContext<'a> {
     pub source: &'a str,
     /// Provider kind (the `provider` header).
     pub provider: &'a str,
+    /// The provider's event id (the `event-id` header), when it sent one.
+    pub event_id: Option<&'a str>,
     /// Arrival at ingest, Unix ms.
     pub received_at_ms: i64,
     /// Raw record topic.
@@ -72,7 +86,10 @@ impl ParseError {
 /// Parses one raw record with the parser of its provider kind.
 pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>, ParseError> {
     match context.provider {
-        "generic" => generic::parse(context, body),
+        "generic" | "standard-webhooks" => generic::parse(context, body),
+        "fluximmo" => fluximmo::parse(context, body),
+        "stream-estate" => stream_estate::parse(context, body),
+        "immoteur" => immoteur::parse(context, body),
         other => Err(ParseError::UnknownProvider(other.to_string())),
     }
 }

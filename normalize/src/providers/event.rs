@@ -1,0 +1,78 @@
+//! The parts every provider's events share: identity, keys, lineage.
+//!
+//! Keys follow DESIGN.md's precedence: the dedupe key is
+//! `<source>:<event id>`, where the event id is the provider's own when it
+//! sends one, else [`BodyHash::position_id`]: a SHA-256 of the raw body plus the
+//! item's position in it, stable across retries of the same delivery.
+
+use schemas::{EventType, Lineage, PropertyEvent, Provider};
+use sha2::{Digest, Sha256};
+
+use super::RawContext;
+use crate::NORMALIZER_VERSION;
+
+/// An event with identity, keys, times and lineage set, and nothing else:
+/// the parser fills in the alert, the change and the snapshot.
+pub(crate) fn new_event(
+    context: &RawContext<'_>,
+    provider: Provider,
+    event_id: String,
+    property_id: String,
+    event_type: EventType,
+    occurred_at: i64,
+) -> PropertyEvent {
+    PropertyEvent {
+        dedupe_key: format!("{}:{event_id}", context.source),
+        event_id,
+        source: context.source.to_string(),
+        provider,
+        property_key: format!("{}:{property_id}", context.source),
+        provider_property_id: property_id,
+        event_type,
+        occurred_at,
+        received_at: context.received_at_ms,
+        alert_id: None,
+        provider_event_type: None,
+        change: None,
+        property: None,
+        lineage: Lineage {
+            raw_topic: context.topic.to_string(),
+            raw_partition: context.partition,
+            raw_offset: context.offset,
+            normalizer_version: NORMALIZER_VERSION.to_string(),
+        },
+    }
+}
+
+/// The raw body's lowercase hex SHA-256, computed once per record.
+pub(crate) struct BodyHash(String);
+
+impl BodyHash {
+    /// Hashes the raw body.
+    pub(crate) fn of(body: &[u8]) -> Self {
+        Self(hex::encode(Sha256::digest(body)))
+    }
+
+    /// Event id for providers that send none: the body hash, `:` and the
+    /// item's position in the body (e.g. `created.0.1`).
+    pub(crate) fn position_id(&self, position: &str) -> String {
+        format!("{}:{position}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_ids_are_stable_and_differ_by_position() {
+        let a = BodyHash::of(b"{}").position_id("0");
+        assert_eq!(a, BodyHash::of(b"{}").position_id("0"));
+        assert_ne!(a, BodyHash::of(b"{}").position_id("1"));
+        assert_ne!(a, BodyHash::of(b"{ }").position_id("0"));
+        assert_eq!(
+            a,
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a:0"
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! Stream.estate (notif.immo) search-match webhooks: `event`, `adEvent`
+//! (the field change) and `match` (search, property, `propertyDocument`).
+//!
+//! Event names map to event types: `ad.update.price` → `price_changed`,
+//! `ad.update.surface` → `surface_changed`, `ad.update.pictures` →
+//! `pictures_changed`, `ad.update.expired` → `expired`, `property.ad.create`
+//! → `created`, `property.ad.update` → `updated`; any other name is refused
+//! (DLQ). The property id is the last segment of
+//! `propertyDocument.property` (`/properties/<uuid>`), else of
+//! `match.property`, else of the document's `@id`. The event time is
+//! `adEvent.createdAt`, else `match.updatedAt`, else `match.createdAt`.
+//! The search that matched goes to `alert_id`. Stream.estate sends no event
+//! id: the dedupe key is a hash of the raw body (position `0`, one event per
+//! body). Prices are euros (the provider covers France only). Contact
+//! details (names, e-mails, phones) are not carried: they are personal data
+//! no consumer needs, and real traffic has invalid ones.
+
+use schemas::{
+    Advert, EnergyClass, EventType, FieldChange, Location, PricePoint, PropertyEvent,
+    PropertySnapshot, PropertyType, Provider, Station, TransactionType,
+};
+use serde_json::Value;
+
+use super::event::{BodyHash, new_event};
+use super::json::{
+    body_object, boolean, country_code, first_time, id_segment, int, lower, number, optional_time,
+    strings, text, url_host,
+};
+use super::{ParseError, RawContext};
+
+/// Parses one Stream.estate webhook into exactly one event.
+pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>, ParseError> {
+    let root = body_object(body)?;
+    let name = root
+        .get("event")
+        .and_then(Value::as_str)
+        .ok_or(ParseError::MissingField("event"))?;
+    let event_type = match name {
+        "ad.update.price" => EventType::PriceChanged,
+        "ad.update.surface" => EventType::SurfaceChanged,
+        "ad.update.pictures" => EventType::PicturesChanged,
+        "ad.update.expired" => EventType::Expired,
+        "property.ad.create" => EventType::Created,
+        "property.ad.update" => EventType::Updated,
+        other => return Err(ParseError::UnsupportedEventType(other.to_string())),
+    };
+    let ad_event = root.get("adEvent").filter(|v| v.is_object());
+    let matched = root.get("match").filter(|v| v.is_object());
+    let document = matched
+        .and_then(|m| m.get("propertyDocument"))
+        .filter(|v| v.is_object());
+    let property_id = document
+        .and_then(|d| id_segment(d.get("property")))
+        .or_else(|| matched.and_then(|m| id_segment(m.get("property"))))
+        .or_else(|| document.and_then(|d| id_segment(d.get("@id"))))
+        .ok_or(ParseError::MissingField("match.propertyDocument.property"))?;
+    let occurred_at = first_time(&[
+        (
+            ad_event.and_then(|e| e.get("createdAt")),
+            "adEvent.createdAt",
+        ),
+        (matched.and_then(|m| m.get("updatedAt")), "match.updatedAt"),
+        (matched.and_then(|m| m.get("createdAt")), "match.createdAt"),
+    ])?;
+
+    let mut event = new_event(
+        context,
+        Provider::StreamEstate,
+        BodyHash::of(body).position_id("0"),
+        property_id,
+        event_type,
+        occurred_at,
+    );
+    event.provider_event_type = Some(name.to_string());
+    event.alert_id = matched.and_then(|m| id_segment(m.get("search")));
+    event.change = ad_event.and_then(field_change);
+    event.property = document.map(snapshot);
+    Ok(vec![event])
+}
+
+/// `adEvent` (or an advert's `events[]` item) as a field change.
+fn field_change(change: &Value) -> Option<FieldChange> {
+    Some(FieldChange {
+        field: text(change.get("fieldName"))?,
+        old_value: text(change.get("fieldOldValue")),
+        new_value: text(change.get("fieldNewValue")),
+        percent: number(change.get("percentVariation")),
+        old_number: number(change.get("fieldOldValue")),
+        new_number: number(change.get("fieldNewValue")),
+    })
+}
+
+/// `transactionType` codes, per the Stream.estate API documentation.
+fn transaction_type(value: Option<&Value>) -> TransactionType {
+    match int(value) {
+        Some(0) => TransactionType::Sale,
+        Some(1) => TransactionType::Rent,
+        _ => TransactionType::Unknown,
+    }
+}
+
+/// `propertyType` codes, per the Stream.estate API documentation.
+fn property_type(value: Option<&Value>) -> PropertyType {
+    match int(value) {
+        Some(0) => PropertyType::Apartment,
+        Some(1) => PropertyType::House,
+        Some(2) => PropertyType::Building,
+        Some(3) => PropertyType::Parking,
+        Some(4 | 6) => PropertyType::Commercial,
+        Some(5) => PropertyType::Land,
+        Some(_) => PropertyType::Other,
+        None => PropertyType::Unknown,
+    }
+}
+
+/// The property snapshot from `propertyDocument`.
+fn snapshot(document: &Value) -> PropertySnapshot {
+    let adverts: Vec<&Value> = document
+        .get("adverts")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter(|v| v.is_object()).collect())
+        .unwrap_or_default();
+    // Fields the document lacks but its adverts carry: the first advert that has one.
+    let from_adverts = |key: &str| {
+        adverts
+            .iter()
+            .find_map(|a| a.get(key).filter(|v| !v.is_null()))
+    };
+    let energy = |key: &str| {
+        document
+            .get(key)
+            .filter(|v| v.is_object())
+            .or_else(|| from_adverts(key))
+    };
+
+    let mut p = PropertySnapshot::empty();
+    p.transaction_type = transaction_type(document.get("transactionType"));
+    p.property_type = property_type(document.get("propertyType"));
+    p.title = text(document.get("title"));
+    p.description = text(document.get("description"));
+    p.price = number(document.get("price"));
+    p.currency = p.price.map(|_| "EUR".to_string());
+    p.surface_m2 = number(document.get("surface"));
+    p.land_surface_m2 = number(document.get("landSurface"));
+    p.price_per_m2 = number(document.get("pricePerMeter"));
+    p.rooms = int(document.get("room"));
+    p.bedrooms = int(document.get("bedroom"));
+    p.floor = int(document.get("floor"));
+    p.furnished = boolean(document.get("furnished"));
+    p.elevator = boolean(document.get("elevator"));
+    p.construction_year =
+        int(document.get("constructionYear")).or_else(|| int(from_adverts("constructionYear")));
+    p.status = boolean(document.get("expired"))
+        .map(|expired| if expired { "expired" } else { "active" }.to_string());
+    p.location = location(document);
+    p.first_seen_at = optional_time(document.get("createdAt"));
+    p.last_seen_at = optional_time(document.get("lastCrawledAt"));
+    let dpe = energy("energy");
+    p.dpe_class = dpe
+        .and_then(|e| text(e.get("category")))
+        .map(|c| EnergyClass::from_letter(&c));
+    p.dpe_value = dpe.and_then(|e| number(e.get("value")));
+    let ges = energy("greenHouseGas");
+    p.ges_class = ges
+        .and_then(|e| text(e.get("category")))
+        .map(|c| EnergyClass::from_letter(&c));
+    p.ges_value = ges.and_then(|e| number(e.get("value")));
+    p.pictures = strings(document.get("pictures"));
+    p.stations = stations(document.get("stations"));
+    p.adverts = (!adverts.is_empty()).then(|| adverts.iter().map(|a| advert(a)).collect());
+    p
+}
+
+fn location(document: &Value) -> Location {
+    let city = document.get("city").filter(|v| v.is_object());
+    let coordinates = document
+        .get("locations")
+        .filter(|v| v.is_object())
+        .or_else(|| city.and_then(|c| c.get("location")));
+    let city_field = |key: &str| city.and_then(|c| c.get(key));
+    Location {
+        address: None,
+        city: text(city_field("name")),
+        postcode: text(city_field("zipcode")),
+        insee_code: text(city_field("insee")),
+        department: text(city_field("department").and_then(|d| d.get("code"))),
+        region: text(city_field("region").and_then(|r| r.get("name"))),
+        country: city_field("country")
+            .and_then(|c| country_code(c.get("code")).or_else(|| country_code(c.get("name")))),
+        latitude: number(coordinates.and_then(|c| c.get("lat"))),
+        longitude: number(coordinates.and_then(|c| c.get("lon"))),
+    }
+}
+
+fn stations(value: Option<&Value>) -> Option<Vec<Station>> {
+    let list: Vec<Station> = value?
+        .as_array()?
+        .iter()
+        .filter_map(|s| {
+            Some(Station {
+                name: text(s.get("name"))?,
+                lines: s
+                    .get("lines")
+                    .and_then(Value::as_array)
+                    .map(|lines| lines.iter().filter_map(|l| text(l.get("name"))).collect())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    (!list.is_empty()).then_some(list)
+}
+
+fn advert(ad: &Value) -> Advert {
+    let url = text(ad.get("url"));
+    let publisher = ad.get("publisher");
+    let mut history: Vec<PricePoint> = ad
+        .get("events")
+        .and_then(Value::as_array)
+        .map(|events| events.iter().filter_map(field_change_point).collect())
+        .unwrap_or_default();
+    history.sort_by_key(|point| point.at);
+    Advert {
+        advert_id: text(ad.get("uuid")),
+        title: text(ad.get("title")),
+        source_domain: url.as_deref().and_then(url_host),
+        url,
+        publisher_name: text(publisher.and_then(|p| p.get("name"))),
+        publisher_type: lower(publisher.and_then(|p| p.get("category"))),
+        publisher_is_professional: None,
+        publisher_id: None,
+        price: number(ad.get("price")),
+        price_history: (!history.is_empty()).then_some(history),
+        status: boolean(ad.get("expired"))
+            .map(|expired| if expired { "expired" } else { "active" }.to_string()),
+        published_at: optional_time(ad.get("createdAt")),
+        updated_at: optional_time(ad.get("updatedAt")),
+    }
+}
+
+/// A price change in an advert's `events[]` as the price it set.
+fn field_change_point(change: &Value) -> Option<PricePoint> {
+    let change_field = field_change(change)?;
+    (change_field.field == "price").then_some(())?;
+    Some(PricePoint {
+        at: optional_time(change.get("createdAt"))?,
+        price: change_field.new_number?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::testing::{
+        Expect, assert_golden, check_hostile, context, fixture, nested,
+    };
+
+    fn fixture_value() -> Value {
+        serde_json::from_slice(&fixture("stream-estate/ad.update.price.json")).expect("fixture")
+    }
+
+    fn with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let mut value = fixture_value();
+        edit(&mut value);
+        serde_json::to_vec(&value).expect("serializes")
+    }
+
+    fn document(value: &mut Value) -> &mut Value {
+        &mut value["match"]["propertyDocument"]
+    }
+
+    #[test]
+    fn the_price_fixture_becomes_one_price_changed_event() {
+        let events = parse(
+            &context("stream-estate"),
+            &fixture("stream-estate/ad.update.price.json"),
+        )
+        .expect("parses");
+        assert_golden("stream-estate.ad.update.price", &events);
+    }
+
+    #[test]
+    fn every_documented_event_name_has_its_type() {
+        for (name, expected) in [
+            ("ad.update.price", EventType::PriceChanged),
+            ("ad.update.surface", EventType::SurfaceChanged),
+            ("ad.update.pictures", EventType::PicturesChanged),
+            ("ad.update.expired", EventType::Expired),
+            ("property.ad.create", EventType::Created),
+            ("property.ad.update", EventType::Updated),
+        ] {
+            let body = with(|v| v["event"] = Value::from(name));
+            let events = parse(&context("stream-estate"), &body).expect(name);
+            assert_eq!(events[0].event_type, expected, "{name}");
+            assert_eq!(events[0].provider_event_type.as_deref(), Some(name));
+        }
+    }
+
+    #[test]
+    fn property_type_and_transaction_codes_map_to_enums() {
+        let body = with(|v| {
+            document(v)["propertyType"] = Value::from(1);
+            document(v)["transactionType"] = Value::from("0");
+        });
+        let events = parse(&context("stream-estate"), &body).expect("parses");
+        let p = events[0].property.as_ref().expect("snapshot");
+        assert_eq!(p.property_type, PropertyType::House);
+        assert_eq!(p.transaction_type, TransactionType::Sale);
+        let body = with(|v| {
+            document(v)["propertyType"] = Value::from(42);
+            document(v)["transactionType"] = Value::from(9);
+        });
+        let events = parse(&context("stream-estate"), &body).expect("parses");
+        let p = events[0].property.as_ref().expect("snapshot");
+        assert_eq!(p.property_type, PropertyType::Other);
+        assert_eq!(p.transaction_type, TransactionType::Unknown);
+    }
+
+    #[test]
+    fn a_change_without_a_document_still_identifies_the_property() {
+        let body =
+            br#"{"event":"ad.update.surface","adEvent":{"fieldName":"surface","fieldOldValue":30,
+            "fieldNewValue":"32.5","percentVariation":6.67,"createdAt":"2024-01-01T00:00:00Z"},
+            "match":{"property":"/properties/p-1","search":"/searches/s-1"}}"#;
+        let e = &parse(&context("stream-estate"), body).expect("parses")[0];
+        assert_eq!(e.property_key, "stream-estate:p-1");
+        assert_eq!(e.alert_id.as_deref(), Some("s-1"));
+        assert!(e.property.is_none());
+        let change = e.change.as_ref().expect("change");
+        assert_eq!(
+            (change.old_number, change.new_number),
+            (Some(30.0), Some(32.5))
+        );
+        assert_eq!(change.old_value.as_deref(), Some("30"));
+    }
+
+    #[test]
+    fn hostile_variants_give_events_or_precise_errors() {
+        let many_pictures = with(|v| {
+            document(v)["pictures"] = Value::from(
+                (0..50_000)
+                    .map(|i| format!("https://p/{i}.jpg"))
+                    .collect::<Vec<_>>(),
+            );
+        });
+        let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+            (
+                "truncated",
+                fixture("stream-estate/ad.update.price.json")[..300].to_vec(),
+                Expect::Kind("invalid_json"),
+            ),
+            (
+                "unknown event",
+                with(|v| v["event"] = Value::from("search.deleted")),
+                Expect::Error(ParseError::UnsupportedEventType("search.deleted".into())),
+            ),
+            (
+                "event is a number",
+                with(|v| v["event"] = Value::from(3)),
+                Expect::Error(ParseError::MissingField("event")),
+            ),
+            (
+                "no property anywhere",
+                with(|v| {
+                    let _ = v["match"].as_object_mut().map(|m| m.remove("property"));
+                    let _ = document(v).as_object_mut().map(|d| {
+                        let _ = d.remove("property");
+                        d.remove("@id")
+                    });
+                }),
+                Expect::Error(ParseError::MissingField("match.propertyDocument.property")),
+            ),
+            (
+                "no time anywhere",
+                with(|v| {
+                    let _ = v["adEvent"].as_object_mut().map(|e| e.remove("createdAt"));
+                    let _ = v["match"].as_object_mut().map(|m| {
+                        let _ = m.remove("createdAt");
+                        m.remove("updatedAt")
+                    });
+                }),
+                Expect::Error(ParseError::MissingField("adEvent.createdAt")),
+            ),
+            (
+                "unparseable time",
+                with(|v| v["adEvent"]["createdAt"] = Value::from("24/08/2019")),
+                Expect::Kind("invalid_field"),
+            ),
+            (
+                "null time falls back",
+                with(|v| v["adEvent"]["createdAt"] = Value::Null),
+                Expect::Events(1),
+            ),
+            (
+                "adEvent is a string",
+                with(|v| v["adEvent"] = Value::from("x")),
+                Expect::Events(1),
+            ),
+            (
+                "numbers as strings and strings as numbers",
+                with(|v| {
+                    document(v)["price"] = Value::from("950");
+                    document(v)["room"] = Value::from("3");
+                    document(v)["title"] = Value::from(12);
+                    v["adEvent"]["percentVariation"] = Value::from(-2.81);
+                }),
+                Expect::Events(1),
+            ),
+            (
+                "adverts of the wrong type",
+                with(|v| document(v)["adverts"] = Value::from("none")),
+                Expect::Events(1),
+            ),
+            (
+                "null everywhere optional",
+                with(|v| {
+                    for key in [
+                        "city",
+                        "stations",
+                        "pictures",
+                        "price",
+                        "energy",
+                        "locations",
+                    ] {
+                        document(v)[key] = Value::Null;
+                    }
+                }),
+                Expect::Events(1),
+            ),
+            (
+                "invalid e-mail and unknown fields",
+                with(|v| {
+                    document(v)["adverts"][0]["contact"]["email"] = Value::from("not-an-email");
+                    document(v)["novelty"] = serde_json::json!({"x": [1, 2]});
+                }),
+                Expect::Events(1),
+            ),
+            (
+                "energy letter unknown",
+                with(|v| document(v)["adverts"][0]["energy"]["category"] = Value::from("Z")),
+                Expect::Events(1),
+            ),
+            ("huge picture list", many_pictures, Expect::Events(1)),
+            (
+                "deep nesting",
+                nested(10_000, "1").into_bytes(),
+                Expect::Kind("invalid_json"),
+            ),
+            ("array body", b"[]".to_vec(), Expect::Kind("invalid_field")),
+        ];
+        check_hostile(parse, &context("stream-estate"), &cases);
+    }
+}

@@ -1,0 +1,106 @@
+//! After a parser fix, `normalize replay` re-drives the dead letters on
+//! `webhooks.dlq` through the current parsers: records that now parse land
+//! as events (with a `replay-id` header and the raw record's lineage),
+//! records that still fail stay on the DLQ without being copied again, and
+//! dead letters of other stages are left alone.
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::produce::OutRecord;
+use pipeline_tests::{Pipeline, fixture, header, unix_now};
+
+fn dead_letter(pipeline: &Pipeline, provider: &str, stage: &str, body: Vec<u8>) -> OutRecord {
+    OutRecord {
+        topic: pipeline.topics.dlq(),
+        partition: Some(0),
+        key: None,
+        payload: Some(body),
+        headers: Vec::new(),
+    }
+    .header("source", provider)
+    .header("provider", provider)
+    .header("received-at", (unix_now() * 1000).to_string())
+    .header("error.stage", stage)
+    .header("error.kind", "unknown_provider")
+    .header(
+        "error.message",
+        format!("no parser for provider `{provider}`"),
+    )
+    .header("topic", pipeline.topics.raw())
+    .header("partition", "0")
+    .header("offset", "41")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_recovers_what_the_fixed_parser_reads_and_leaves_the_rest() {
+    let pipeline = Pipeline::start("replay").await;
+    // What the walking skeleton, which knew only the generic provider, left behind.
+    pipeline
+        .produce(&[
+            dead_letter(
+                &pipeline,
+                "stream-estate",
+                "normalize",
+                fixture("stream-estate/ad.update.price.json"),
+            ),
+            dead_letter(
+                &pipeline,
+                "generic",
+                "normalize",
+                fixture("generic/appointment.scheduled.json"),
+            ),
+            dead_letter(
+                &pipeline,
+                "generic",
+                "sink",
+                fixture("generic/property.created.json"),
+            ),
+        ])
+        .await;
+
+    let prefix = &pipeline.topics.prefix;
+    let output = Command::new(pipeline.stack.bin_dir.join("normalize"))
+        .args(["replay", "--id", "fix-42"])
+        .env("NORMALIZE__KAFKA__BROKERS", &pipeline.stack.brokers)
+        .env("NORMALIZE__TOPICS__PREFIX", prefix)
+        .env("NORMALIZE__GROUP", format!("{prefix}normalize"))
+        .env(
+            "NORMALIZE__SCHEMA_REGISTRY_URL",
+            &pipeline.stack.registry_url,
+        )
+        .output()
+        .expect("run normalize replay");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "read 3 dead letters, recovered 1 (1 events), 1 still failing, 1 from other stages"
+        ),
+        "{stdout}"
+    );
+
+    let rows = pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM property_events WHERE event_type = 'price_changed' AND raw_offset = 41",
+            1,
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(rows, 1, "{}", pipeline.all_logs());
+    let normalized = pipeline.read_topic(&pipeline.topics.normalized());
+    assert_eq!(normalized.len(), 1);
+    assert_eq!(
+        header(&normalized[0], "replay-id").as_deref(),
+        Some("fix-42")
+    );
+    assert_eq!(
+        pipeline.read_topic(&pipeline.topics.dlq()).len(),
+        3,
+        "nothing dead-lettered again"
+    );
+}
