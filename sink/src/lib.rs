@@ -9,4 +9,5 @@ pub mod migrate;
 pub mod rows;
 pub mod runner;
 pub mod settings;
+pub mod statements;
 pub mod store;

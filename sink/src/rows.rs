@@ -24,6 +24,29 @@ pub struct EventToWrite {
     pub position: Position,
 }
 
+/// The events of a batch whose snapshot is upserted into `properties`: per
+/// property, only the newest (event time, then offset). One statement cannot
+/// update a row twice, and the older snapshots would lose to it anyway (the
+/// same order the upsert's guard applies against the stored row).
+pub fn newest_snapshot_per_property(events: &[EventToWrite]) -> Vec<&EventToWrite> {
+    let mut newest: std::collections::HashMap<&str, &EventToWrite> =
+        std::collections::HashMap::new();
+    for item in events.iter().filter(|e| e.event.property.is_some()) {
+        let order = |e: &EventToWrite| (e.event.occurred_at, e.position.offset);
+        let _ = newest
+            .entry(item.event.property_key.as_str())
+            .and_modify(|kept| {
+                if order(item) >= order(kept) {
+                    *kept = item;
+                }
+            })
+            .or_insert(item);
+    }
+    let mut out: Vec<&EventToWrite> = newest.into_values().collect();
+    out.sort_by(|a, b| a.event.property_key.cmp(&b.event.property_key));
+    out
+}
+
 /// The provider as stored (kebab-case, as configured in ingest).
 pub fn provider_name(provider: Provider) -> &'static str {
     match provider {
@@ -118,6 +141,39 @@ mod tests {
         assert_eq!(snapshot["price"], 1.0);
         assert!(event_json(&e).contains("\"dedupe_key\":\"s:e\""));
         assert!((seconds(1500) - 1.5).abs() < f64::EPSILON);
+    }
+
+    fn at(key: &str, occurred_at: i64, offset: i64, snapshot: bool) -> EventToWrite {
+        let mut e = event();
+        e.property_key = key.into();
+        e.occurred_at = occurred_at;
+        if !snapshot {
+            e.property = None;
+        }
+        EventToWrite {
+            event: e,
+            position: Position {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_upserts_each_property_once_at_its_newest_event() {
+        let batch = vec![
+            at("a", 20, 1, true),
+            at("a", 10, 2, true), // older event, later offset: loses
+            at("b", 5, 3, true),
+            at("b", 5, 4, true),   // same time: the later offset wins
+            at("c", 99, 5, false), // no snapshot: nothing to upsert
+        ];
+        let kept: Vec<(&str, i64)> = newest_snapshot_per_property(&batch)
+            .iter()
+            .map(|e| (e.event.property_key.as_str(), e.position.offset))
+            .collect();
+        assert_eq!(kept, vec![("a", 1), ("b", 4)]);
     }
 
     #[test]
