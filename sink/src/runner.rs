@@ -27,7 +27,7 @@ use common::dead_letter::dead_letter;
 use common::produce::send_all;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
@@ -38,12 +38,14 @@ use tokio::runtime::Handle;
 
 use crate::rows::{EventToWrite, Position};
 use crate::settings::SinkSettings;
-use crate::store::{PostgresSink, Sink};
+use crate::store::{PostgresSink, Sink, WriteError};
 
 /// Records read but not yet committed to the database.
 #[derive(Debug, Default)]
 struct Batch {
     events: Vec<EventToWrite>,
+    /// The consumed record of each event (same index), for dead letters.
+    originals: Vec<OwnedMessage>,
     next_offsets: HashMap<i32, i64>,
     started: Option<Instant>,
 }
@@ -56,6 +58,8 @@ struct Shared {
     group: String,
     topic: String,
     stopping: Arc<AtomicBool>,
+    producer: FutureProducer,
+    dlq_topic: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,7 +71,7 @@ impl Shared {
     /// committed offsets, or `None` if stopping interrupted the retries (the
     /// records are then simply read again after restart).
     fn flush(&self) -> Option<HashMap<i32, i64>> {
-        let batch = std::mem::take(&mut *lock(&self.batch));
+        let mut batch = std::mem::take(&mut *lock(&self.batch));
         if batch.next_offsets.is_empty() {
             return Some(HashMap::new());
         }
@@ -92,6 +96,12 @@ impl Shared {
                     );
                     return Some(batch.next_offsets);
                 }
+                Err(WriteError::Rejected(reason)) => {
+                    tracing::warn!(%reason, "PostgreSQL rejected a row; finding it");
+                    if !self.dead_letter_rejected(&mut batch) {
+                        return None;
+                    }
+                }
                 Err(e) => {
                     if self.stopping.load(Ordering::Relaxed) {
                         tracing::warn!(error = %e, "stopping with an uncommitted batch; it will be read again");
@@ -104,6 +114,73 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Finds the rows PostgreSQL refuses, dead-letters their records (and
+    /// waits for the acknowledgements), and removes them from the batch,
+    /// whose offsets still cover them. False if stopping interrupted it.
+    fn dead_letter_rejected(&self, batch: &mut Batch) -> bool {
+        let rejected = loop {
+            let found = {
+                let mut sink = lock(&self.sink);
+                self.runtime.block_on(sink.find_rejected(&batch.events))
+            };
+            match found {
+                Ok(rejected) => break rejected,
+                Err(e) => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    tracing::warn!(error = %e, "cannot test the batch's rows; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        };
+        if rejected.is_empty() {
+            // Not reproducible row by row: retry the batch as it is.
+            std::thread::sleep(Duration::from_millis(500));
+            return !self.stopping.load(Ordering::Relaxed);
+        }
+        let records: Vec<_> = rejected
+            .iter()
+            .filter_map(|(index, reason)| {
+                let original = batch.originals.get(*index)?;
+                tracing::error!(
+                    partition = original.partition(),
+                    offset = original.offset(),
+                    %reason,
+                    "event rejected by PostgreSQL; dead-lettered"
+                );
+                Some(dead_letter(
+                    original,
+                    &self.dlq_topic,
+                    "sink",
+                    "rejected",
+                    reason,
+                ))
+            })
+            .collect();
+        while let Err(e) = self.runtime.block_on(send_all(&self.producer, &records)) {
+            if self.stopping.load(Ordering::Relaxed) {
+                return false;
+            }
+            tracing::warn!(error = %e, "cannot write to the DLQ; retrying");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let drop: std::collections::HashSet<usize> = rejected.iter().map(|(i, _)| *i).collect();
+        let mut index = 0;
+        batch.events.retain(|_| {
+            let keep = !drop.contains(&index);
+            index += 1;
+            keep
+        });
+        let mut index = 0;
+        batch.originals.retain(|_| {
+            let keep = !drop.contains(&index);
+            index += 1;
+            keep
+        });
+        true
     }
 
     /// The database's offsets, retried until PostgreSQL answers.
@@ -193,8 +270,6 @@ pub struct SinkRunner {
     shared: Arc<Shared>,
     decoder: AvroDecoder,
     writer_schemas: RefCell<HashMap<u32, Arc<Schema>>>,
-    producer: FutureProducer,
-    dlq_topic: String,
     batch_max_events: usize,
     batch_max_wait: Duration,
 }
@@ -237,6 +312,8 @@ impl SinkRunner {
             group: settings.group.clone(),
             topic: topic.clone(),
             stopping,
+            producer: settings.kafka.producer().create()?,
+            dlq_topic,
         });
         let consumer: BaseConsumer<SinkContext> = settings
             .kafka
@@ -257,8 +334,6 @@ impl SinkRunner {
             shared,
             decoder: AvroDecoder::new(sr),
             writer_schemas: RefCell::new(HashMap::new()),
-            producer: settings.kafka.producer().create()?,
-            dlq_topic,
             batch_max_events: settings.batch_max_events.max(1),
             batch_max_wait: Duration::from_millis(settings.batch_max_wait_ms),
         })
@@ -323,7 +398,10 @@ impl SinkRunner {
             .next_offsets
             .insert(position.partition, position.offset + 1);
         match decoded {
-            Ok(event) => batch.events.push(EventToWrite { event, position }),
+            Ok(event) => {
+                batch.events.push(EventToWrite { event, position });
+                batch.originals.push(message.detach());
+            }
             Err(reason) => {
                 drop(batch);
                 self.dead_letter(message, &reason);
@@ -372,12 +450,12 @@ impl SinkRunner {
             reason,
             "undecodable event dead-lettered"
         );
-        let record = dead_letter(message, &self.dlq_topic, "sink", "decode", reason);
+        let record = dead_letter(message, &self.shared.dlq_topic, "sink", "decode", reason);
         let records = [record];
         while let Err(e) = self
             .shared
             .runtime
-            .block_on(send_all(&self.producer, &records))
+            .block_on(send_all(&self.shared.producer, &records))
         {
             if self.shared.stopping.load(Ordering::Relaxed) {
                 return;

@@ -11,6 +11,19 @@ use tokio_postgres::{Client, NoTls};
 use crate::rows::EventToWrite;
 use crate::statements::{EventColumns, INSERT_EVENTS, PropertyColumns, UPSERT_PROPERTIES};
 
+/// Why a batch was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The store refused some row's data (PostgreSQL SQLSTATE classes 22 and
+    /// 23): retrying the same batch cannot succeed; find the rows and
+    /// dead-letter them.
+    #[error("the store rejected the batch's data: {0}")]
+    Rejected(String),
+    /// The store cannot be reached or failed otherwise: retry later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// A destination for unique events.
 #[allow(async_fn_in_trait)]
 pub trait Sink {
@@ -22,7 +35,14 @@ pub trait Sink {
         topic: &str,
         events: &[EventToWrite],
         next_offsets: &HashMap<i32, i64>,
-    ) -> anyhow::Result<()>;
+    ) -> Result<(), WriteError>;
+
+    /// The events of `events` the store refuses, with the reason, found
+    /// without writing anything.
+    async fn find_rejected(
+        &mut self,
+        events: &[EventToWrite],
+    ) -> anyhow::Result<Vec<(usize, String)>>;
 
     /// The next offset to read per partition, as last committed by `write_batch`.
     async fn stored_offsets(
@@ -89,11 +109,50 @@ impl Sink for PostgresSink {
         topic: &str,
         events: &[EventToWrite],
         next_offsets: &HashMap<i32, i64>,
-    ) -> anyhow::Result<()> {
-        let client = self.client().await?;
+    ) -> Result<(), WriteError> {
+        let client = self
+            .client()
+            .await
+            .map_err(|e| WriteError::Unavailable(e.to_string()))?;
         write_in_transaction(client, group, topic, events, next_offsets)
             .await
-            .map_err(|e| anyhow::anyhow!("batch not written: {}", describe(&e)))
+            .map_err(|e| {
+                if is_data_error(&e) {
+                    WriteError::Rejected(describe(&e))
+                } else {
+                    WriteError::Unavailable(format!("batch not written: {}", describe(&e)))
+                }
+            })
+    }
+
+    async fn find_rejected(
+        &mut self,
+        events: &[EventToWrite],
+    ) -> anyhow::Result<Vec<(usize, String)>> {
+        let client = self.client().await?;
+        let mut tx = client
+            .transaction()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start a transaction: {}", describe(&e)))?;
+        let mut rejected = Vec::new();
+        for (index, item) in events.iter().enumerate() {
+            let one = std::slice::from_ref(item);
+            let savepoint = tx
+                .savepoint("one_event")
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot set a savepoint: {}", describe(&e)))?;
+            match write_events(&savepoint, one).await {
+                Ok(()) => savepoint.commit().await?,
+                Err(e) if is_data_error(&e) => {
+                    rejected.push((index, describe(&e)));
+                    savepoint.rollback().await?;
+                }
+                Err(e) => anyhow::bail!("cannot test the batch's rows: {}", describe(&e)),
+            }
+        }
+        // Nothing of this pass is kept: it only finds the rows.
+        tx.rollback().await?;
+        Ok(rejected)
     }
 
     async fn stored_offsets(
@@ -113,6 +172,31 @@ impl Sink for PostgresSink {
     }
 }
 
+/// Whether PostgreSQL refused the data itself (SQLSTATE class 22, data
+/// exception, or 23, integrity constraint violation), as opposed to being
+/// unavailable: the former fails again on every retry.
+fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| matches!(&db.code().code()[..2], "22" | "23"))
+}
+
+/// The events and newest snapshots of `events`, in `tx`.
+async fn write_events(
+    tx: &tokio_postgres::Transaction<'_>,
+    events: &[EventToWrite],
+) -> Result<(), tokio_postgres::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let columns = EventColumns::of(events);
+    let _ = tx.execute(INSERT_EVENTS, &columns.params()).await?;
+    let properties = PropertyColumns::of(events);
+    if properties.len > 0 {
+        let _ = tx.execute(UPSERT_PROPERTIES, &properties.params()).await?;
+    }
+    Ok(())
+}
+
 /// One batch and its offsets, in one transaction: three statements
 /// whatever the batch size (events, newest snapshots, offsets).
 async fn write_in_transaction(
@@ -123,14 +207,7 @@ async fn write_in_transaction(
     next_offsets: &HashMap<i32, i64>,
 ) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    if !events.is_empty() {
-        let columns = EventColumns::of(events);
-        let _ = tx.execute(INSERT_EVENTS, &columns.params()).await?;
-        let properties = PropertyColumns::of(events);
-        if properties.len > 0 {
-            let _ = tx.execute(UPSERT_PROPERTIES, &properties.params()).await?;
-        }
-    }
+    write_events(&tx, events).await?;
     let upsert_offset = tx.prepare(UPSERT_OFFSET).await?;
     for (partition, next) in next_offsets {
         let _ = tx
