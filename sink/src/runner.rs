@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use apache_avro::Schema;
 use common::dead_letter::dead_letter;
-use common::produce::send_all;
+use common::produce::{OutRecord, send_all};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, OwnedMessage};
@@ -160,26 +160,33 @@ impl Shared {
                 ))
             })
             .collect();
-        while let Err(e) = self.runtime.block_on(send_all(&self.producer, &records)) {
+        if !self.write_dead_letters(&records) {
+            return false;
+        }
+        let drop: std::collections::HashSet<usize> = rejected.iter().map(|(i, _)| *i).collect();
+        let events = std::mem::take(&mut batch.events);
+        let originals = std::mem::take(&mut batch.originals);
+        (batch.events, batch.originals) = events
+            .into_iter()
+            .zip(originals)
+            .enumerate()
+            .filter(|(index, _)| !drop.contains(index))
+            .map(|(_, pair)| pair)
+            .unzip();
+        true
+    }
+
+    /// Writes dead letters and waits for their acknowledgements, retrying
+    /// until Kafka takes them. False if stopping interrupted it (the records
+    /// are then read again after restart and dead-lettered again).
+    fn write_dead_letters(&self, records: &[OutRecord]) -> bool {
+        while let Err(e) = self.runtime.block_on(send_all(&self.producer, records)) {
             if self.stopping.load(Ordering::Relaxed) {
                 return false;
             }
             tracing::warn!(error = %e, "cannot write to the DLQ; retrying");
             std::thread::sleep(Duration::from_millis(500));
         }
-        let drop: std::collections::HashSet<usize> = rejected.iter().map(|(i, _)| *i).collect();
-        let mut index = 0;
-        batch.events.retain(|_| {
-            let keep = !drop.contains(&index);
-            index += 1;
-            keep
-        });
-        let mut index = 0;
-        batch.originals.retain(|_| {
-            let keep = !drop.contains(&index);
-            index += 1;
-            keep
-        });
         true
     }
 
@@ -451,17 +458,6 @@ impl SinkRunner {
             "undecodable event dead-lettered"
         );
         let record = dead_letter(message, &self.shared.dlq_topic, "sink", "decode", reason);
-        let records = [record];
-        while let Err(e) = self
-            .shared
-            .runtime
-            .block_on(send_all(&self.shared.producer, &records))
-        {
-            if self.shared.stopping.load(Ordering::Relaxed) {
-                return;
-            }
-            tracing::warn!(error = %e, "cannot write to the DLQ; retrying");
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        let _ = self.shared.write_dead_letters(&[record]);
     }
 }
