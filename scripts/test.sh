@@ -46,3 +46,9 @@ export ESTATE_TEST_BIN_DIR="$TARGET_DIR/debug"
 
 echo "==> cargo test (unit and integration tests)" >&2
 cargo test --workspace "$@"
+
+# The bench command, briefly, so it keeps working (BENCHMARKS.md). Its
+# figures mean nothing here: debug build, 2 s, shared machine.
+echo "==> bench smoke (no thresholds)" >&2
+"$TARGET_DIR/debug/estate-bench" --brokers "$ESTATE_TEST_BROKERS" --bin-dir "$TARGET_DIR/debug" \
+  --out "$ESTATE_HOME/bench-smoke" --smoke ingest >/dev/null

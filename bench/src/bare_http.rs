@@ -1,0 +1,37 @@
+//! The bare HTTP ceiling: ingest's own server loop (`ingest::serve`) with a
+//! handler that reads the body and answers 200, without verification or
+//! Kafka. Run as a child process (`estate-bench serve-bare`) so it pays
+//! what ingest pays: its own process and runtime, loopback TCP.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use ingest::serve::{Deadlines, serve};
+
+/// Serves `POST /webhooks/{source}` → 200 and `GET /healthz` on `listen`
+/// until SIGTERM or Ctrl-C.
+pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let router = Router::new()
+        .route(
+            "/webhooks/{source}",
+            post(|body: Bytes| async move {
+                let _ = body.len();
+                StatusCode::OK
+            }),
+        )
+        .route("/healthz", get(|| async { StatusCode::OK }));
+    let deadlines = Deadlines {
+        header_read_timeout: Duration::from_secs(10),
+        drain_timeout: Duration::from_secs(1),
+    };
+    serve(listener, router, deadlines, common::shutdown::signal()).await;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The broker ceiling: an rdkafka producer alone, with ingest's producer
+//! settings (`acks=all`, idempotent, same linger), sending the same payload
+//! to the same broker from as many concurrent senders as the HTTP load has
+//! connections, each waiting for its acknowledgement before the next send.
+//! Ingest cannot beat this; the ratio says what the HTTP layer costs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use common::kafka::KafkaSettings;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+
+use crate::http_load::LoadResult;
+use crate::latency::LatencySummary;
+
+/// Produces `payload` to `topic` from `senders` concurrent senders for
+/// `duration`; "ok" counts acknowledged records.
+pub async fn measure(
+    brokers: &str,
+    topic: &str,
+    payload: &[u8],
+    senders: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadResult> {
+    let settings = KafkaSettings {
+        brokers: brokers.to_string(),
+        ..KafkaSettings::default()
+    };
+    let producer: FutureProducer = settings
+        .producer()
+        .create()
+        .context("cannot create the ceiling's producer")?;
+    // Untimed warm-up: connect, fetch metadata, get a producer id.
+    let _ = producer
+        .send(
+            FutureRecord::to(topic)
+                .payload(payload)
+                .key("ceiling-warm-up"),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .with_context(|| format!("the broker did not accept a record on {topic}"))?;
+    let payload: Arc<[u8]> = Arc::from(payload);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::with_capacity(senders);
+    for sender in 0..senders {
+        let producer = producer.clone();
+        let payload = Arc::clone(&payload);
+        let topic = topic.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0u64;
+            let mut errors = 0u64;
+            let mut latencies = Vec::with_capacity(65_536);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let key = format!("ceiling-{sender}-{n}");
+                n += 1;
+                let sent = Instant::now();
+                let record = FutureRecord::to(&topic).payload(&payload[..]).key(&key);
+                match producer.send(record, Duration::from_secs(10)).await {
+                    Ok(_) => {
+                        ok += 1;
+                        latencies.push(sent.elapsed());
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (ok, errors, latencies)
+        }));
+    }
+    let mut result = LoadResult {
+        warm_up_ok: 1,
+        ..LoadResult::default()
+    };
+    let mut latencies = Vec::new();
+    for task in tasks {
+        let (ok, errors, samples) = task.await.context("a ceiling sender panicked")?;
+        result.ok += ok;
+        result.errors += errors;
+        latencies.extend(samples);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    result.requests_per_sec = result.ok as f64 / elapsed.max(f64::EPSILON);
+    result.latency = LatencySummary::of(latencies);
+    let flushed = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)))
+        .await
+        .context("the flush task panicked")?;
+    flushed.context("the ceiling's producer did not flush")?;
+    Ok(result)
+}

@@ -1,0 +1,13 @@
+//! The bench command's library: load generators, ceilings, measurements
+//! and the report. The binary (`estate-bench`, `src/main.rs`) parses the
+//! command line and calls in here.
+
+pub mod bare_http;
+pub mod broker_ceiling;
+pub mod chart;
+pub mod http_load;
+pub mod ingest_load;
+pub mod latency;
+pub mod process;
+pub mod report;
+pub mod topics;

@@ -1,0 +1,176 @@
+//! What a bench run leaves behind in its output directory: `results.json`
+//! (every figure, machine-readable), `report.md` (the tables BENCHMARKS.md
+//! quotes) and `bench.svg` (the chart), plus the services' logs.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::chart::{self, Group, Panel};
+use crate::ingest_load::PayloadResult;
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// The command line that produced it.
+    pub command: String,
+    /// Machine description (CPU model, cores, memory).
+    pub machine: String,
+    /// Measurement 1, per payload.
+    pub ingest: Vec<PayloadResult>,
+}
+
+/// A one-line description of this machine.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, v)| v.trim());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!("{model}, {cores} cores, {mem_gib:.0} GiB")
+}
+
+impl Report {
+    /// The Markdown tables.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "Machine: {}\n\nCommand: `{}`\n",
+            self.machine, self.command
+        );
+        if !self.ingest.is_empty() {
+            let _ = writeln!(md, "### Ingest under load\n");
+            let _ = writeln!(
+                md,
+                "| payload | measurement | req/s | p50 ms | p99 ms | p99.9 ms | errors |\n|---|---|---:|---:|---:|---:|---:|"
+            );
+            for p in &self.ingest {
+                for (name, r) in [
+                    ("bare HTTP ceiling", &p.bare_http),
+                    ("broker ceiling", &p.broker_ceiling),
+                    ("ingest", &p.ingest),
+                ] {
+                    let _ = writeln!(
+                        md,
+                        "| {} ({} B) | {name} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+                        p.payload,
+                        p.bytes,
+                        r.requests_per_sec,
+                        r.latency.p50_ms,
+                        r.latency.p99_ms,
+                        r.latency.p999_ms,
+                        r.errors
+                    );
+                }
+            }
+            let _ = writeln!(
+                md,
+                "\n| payload | ingest ÷ broker ceiling | ingest ÷ bare HTTP | 200s (incl. warm-up) | on the topic | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|"
+            );
+            for p in &self.ingest {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.0} % | {:.0} % | {} | {} | {:.1} |",
+                    p.payload,
+                    p.ratio_to_broker_ceiling * 100.0,
+                    p.ratio_to_bare_http * 100.0,
+                    p.ingest.ok + p.ingest.warm_up_ok,
+                    p.ingest_records_on_topic,
+                    p.ingest_peak_rss_bytes as f64 / 1024.0 / 1024.0
+                );
+            }
+        }
+        md
+    }
+
+    /// Payloads for which fewer records reached the topic than requests got
+    /// a 200: acknowledged data was lost, which is a bug, not a figure.
+    pub fn lost_records(&self) -> Vec<String> {
+        self.ingest
+            .iter()
+            .filter(|p| p.ingest_records_on_topic < (p.ingest.ok + p.ingest.warm_up_ok) as i64)
+            .map(|p| {
+                format!(
+                    "{}: {} requests got a 200 but only {} records are on the topic",
+                    p.payload,
+                    p.ingest.ok + p.ingest.warm_up_ok,
+                    p.ingest_records_on_topic
+                )
+            })
+            .collect()
+    }
+
+    /// The chart's panels.
+    fn panels(&self) -> Vec<Panel> {
+        let mut throughput = Panel {
+            title: "Ingest throughput vs its ceilings".into(),
+            unit: "req/s".into(),
+            groups: Vec::new(),
+        };
+        let mut latency = Panel {
+            title: "Ingest latency".into(),
+            unit: "ms".into(),
+            groups: Vec::new(),
+        };
+        for p in &self.ingest {
+            let runs = [
+                ("bare HTTP ceiling", &p.bare_http),
+                ("broker ceiling", &p.broker_ceiling),
+                ("ingest", &p.ingest),
+            ];
+            throughput.groups.push(Group {
+                label: format!("{} ({} B)", p.payload, p.bytes),
+                bars: runs
+                    .iter()
+                    .map(|(n, r)| (n.to_string(), r.requests_per_sec))
+                    .collect(),
+            });
+            for (quantile, pick) in [
+                (
+                    "p50",
+                    (|r: &crate::latency::LatencySummary| r.p50_ms) as fn(&_) -> f64,
+                ),
+                ("p99", |r| r.p99_ms),
+                ("p99.9", |r| r.p999_ms),
+            ] {
+                latency.groups.push(Group {
+                    label: format!("{} {quantile}", p.payload),
+                    bars: runs
+                        .iter()
+                        .map(|(n, r)| (n.to_string(), pick(&r.latency)))
+                        .collect(),
+                });
+            }
+        }
+        vec![throughput, latency]
+    }
+
+    /// Writes `results.json`, `report.md` and `bench.svg` into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+        };
+        write("results.json", serde_json::to_string_pretty(self)?)?;
+        write("report.md", self.markdown())?;
+        write(
+            "bench.svg",
+            chart::render(
+                "estate-pipeline benchmarks (same run, same machine)",
+                &self.panels(),
+            ),
+        )
+    }
+}
