@@ -1,8 +1,9 @@
-//! Issue 10, measurement 1: ingest under load, with its two ceilings
-//! measured in the same run, for each payload:
+//! Issue 10, measurement 1: ingest under load, with its ceilings measured
+//! in the same run, for each payload:
 //!
 //! 1. the bare HTTP ceiling (`bare_http`: same server loop, no Kafka);
-//! 2. the broker ceiling (`broker_ceiling`: an rdkafka producer alone);
+//! 2. the broker ceiling (`broker_ceiling`: an rdkafka producer alone), with
+//!    the payload only and with the headers ingest adds;
 //! 3. ingest itself, generic HMAC source, every request signed.
 //!
 //! Afterwards the records on ingest's raw topic are counted: every 200 must
@@ -55,7 +56,7 @@ pub struct IngestLoad {
     pub run_id: String,
 }
 
-/// The three measurements for one payload.
+/// The measurements for one payload.
 #[derive(Debug, Clone, Serialize)]
 pub struct PayloadResult {
     /// Payload name.
@@ -64,8 +65,10 @@ pub struct PayloadResult {
     pub bytes: usize,
     /// Bare HTTP server, no Kafka.
     pub bare_http: LoadResult,
-    /// rdkafka producer alone.
+    /// rdkafka producer alone, payload only.
     pub broker_ceiling: LoadResult,
+    /// rdkafka producer alone, the record ingest writes (payload + headers).
+    pub broker_ceiling_with_headers: LoadResult,
     /// Ingest.
     pub ingest: LoadResult,
     /// Records found on ingest's raw topic for this payload.
@@ -74,11 +77,28 @@ pub struct PayloadResult {
     pub ingest_peak_rss_bytes: u64,
     /// Ingest req/s ÷ broker ceiling records/s.
     pub ratio_to_broker_ceiling: f64,
+    /// Ingest req/s ÷ the same-record broker ceiling.
+    pub ratio_to_broker_ceiling_with_headers: f64,
     /// Ingest req/s ÷ bare HTTP req/s.
     pub ratio_to_bare_http: f64,
 }
 
-/// Runs the three measurements for each `(name, body)` payload.
+impl PayloadResult {
+    /// The measurements with their report names, baselines first.
+    pub fn runs(&self) -> [(&'static str, &LoadResult); 4] {
+        [
+            ("bare HTTP ceiling", &self.bare_http),
+            ("broker ceiling, payload only", &self.broker_ceiling),
+            (
+                "broker ceiling, ingest's record",
+                &self.broker_ceiling_with_headers,
+            ),
+            ("ingest", &self.ingest),
+        ]
+    }
+}
+
+/// Runs the measurements for each `(name, body)` payload.
 pub async fn run(
     load: &IngestLoad,
     payloads: &[(String, Vec<u8>)],
@@ -103,11 +123,22 @@ pub async fn run(
             body.len()
         );
         let bare_http = measure_bare_http(load, body).await?;
-        eprintln!("ingest load, payload {name}: broker ceiling");
+        eprintln!("ingest load, payload {name}: broker ceiling, payload only");
         let ceiling = broker_ceiling::measure(
             &load.brokers,
             &ceiling_topics.raw(),
             body,
+            None,
+            load.connections,
+            load.duration,
+        )
+        .await?;
+        eprintln!("ingest load, payload {name}: broker ceiling, ingest's record with headers");
+        let ceiling_with_headers = broker_ceiling::measure(
+            &load.brokers,
+            &ceiling_topics.raw(),
+            body,
+            Some(broker_ceiling::ingest_record_headers()),
             load.connections,
             load.duration,
         )
@@ -135,9 +166,14 @@ pub async fn run(
             payload: name.clone(),
             bytes: body.len(),
             ratio_to_broker_ceiling: ratio(measured.requests_per_sec, ceiling.requests_per_sec),
+            ratio_to_broker_ceiling_with_headers: ratio(
+                measured.requests_per_sec,
+                ceiling_with_headers.requests_per_sec,
+            ),
             ratio_to_bare_http: ratio(measured.requests_per_sec, bare_http.requests_per_sec),
             bare_http,
             broker_ceiling: ceiling,
+            broker_ceiling_with_headers: ceiling_with_headers,
             ingest: measured,
             ingest_records_on_topic: after - before,
             ingest_peak_rss_bytes: peak_rss,

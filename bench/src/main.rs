@@ -69,7 +69,7 @@ enum Command {
         /// broker ceiling).
         #[arg(long, default_value_t = 32)]
         connections: usize,
-        /// Seconds per measurement (three measurements per payload).
+        /// Seconds per measurement (four measurements per payload).
         #[arg(long, default_value_t = 20)]
         duration_secs: u64,
         /// A JSON body to send (repeatable). Default: the 345 B generic and
