@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The bench command for the HTTP and Kafka paths (BENCHMARKS.md):
 #
+#   scripts/bench.sh all               every measurement into one report
 #   scripts/bench.sh ingest            ingest vs its ceilings, 32 connections, 20 s each
+#   scripts/bench.sh end-to-end        1,000 webhooks/s for 60 s into PostgreSQL
 #   scripts/bench.sh --smoke ingest    a 2 s run that only proves it works
 #   scripts/bench.sh --help            every scenario and option
 #
@@ -34,4 +36,5 @@ cleanup() {
 }
 trap cleanup EXIT
 "$ROOT/scripts/stack.sh" infra
-"$BENCH" --brokers "127.0.0.1:$BROKER_PORT" --bin-dir "$TARGET_DIR/release" "$@"
+"$BENCH" --brokers "127.0.0.1:$BROKER_PORT" --registry "http://127.0.0.1:$REGISTRY_PORT" \
+  --pg-port "$PG_PORT" --bin-dir "$TARGET_DIR/release" "$@"

@@ -114,7 +114,7 @@ start_postgres() {
   else
     port_open "$PG_PORT" && die "port $PG_PORT is taken by another program; set PG_PORT to a free port"
     as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$log" -w -t 30 \
-      -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1" start >/dev/null \
+      -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c track_commit_timestamp=on" start >/dev/null \
       || { tail -n 20 "$log" >&2; die "PostgreSQL did not start (log: $log)"; }
   fi
   echo "$data" >"$RUN/postgres.data"

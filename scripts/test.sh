@@ -51,4 +51,4 @@ cargo test --workspace "$@"
 # figures mean nothing here: debug build, 2 s, shared machine.
 echo "==> bench smoke (no thresholds)" >&2
 "$TARGET_DIR/debug/estate-bench" --brokers "$ESTATE_TEST_BROKERS" --bin-dir "$TARGET_DIR/debug" \
-  --out "$ESTATE_HOME/bench-smoke" --smoke ingest >/dev/null
+  --registry "$ESTATE_TEST_REGISTRY" --pg-port "$PG_PORT" --out "$ESTATE_HOME/bench-smoke" --smoke all >/dev/null

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -17,8 +18,9 @@ use tokio::sync::Barrier;
 
 use crate::latency::LatencySummary;
 
-/// Builds the next request; called once per request, so it can sign each.
-pub type RequestFactory = Arc<dyn Fn() -> anyhow::Result<Request<Full<Bytes>>> + Send + Sync>;
+/// Builds request number `n` (counting from 0 across all connections);
+/// called once per request, so it can sign each and vary its body.
+pub type RequestFactory = Arc<dyn Fn(u64) -> anyhow::Result<Request<Full<Bytes>>> + Send + Sync>;
 
 /// What a closed-loop run measured.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -54,13 +56,16 @@ pub async fn closed_loop(
     request: RequestFactory,
 ) -> anyhow::Result<LoadResult> {
     let ready = Arc::new(Barrier::new(connections + 1));
+    let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let request = Arc::clone(&request);
+        let next = {
+            let request = Arc::clone(&request);
+            let counter = Arc::clone(&counter);
+            move || request(counter.fetch_add(1, Ordering::Relaxed))
+        };
         let ready = Arc::clone(&ready);
-        tasks.push(tokio::spawn(one_connection(
-            address, ready, duration, request,
-        )));
+        tasks.push(tokio::spawn(one_connection(address, ready, duration, next)));
     }
     let _ = ready.wait().await;
     let started = Instant::now();
@@ -110,7 +115,7 @@ async fn one_connection(
     address: SocketAddr,
     ready: Arc<Barrier>,
     duration: Duration,
-    request: RequestFactory,
+    request: impl Fn() -> anyhow::Result<Request<Full<Bytes>>>,
 ) -> anyhow::Result<ConnectionTally> {
     let mut tally = ConnectionTally {
         warm_up_ok: 0,
@@ -147,4 +152,80 @@ async fn one_connection(
         }
     }
     Ok(tally)
+}
+
+/// What a fixed-rate run measured, with the outcome of every request.
+#[derive(Debug, Clone, Default)]
+pub struct OpenLoopResult {
+    /// Counts, rate and latency (from each request's scheduled send time,
+    /// so a stall shows up as latency instead of hiding as a lower rate).
+    pub load: LoadResult,
+    /// `accepted[n]`: request `n` got a 200.
+    pub accepted: Vec<bool>,
+}
+
+/// Sends `rate` requests per second for `duration` (open loop), spread over
+/// `workers` keep-alive connections; request `n` is scheduled at `n / rate`.
+pub async fn open_loop(
+    address: SocketAddr,
+    rate: f64,
+    duration: Duration,
+    workers: usize,
+    request: RequestFactory,
+) -> anyhow::Result<OpenLoopResult> {
+    let total = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate.max(f64::MIN_POSITIVE));
+    let workers = workers.max(1);
+    let mut senders = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        senders.push(connect(address).await?);
+    }
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(workers);
+    for (worker, mut sender) in senders.into_iter().enumerate() {
+        let request = Arc::clone(&request);
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            let mut latencies = Vec::new();
+            for n in (worker as u64..total).step_by(workers) {
+                let scheduled = start + interval.mul_f64(n as f64);
+                tokio::time::sleep_until(scheduled).await;
+                let ok = match send(&mut sender, request(n)?).await {
+                    Ok(status) => status.is_success(),
+                    Err(_) => {
+                        sender = connect(address).await?;
+                        false
+                    }
+                };
+                if ok {
+                    latencies.push(scheduled.elapsed());
+                }
+                outcomes.push((n, ok));
+            }
+            anyhow::Ok((outcomes, latencies))
+        }));
+    }
+    let mut accepted = vec![false; total as usize];
+    let mut latencies = Vec::with_capacity(total as usize);
+    for task in tasks {
+        let (outcomes, samples) = task.await.context("a load worker panicked")??;
+        for (n, ok) in outcomes {
+            if let Some(slot) = accepted.get_mut(n as usize) {
+                *slot = ok;
+            }
+        }
+        latencies.extend(samples);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let ok = accepted.iter().filter(|a| **a).count() as u64;
+    Ok(OpenLoopResult {
+        load: LoadResult {
+            ok,
+            warm_up_ok: 0,
+            errors: total - ok,
+            requests_per_sec: ok as f64 / elapsed.max(f64::EPSILON),
+            latency: LatencySummary::of(latencies),
+        },
+        accepted,
+    })
 }

@@ -13,41 +13,26 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::body::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use ingest::settings::SourceSettings;
 use serde::Serialize;
 
 use crate::http_load::{LoadResult, RequestFactory, closed_loop};
+use crate::pipeline::{Infra, Pipeline, Service};
 use crate::process::{Running, free_port, sample_peak_rss};
-use crate::{broker_ceiling, topics};
-
-/// The generic source's configuration: HMAC-SHA256 with a bench secret.
-const SOURCE_TOML: &str = r#"
-[[sources]]
-name = "generic"
-provider = "generic"
-  [[sources.checks]]
-  kind = "hmac-sha256"
-  tolerance_secs = 300
-  secrets = [{ label = "bench", value = "bench-generic-secret" }]
-"#;
+use crate::{broker_ceiling, requests, topics};
 
 /// Where the bench runs and how hard.
 #[derive(Debug, Clone)]
 pub struct IngestLoad {
-    /// Kafka bootstrap servers.
-    pub brokers: String,
-    /// Directory with the pipeline's binaries (release builds for figures).
-    pub bin_dir: PathBuf,
+    /// The infrastructure and the binaries (release builds for figures).
+    pub infra: Infra,
     /// This program, to start the bare HTTP server as a child.
     pub self_exe: PathBuf,
-    /// Logs and results go here.
-    pub out_dir: PathBuf,
     /// Concurrent connections (and producer senders for the ceiling).
     pub connections: usize,
     /// Duration of each measurement.
@@ -103,19 +88,20 @@ pub async fn run(
     load: &IngestLoad,
     payloads: &[(String, Vec<u8>)],
 ) -> anyhow::Result<Vec<PayloadResult>> {
+    let brokers = &load.infra.brokers;
     let ceiling_topics = topics::create(
-        &load.bin_dir,
-        &load.brokers,
+        &load.infra.bin_dir,
+        brokers,
         &format!("bench.{}.ceiling.", load.run_id),
     )?;
-    let ingest_topics = topics::create(
-        &load.bin_dir,
-        &load.brokers,
-        &format!("bench.{}.ingest.", load.run_id),
-    )?;
-    let source = generic_source()?;
-    let ingest = start_ingest(load, &ingest_topics.prefix).await?;
-    let ingest_address: SocketAddr = ingest.1;
+    let mut pipeline = Pipeline::create(&load.infra, &format!("{}-ingest", load.run_id)).await?;
+    pipeline.start(Service::Ingest).await?;
+    let ingest_pid = pipeline
+        .process(Service::Ingest)
+        .map(Running::pid)
+        .context("ingest did not start")?;
+    let raw_topic = pipeline.topics.raw();
+    let source = requests::generic_source()?;
     let mut results = Vec::with_capacity(payloads.len());
     for (name, body) in payloads {
         eprintln!(
@@ -125,7 +111,7 @@ pub async fn run(
         let bare_http = measure_bare_http(load, body).await?;
         eprintln!("ingest load, payload {name}: broker ceiling, payload only");
         let ceiling = broker_ceiling::measure(
-            &load.brokers,
+            brokers,
             &ceiling_topics.raw(),
             body,
             None,
@@ -135,7 +121,7 @@ pub async fn run(
         .await?;
         eprintln!("ingest load, payload {name}: broker ceiling, ingest's record with headers");
         let ceiling_with_headers = broker_ceiling::measure(
-            &load.brokers,
+            brokers,
             &ceiling_topics.raw(),
             body,
             Some(broker_ceiling::ingest_record_headers()),
@@ -144,24 +130,27 @@ pub async fn run(
         )
         .await?;
         eprintln!("ingest load, payload {name}: ingest");
-        let before = topics::count_records(&load.brokers, &ingest_topics.raw())?;
+        let before = topics::count_records(brokers, &raw_topic)?;
         let stop = Arc::new(AtomicBool::new(false));
         let sampler = {
             let stop = Arc::clone(&stop);
-            let pid = ingest.0.pid();
-            std::thread::spawn(move || sample_peak_rss(pid, &stop))
+            std::thread::spawn(move || sample_peak_rss(ingest_pid, &stop))
         };
         let measured = closed_loop(
-            ingest_address,
+            pipeline.ingest_address,
             load.connections,
             load.duration,
-            signed_requests(&source, body.clone()),
+            requests::signed(&source, {
+                let body = Bytes::from(body.clone());
+                move |_| body.clone()
+            }),
         )
         .await;
         stop.store(true, Ordering::Relaxed);
         let peak_rss = sampler.join().unwrap_or(0);
         let measured = measured?;
-        let after = topics::count_records(&load.brokers, &ingest_topics.raw())?;
+        let after = topics::count_records(brokers, &raw_topic)?;
+        pipeline.check_alive()?;
         results.push(PayloadResult {
             payload: name.clone(),
             bytes: body.len(),
@@ -179,7 +168,7 @@ pub async fn run(
             ingest_peak_rss_bytes: peak_rss,
         });
     }
-    drop(ingest);
+    drop(pipeline);
     Ok(results)
 }
 
@@ -191,44 +180,6 @@ fn ratio(measured: f64, baseline: f64) -> f64 {
     }
 }
 
-fn generic_source() -> anyhow::Result<SourceSettings> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        sources: Vec<SourceSettings>,
-    }
-    let file: File = toml::from_str(SOURCE_TOML).context("the bench's source config")?;
-    file.sources
-        .into_iter()
-        .next()
-        .context("the bench's source config has no source")
-}
-
-async fn start_ingest(load: &IngestLoad, prefix: &str) -> anyhow::Result<(Running, SocketAddr)> {
-    let port = free_port()?;
-    let address: SocketAddr = ([127, 0, 0, 1], port).into();
-    let config = load.out_dir.join("ingest.toml");
-    std::fs::write(&config, SOURCE_TOML)
-        .with_context(|| format!("cannot write {}", config.display()))?;
-    let env = vec![
-        ("INGEST_CONFIG".to_string(), config.display().to_string()),
-        ("INGEST__LISTEN".to_string(), address.to_string()),
-        ("INGEST__KAFKA__BROKERS".to_string(), load.brokers.clone()),
-        ("INGEST__TOPICS__PREFIX".to_string(), prefix.to_string()),
-        ("RUST_LOG".to_string(), "warn".to_string()),
-    ];
-    let mut ingest = Running::start(
-        "ingest",
-        &load.bin_dir.join("ingest"),
-        &[],
-        &env,
-        &load.out_dir,
-    )?;
-    ingest
-        .wait_healthy(&format!("http://{address}/readyz"), Duration::from_secs(30))
-        .await?;
-    Ok((ingest, address))
-}
-
 async fn measure_bare_http(load: &IngestLoad, body: &[u8]) -> anyhow::Result<LoadResult> {
     let port = free_port()?;
     let address: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -238,7 +189,7 @@ async fn measure_bare_http(load: &IngestLoad, body: &[u8]) -> anyhow::Result<Loa
         &load.self_exe,
         &["serve-bare", "--listen", &listen],
         &[],
-        &load.out_dir,
+        &load.infra.out_dir,
     )?;
     server
         .wait_healthy(
@@ -247,30 +198,13 @@ async fn measure_bare_http(load: &IngestLoad, body: &[u8]) -> anyhow::Result<Loa
         )
         .await?;
     let body = Bytes::from(body.to_vec());
-    let factory: RequestFactory = Arc::new(move || {
+    let factory: RequestFactory = Arc::new(move |_| {
         Ok(Request::post("/webhooks/generic")
             .header("host", "127.0.0.1")
             .header("content-type", "application/json")
             .body(Full::new(body.clone()))?)
     });
     closed_loop(address, load.connections, load.duration, factory).await
-}
-
-/// Requests signed at send time, as a provider would.
-fn signed_requests(source: &SourceSettings, body: Vec<u8>) -> RequestFactory {
-    let source = source.clone();
-    let body = Bytes::from(body);
-    Arc::new(move || {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-        let signed = ingest::send::sign(&source, &body, now, &|_| None)?;
-        let mut request = Request::post("/webhooks/generic")
-            .header("host", "127.0.0.1")
-            .header("content-type", "application/json");
-        for (name, value) in &signed.headers {
-            request = request.header(name, value);
-        }
-        Ok(request.body(Full::new(body.clone()))?)
-    })
 }
 
 /// Reads a payload file, with a clear error.

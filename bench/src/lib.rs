@@ -5,9 +5,12 @@
 pub mod bare_http;
 pub mod broker_ceiling;
 pub mod chart;
+pub mod end_to_end;
 pub mod http_load;
 pub mod ingest_load;
 pub mod latency;
+pub mod pipeline;
 pub mod process;
 pub mod report;
+pub mod requests;
 pub mod topics;

@@ -2,19 +2,18 @@
 //!
 //! Every figure it reports is measured next to its baseline in the same run
 //! on the same machine, because these machines are shared and absolute
-//! numbers drift: ingest against the broker ceiling (an rdkafka producer
-//! alone) and the bare HTTP ceiling (the same server loop answering 200).
-//! It needs a running broker (`scripts/bench.sh` starts the local stack and
-//! builds the release binaries first) and writes its results, a Markdown
-//! report and a chart into `--out`.
+//! numbers drift. It needs the running infrastructure (`scripts/bench.sh`
+//! starts it and builds the release binaries first) and writes its results,
+//! a Markdown report and a chart into `--out`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bench::{bare_http, ingest_load, report};
-use clap::{Parser, Subcommand};
+use bench::pipeline::Infra;
+use bench::{bare_http, end_to_end, ingest_load, report};
+use clap::{Args, Parser, Subcommand};
 
 /// The two documented payloads: the 345-byte generic fixture and the 6.9 KB
 /// Stream.estate fixture.
@@ -30,12 +29,13 @@ const DEFAULT_PAYLOADS: [(&str, &[u8]); 2] = [
 ];
 
 /// Benchmarks the pipeline's HTTP and Kafka paths against baselines measured
-/// in the same run. Needs a running broker; `scripts/bench.sh` starts the
-/// local stack, builds release binaries and runs this for you.
+/// in the same run. Needs a running broker, registry and PostgreSQL;
+/// `scripts/bench.sh` starts the local ones, builds release binaries and
+/// runs this for you.
 #[derive(Debug, Parser)]
 #[command(name = "estate-bench", version)]
 struct Cli {
-    /// Kafka bootstrap servers of a running broker.
+    /// Kafka bootstrap servers.
     #[arg(
         long,
         env = "ESTATE_BENCH_BROKERS",
@@ -43,39 +43,83 @@ struct Cli {
         global = true
     )]
     brokers: String,
-    /// Directory holding the pipeline's binaries (`ingest`, `create-topics`).
-    /// Default: the directory of this program. Use release builds for
-    /// figures worth quoting.
+    /// Schema registry base URL.
+    #[arg(
+        long,
+        env = "ESTATE_BENCH_REGISTRY",
+        default_value = "http://127.0.0.1:8081",
+        global = true
+    )]
+    registry: String,
+    /// PostgreSQL port on 127.0.0.1 (users `postgres` and `estate`, as the
+    /// local stack creates them).
+    #[arg(
+        long,
+        env = "ESTATE_BENCH_PG_PORT",
+        default_value_t = 5432,
+        global = true
+    )]
+    pg_port: u16,
+    /// Directory holding the pipeline's binaries. Default: the directory of
+    /// this program. Use release builds for figures worth quoting.
     #[arg(long, env = "ESTATE_BENCH_BIN_DIR", global = true)]
     bin_dir: Option<PathBuf>,
     /// Where results.json, report.md, bench.svg and the service logs go.
     #[arg(long, default_value = "bench-results", global = true)]
     out: PathBuf,
     /// A quick run that only proves the command works (2 s per measurement,
-    /// 4 connections); its figures mean nothing.
+    /// 4 connections, 100 webhooks/s end to end); its figures mean nothing.
     #[arg(long, global = true)]
     smoke: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Debug, Clone, Args)]
+struct IngestArgs {
+    /// Concurrent keep-alive connections (and producer senders for the
+    /// broker ceilings).
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds per measurement (four measurements per payload).
+    #[arg(long, default_value_t = 20)]
+    duration_secs: u64,
+    /// A JSON body to send (repeatable). Default: the 345 B generic and the
+    /// 6.9 KB Stream.estate fixtures.
+    #[arg(long)]
+    payload: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct EndToEndArgs {
+    /// Signed webhooks per second (open loop: a slow pipeline shows as
+    /// latency, not as a lower rate).
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    load_secs: u64,
+    /// Keep-alive connections the load is spread over.
+    #[arg(long, default_value_t = 64)]
+    load_connections: usize,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Ingest under load (generic HMAC source, signed requests), next to the
-    /// broker ceiling and the bare HTTP ceiling, for each payload; counts
+    /// broker ceilings and the bare HTTP ceiling, for each payload; counts
     /// that every 200 is on the topic and samples ingest's peak RSS.
-    Ingest {
-        /// Concurrent keep-alive connections (and producer senders for the
-        /// broker ceiling).
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
-        /// Seconds per measurement (four measurements per payload).
-        #[arg(long, default_value_t = 20)]
-        duration_secs: u64,
-        /// A JSON body to send (repeatable). Default: the 345 B generic and
-        /// the 6.9 KB Stream.estate fixtures.
-        #[arg(long)]
-        payload: Vec<PathBuf>,
+    Ingest(IngestArgs),
+    /// The whole pipeline at a fixed rate into PostgreSQL: latency from
+    /// arrival to the commit of the row, backlog drain time after the load
+    /// stops, and rows = accepted requests minus duplicates.
+    EndToEnd(EndToEndArgs),
+    /// `ingest`, then `end-to-end`, into one report.
+    All {
+        #[command(flatten)]
+        ingest: IngestArgs,
+        #[command(flatten)]
+        end_to_end: EndToEndArgs,
     },
     /// Internal: the bare HTTP ceiling's server (started by `ingest`).
     #[command(hide = true)]
@@ -105,64 +149,87 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
-    match cli.command {
-        Command::ServeBare { listen } => bare_http::run(listen).await,
-        Command::Ingest {
+    let (ingest, end_to_end) = match &cli.command {
+        Command::ServeBare { listen } => return bare_http::run(*listen).await,
+        Command::Ingest(args) => (Some(args.clone()), None),
+        Command::EndToEnd(args) => (None, Some(args.clone())),
+        Command::All { ingest, end_to_end } => (Some(ingest.clone()), Some(end_to_end.clone())),
+    };
+    let self_exe = std::env::current_exe().context("cannot find this program's path")?;
+    let bin_dir = match &cli.bin_dir {
+        Some(dir) => dir.clone(),
+        None => self_exe
+            .parent()
+            .context("this program has no parent directory")?
+            .to_path_buf(),
+    };
+    std::fs::create_dir_all(&cli.out)
+        .with_context(|| format!("cannot create {}", cli.out.display()))?;
+    let infra = Infra {
+        brokers: cli.brokers.clone(),
+        registry_url: cli.registry.trim_end_matches('/').to_string(),
+        pg_port: cli.pg_port,
+        bin_dir,
+        out_dir: cli.out.clone(),
+    };
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let mut report = report::Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: report::machine(),
+        ..report::Report::default()
+    };
+    if let Some(args) = ingest {
+        let (connections, duration) = if cli.smoke {
+            (4, Duration::from_secs(2))
+        } else {
+            (
+                args.connections.max(1),
+                Duration::from_secs(args.duration_secs.max(1)),
+            )
+        };
+        let payloads = if args.payload.is_empty() {
+            DEFAULT_PAYLOADS
+                .iter()
+                .map(|(name, body)| (name.to_string(), body.to_vec()))
+                .collect()
+        } else {
+            args.payload
+                .iter()
+                .map(|path| ingest_load::read_payload(path))
+                .collect::<anyhow::Result<Vec<_>>>()?
+        };
+        let load = ingest_load::IngestLoad {
+            infra: infra.clone(),
+            self_exe,
             connections,
-            duration_secs,
-            payload,
-        } => {
-            let self_exe = std::env::current_exe().context("cannot find this program's path")?;
-            let bin_dir = match cli.bin_dir {
-                Some(dir) => dir,
-                None => self_exe
-                    .parent()
-                    .context("this program has no parent directory")?
-                    .to_path_buf(),
-            };
-            std::fs::create_dir_all(&cli.out)
-                .with_context(|| format!("cannot create {}", cli.out.display()))?;
-            let (connections, duration) = if cli.smoke {
-                (4, Duration::from_secs(2))
-            } else {
-                (
-                    connections.max(1),
-                    Duration::from_secs(duration_secs.max(1)),
-                )
-            };
-            let payloads = if payload.is_empty() {
-                DEFAULT_PAYLOADS
-                    .iter()
-                    .map(|(name, body)| (name.to_string(), body.to_vec()))
-                    .collect()
-            } else {
-                payload
-                    .iter()
-                    .map(|path| ingest_load::read_payload(path))
-                    .collect::<anyhow::Result<Vec<_>>>()?
-            };
-            let load = ingest_load::IngestLoad {
-                brokers: cli.brokers,
-                bin_dir,
-                self_exe,
-                out_dir: cli.out.clone(),
-                connections,
-                duration,
-                run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
-            };
-            let report = report::Report {
-                command: command_line,
-                machine: report::machine(),
-                ingest: ingest_load::run(&load, &payloads).await?,
-            };
-            report.write(&cli.out)?;
-            println!("{}", report.markdown());
-            eprintln!(
-                "wrote {}",
-                cli.out.join("{results.json,report.md,bench.svg}").display()
-            );
-            Ok(())
-        }
+            duration,
+            run_id: run_id.clone(),
+        };
+        report.ingest = ingest_load::run(&load, &payloads).await?;
     }
+    if let Some(args) = end_to_end {
+        let (rate, duration) = if cli.smoke {
+            (100.0, Duration::from_secs(2))
+        } else {
+            anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
+            (args.rate, Duration::from_secs(args.load_secs.max(1)))
+        };
+        let load = end_to_end::EndToEndLoad {
+            infra,
+            rate,
+            duration,
+            connections: args.load_connections.max(1),
+            run_id,
+        };
+        report.end_to_end = Some(end_to_end::run(&load).await?);
+    }
+    report.write(&cli.out)?;
+    println!("{}", report.markdown());
+    eprintln!(
+        "wrote {}",
+        cli.out.join("{results.json,report.md,bench.svg}").display()
+    );
+    let problems = report.problems();
+    anyhow::ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
 }

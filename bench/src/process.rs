@@ -63,6 +63,11 @@ impl Running {
         )
     }
 
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

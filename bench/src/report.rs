@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::chart::{self, Group, Panel};
+use crate::end_to_end::EndToEndResult;
 use crate::ingest_load::PayloadResult;
 
 /// Everything one run measured.
@@ -20,6 +21,8 @@ pub struct Report {
     pub machine: String,
     /// Measurement 1, per payload.
     pub ingest: Vec<PayloadResult>,
+    /// Measurement 2.
+    pub end_to_end: Option<EndToEndResult>,
 }
 
 /// A one-line description of this machine.
@@ -89,13 +92,40 @@ impl Report {
                 );
             }
         }
+        if let Some(e) = &self.end_to_end {
+            let _ = writeln!(md, "\n### End to end\n");
+            let _ = writeln!(
+                md,
+                "{:.0} signed webhooks/s for {:.0} s (open loop), 5 % re-deliveries; commit times from {}.\n",
+                e.target_rate, e.duration_secs, e.commit_time_source
+            );
+            let _ = writeln!(
+                md,
+                "| accepted | errors | duplicates | rows expected | rows found | HTTP p99 ms | arrival→commit p50 ms | p99 ms | max ms | backlog drained after |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.0} ms |",
+                e.http.ok,
+                e.http.errors,
+                e.duplicates_accepted,
+                e.rows_expected,
+                e.rows_found,
+                e.http.latency.p99_ms,
+                e.arrival_to_commit.p50_ms,
+                e.arrival_to_commit.p99_ms,
+                e.arrival_to_commit.max_ms,
+                e.backlog_drain_ms
+            );
+        }
         md
     }
 
-    /// Payloads for which fewer records reached the topic than requests got
-    /// a 200: acknowledged data was lost, which is a bug, not a figure.
-    pub fn lost_records(&self) -> Vec<String> {
-        self.ingest
+    /// Correctness failures (not speed): acknowledged data missing, or
+    /// rows that are not exactly the accepted requests minus duplicates.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = self
+            .ingest
             .iter()
             .filter(|p| p.ingest_records_on_topic < (p.ingest.ok + p.ingest.warm_up_ok) as i64)
             .map(|p| {
@@ -106,7 +136,16 @@ impl Report {
                     p.ingest_records_on_topic
                 )
             })
-            .collect()
+            .collect();
+        if let Some(e) = &self.end_to_end
+            && e.rows_found != e.rows_expected
+        {
+            problems.push(format!(
+                "end to end: {} rows in PostgreSQL, expected {} (accepted minus duplicates)",
+                e.rows_found, e.rows_expected
+            ));
+        }
+        problems
     }
 
     /// The chart's panels.
@@ -147,7 +186,30 @@ impl Report {
                 });
             }
         }
-        vec![throughput, latency]
+        let mut panels = if self.ingest.is_empty() {
+            Vec::new()
+        } else {
+            vec![throughput, latency]
+        };
+        if let Some(e) = &self.end_to_end {
+            panels.push(Panel {
+                title: format!(
+                    "End to end at {:.0}/s: arrival to PostgreSQL commit",
+                    e.target_rate
+                ),
+                unit: "ms".into(),
+                groups: vec![Group {
+                    label: "arrival → commit".into(),
+                    bars: vec![
+                        ("p50".into(), e.arrival_to_commit.p50_ms),
+                        ("p99".into(), e.arrival_to_commit.p99_ms),
+                        ("max".into(), e.arrival_to_commit.max_ms),
+                        ("backlog drain".into(), e.backlog_drain_ms),
+                    ],
+                }],
+            });
+        }
+        panels
     }
 
     /// Writes `results.json`, `report.md` and `bench.svg` into `dir`.

@@ -1,0 +1,206 @@
+//! A pipeline under test: fresh topics (own prefix), a fresh database and
+//! the chosen services started from the release binaries, with the same
+//! settings a user's local stack has. Dropping it stops the services; the
+//! topics and the database stay for inspection.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use common::topics::TopicNames;
+
+use crate::process::{Running, free_port};
+use crate::topics;
+
+/// The generic source the bench posts to: HMAC-SHA256 with a bench secret.
+pub const SOURCE_TOML: &str = r#"
+[[sources]]
+name = "generic"
+provider = "generic"
+  [[sources.checks]]
+  kind = "hmac-sha256"
+  tolerance_secs = 300
+  secrets = [{ label = "bench", value = "bench-generic-secret" }]
+"#;
+
+/// The shared infrastructure and where to put things.
+#[derive(Debug, Clone)]
+pub struct Infra {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Schema registry base URL.
+    pub registry_url: String,
+    /// PostgreSQL port on 127.0.0.1 (users `postgres` and `estate`).
+    pub pg_port: u16,
+    /// Directory with the pipeline's binaries.
+    pub bin_dir: PathBuf,
+    /// Logs and configs go here.
+    pub out_dir: PathBuf,
+}
+
+/// The four services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// HTTP ingest.
+    Ingest,
+    /// Normalize.
+    Normalize,
+    /// Dedupe.
+    Dedupe,
+    /// PostgreSQL sink.
+    Sink,
+}
+
+impl Service {
+    /// Binary name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Normalize => "normalize",
+            Self::Dedupe => "dedupe",
+            Self::Sink => "sink",
+        }
+    }
+}
+
+/// A running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// Its topics.
+    pub topics: TopicNames,
+    /// Its database name.
+    pub database: String,
+    /// Ingest's address, when ingest runs.
+    pub ingest_address: SocketAddr,
+    infra: Infra,
+    name: String,
+    running: Vec<(Service, Running)>,
+}
+
+impl Pipeline {
+    /// Creates topics under `bench.<name>.` and a database `bench_<name>`.
+    pub async fn create(infra: &Infra, name: &str) -> anyhow::Result<Self> {
+        let topics = topics::create(&infra.bin_dir, &infra.brokers, &format!("bench.{name}."))?;
+        let database = format!("bench_{}", name.replace(['-', '.'], "_"));
+        let (admin, connection) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                infra.pg_port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to PostgreSQL on port {} as postgres",
+                infra.pg_port
+            )
+        })?;
+        let connection = tokio::spawn(connection);
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database} OWNER estate"))
+            .await
+            .with_context(|| format!("cannot create database {database}"))?;
+        drop(admin);
+        let _ = connection.await;
+        Ok(Self {
+            topics,
+            database,
+            ingest_address: ([127, 0, 0, 1], free_port()?).into(),
+            infra: infra.clone(),
+            name: name.to_string(),
+            running: Vec::new(),
+        })
+    }
+
+    /// Connection string of the pipeline's database, as `estate`.
+    pub fn database_url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=estate dbname={}",
+            self.infra.pg_port, self.database
+        )
+    }
+
+    /// Starts `service` (ingest: waits until it is ready).
+    pub async fn start(&mut self, service: Service) -> anyhow::Result<()> {
+        let upper = service.name().to_ascii_uppercase();
+        let mut env = vec![
+            (
+                format!("{upper}__KAFKA__BROKERS"),
+                self.infra.brokers.clone(),
+            ),
+            (
+                format!("{upper}__TOPICS__PREFIX"),
+                self.topics.prefix.clone(),
+            ),
+            ("RUST_LOG".to_string(), "warn".to_string()),
+        ];
+        match service {
+            Service::Ingest => {
+                let config = self
+                    .infra
+                    .out_dir
+                    .join(format!("{}-ingest.toml", self.name));
+                std::fs::write(&config, SOURCE_TOML)
+                    .with_context(|| format!("cannot write {}", config.display()))?;
+                env.push(("INGEST_CONFIG".into(), config.display().to_string()));
+                env.push(("INGEST__LISTEN".into(), self.ingest_address.to_string()));
+            }
+            Service::Normalize | Service::Dedupe | Service::Sink => {
+                env.push((
+                    format!("{upper}__GROUP"),
+                    format!("{}{}", self.topics.prefix, service.name()),
+                ));
+            }
+        }
+        if matches!(service, Service::Normalize | Service::Sink) {
+            env.push((
+                format!("{upper}__SCHEMA_REGISTRY_URL"),
+                self.infra.registry_url.clone(),
+            ));
+        }
+        if service == Service::Sink {
+            env.push(("SINK__DATABASE_URL".into(), self.database_url()));
+        }
+        let mut running = Running::start(
+            &format!("{}-{}", self.name, service.name()),
+            &self.infra.bin_dir.join(service.name()),
+            &[],
+            &env,
+            &self.infra.out_dir,
+        )?;
+        if service == Service::Ingest {
+            running
+                .wait_healthy(
+                    &format!("http://{}/readyz", self.ingest_address),
+                    Duration::from_secs(30),
+                )
+                .await?;
+        }
+        self.running.push((service, running));
+        Ok(())
+    }
+
+    /// The running instance of `service`.
+    pub fn process(&self, service: Service) -> Option<&Running> {
+        self.running
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map(|(_, r)| r)
+    }
+
+    /// Fails with the log's tail if any started service has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        for (service, running) in &mut self.running {
+            if let Some(status) = running.exited()? {
+                anyhow::bail!(
+                    "{} exited ({status}):\n{}",
+                    service.name(),
+                    running.log_tail()
+                );
+            }
+        }
+        Ok(())
+    }
+}
