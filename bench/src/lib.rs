@@ -4,6 +4,7 @@
 
 pub mod bare_http;
 pub mod broker_ceiling;
+pub mod catch_up;
 pub mod chart;
 pub mod end_to_end;
 pub mod http_load;

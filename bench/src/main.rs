@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bench::pipeline::Infra;
-use bench::{bare_http, end_to_end, ingest_load, report};
+use bench::{bare_http, catch_up, end_to_end, ingest_load, report};
 use clap::{Args, Parser, Subcommand};
 
 /// The two documented payloads: the 345-byte generic fixture and the 6.9 KB
@@ -68,7 +68,8 @@ struct Cli {
     #[arg(long, default_value = "bench-results", global = true)]
     out: PathBuf,
     /// A quick run that only proves the command works (2 s per measurement,
-    /// 4 connections, 100 webhooks/s end to end); its figures mean nothing.
+    /// 4 connections, 100 webhooks/s end to end, a 500-record backlog); its
+    /// figures mean nothing.
     #[arg(long, global = true)]
     smoke: bool,
     #[command(subcommand)]
@@ -104,6 +105,13 @@ struct EndToEndArgs {
     load_connections: usize,
 }
 
+#[derive(Debug, Clone, Args)]
+struct CatchUpArgs {
+    /// Records waiting on `webhooks.raw` before the stages start.
+    #[arg(long, default_value_t = 100_000)]
+    records: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Ingest under load (generic HMAC source, signed requests), next to the
@@ -114,12 +122,18 @@ enum Command {
     /// arrival to the commit of the row, backlog drain time after the load
     /// stops, and rows = accepted requests minus duplicates.
     EndToEnd(EndToEndArgs),
-    /// `ingest`, then `end-to-end`, into one report.
+    /// Each consumer stage catching up on a backlog, one instance, stage
+    /// after stage: normalize against a bare consume + serde_json parse,
+    /// dedupe alone, the sink against PostgreSQL COPY of the same rows.
+    CatchUp(CatchUpArgs),
+    /// `ingest`, `end-to-end` and `catch-up`, into one report.
     All {
         #[command(flatten)]
         ingest: IngestArgs,
         #[command(flatten)]
         end_to_end: EndToEndArgs,
+        #[command(flatten)]
+        catch_up: CatchUpArgs,
     },
     /// Internal: the bare HTTP ceiling's server (started by `ingest`).
     #[command(hide = true)]
@@ -149,11 +163,20 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (ingest, end_to_end) = match &cli.command {
+    let (ingest, end_to_end, catch_up) = match &cli.command {
         Command::ServeBare { listen } => return bare_http::run(*listen).await,
-        Command::Ingest(args) => (Some(args.clone()), None),
-        Command::EndToEnd(args) => (None, Some(args.clone())),
-        Command::All { ingest, end_to_end } => (Some(ingest.clone()), Some(end_to_end.clone())),
+        Command::Ingest(args) => (Some(args.clone()), None, None),
+        Command::EndToEnd(args) => (None, Some(args.clone()), None),
+        Command::CatchUp(args) => (None, None, Some(args.clone())),
+        Command::All {
+            ingest,
+            end_to_end,
+            catch_up,
+        } => (
+            Some(ingest.clone()),
+            Some(end_to_end.clone()),
+            Some(catch_up.clone()),
+        ),
     };
     let self_exe = std::env::current_exe().context("cannot find this program's path")?;
     let bin_dir = match &cli.bin_dir {
@@ -215,13 +238,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (args.rate, Duration::from_secs(args.load_secs.max(1)))
         };
         let load = end_to_end::EndToEndLoad {
-            infra,
+            infra: infra.clone(),
             rate,
             duration,
             connections: args.load_connections.max(1),
-            run_id,
+            run_id: run_id.clone(),
         };
         report.end_to_end = Some(end_to_end::run(&load).await?);
+    }
+    if let Some(args) = catch_up {
+        let records = if cli.smoke { 500 } else { args.records.max(1) };
+        let load = catch_up::CatchUpLoad {
+            infra,
+            records,
+            run_id,
+        };
+        report.catch_up = Some(catch_up::run(&load).await?);
     }
     report.write(&cli.out)?;
     println!("{}", report.markdown());

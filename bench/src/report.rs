@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::catch_up::CatchUpResult;
 use crate::chart::{self, Group, Panel};
 use crate::end_to_end::EndToEndResult;
 use crate::ingest_load::PayloadResult;
@@ -23,6 +24,8 @@ pub struct Report {
     pub ingest: Vec<PayloadResult>,
     /// Measurement 2.
     pub end_to_end: Option<EndToEndResult>,
+    /// Measurement 3.
+    pub catch_up: Option<CatchUpResult>,
 }
 
 /// A one-line description of this machine.
@@ -118,6 +121,36 @@ impl Report {
                 e.backlog_drain_ms
             );
         }
+        if let Some(c) = &self.catch_up {
+            let _ = writeln!(
+                md,
+                "\n### Catch-up, {} records waiting, one instance per stage\n",
+                c.records
+            );
+            let _ = writeln!(
+                md,
+                "| stage | records/s | baseline | baseline records/s | ratio |\n|---|---:|---|---:|---:|"
+            );
+            let _ = writeln!(
+                md,
+                "| normalize | {:.0} | bare consume + serde_json | {:.0} | {:.0} % |",
+                c.normalize.per_sec,
+                c.normalize_baseline.per_sec,
+                c.normalize_ratio * 100.0
+            );
+            let _ = writeln!(
+                md,
+                "| dedupe | {:.0} | (none asked) | | |",
+                c.dedupe.per_sec
+            );
+            let _ = writeln!(
+                md,
+                "| sink | {:.0} | PostgreSQL COPY of the same rows | {:.0} | {:.0} % |",
+                c.sink.per_sec,
+                c.sink_baseline.per_sec,
+                c.sink_ratio * 100.0
+            );
+        }
         md
     }
 
@@ -192,6 +225,32 @@ impl Report {
             vec![throughput, latency]
         };
         if let Some(e) = &self.end_to_end {
+            if let Some(c) = &self.catch_up {
+                panels.push(Panel {
+                    title: format!("Catch-up on {} records, one instance", c.records),
+                    unit: "records/s".into(),
+                    groups: vec![
+                        Group {
+                            label: "normalize".into(),
+                            bars: vec![
+                                ("baseline".into(), c.normalize_baseline.per_sec),
+                                ("stage".into(), c.normalize.per_sec),
+                            ],
+                        },
+                        Group {
+                            label: "dedupe".into(),
+                            bars: vec![("stage".into(), c.dedupe.per_sec)],
+                        },
+                        Group {
+                            label: "sink".into(),
+                            bars: vec![
+                                ("baseline".into(), c.sink_baseline.per_sec),
+                                ("stage".into(), c.sink.per_sec),
+                            ],
+                        },
+                    ],
+                });
+            }
             panels.push(Panel {
                 title: format!(
                     "End to end at {:.0}/s: arrival to PostgreSQL commit",
@@ -207,6 +266,32 @@ impl Report {
                         ("backlog drain".into(), e.backlog_drain_ms),
                     ],
                 }],
+            });
+        }
+        if let Some(c) = &self.catch_up {
+            panels.push(Panel {
+                title: format!("Catch-up on {} records, one instance", c.records),
+                unit: "records/s".into(),
+                groups: vec![
+                    Group {
+                        label: "normalize".into(),
+                        bars: vec![
+                            ("baseline".into(), c.normalize_baseline.per_sec),
+                            ("stage".into(), c.normalize.per_sec),
+                        ],
+                    },
+                    Group {
+                        label: "dedupe".into(),
+                        bars: vec![("stage".into(), c.dedupe.per_sec)],
+                    },
+                    Group {
+                        label: "sink".into(),
+                        bars: vec![
+                            ("baseline".into(), c.sink_baseline.per_sec),
+                            ("stage".into(), c.sink.per_sec),
+                        ],
+                    },
+                ],
             });
         }
         panels

@@ -1,0 +1,344 @@
+//! Issue 10, measurement 3: each consumer stage catching up on a backlog
+//! (100k records waiting, one instance), stage after stage, records/s from
+//! its first output to its last. Baselines in the same run:
+//!
+//! - normalize against a bare consumer that reads the same records with
+//!   the same consumer settings and parses each with `serde_json`;
+//! - the sink against PostgreSQL `COPY` of the same rows (taken from the
+//!   sink's own tables afterwards) into the same tables in a fresh
+//!   database, in one transaction.
+//!
+//! Dedupe has no baseline the issue asks for; its rate is reported alone.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use axum::body::Bytes;
+use common::kafka::KafkaSettings;
+use futures::{SinkExt as _, TryStreamExt as _};
+use ingest::record::{Arrival, headers};
+use ingest::verify::Verdict;
+use rdkafka::Message as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use serde::Serialize;
+
+use crate::pipeline::{Infra, Pipeline, Service};
+use crate::{requests, topics};
+
+/// Properties the backlog's events are spread over.
+const PROPERTIES: u64 = 5_000;
+/// A stage that makes no progress for this long has failed.
+const STALL: Duration = Duration::from_secs(60);
+
+/// How big a backlog.
+#[derive(Debug, Clone)]
+pub struct CatchUpLoad {
+    /// Infrastructure and binaries.
+    pub infra: Infra,
+    /// Records waiting on `webhooks.raw`.
+    pub records: u64,
+    /// Unique per run.
+    pub run_id: String,
+}
+
+/// One stage's (or baseline's) catch-up.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Rate {
+    /// Records processed in the timed window.
+    pub records: u64,
+    /// Length of the window, s.
+    pub secs: f64,
+    /// Records per second.
+    pub per_sec: f64,
+}
+
+impl Rate {
+    fn new(records: u64, secs: f64) -> Self {
+        Self {
+            records,
+            secs,
+            per_sec: records as f64 / secs.max(f64::EPSILON),
+        }
+    }
+}
+
+/// What the run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatchUpResult {
+    /// Backlog size.
+    pub records: u64,
+    /// Bare consume + `serde_json` parse.
+    pub normalize_baseline: Rate,
+    /// Normalize.
+    pub normalize: Rate,
+    /// Dedupe.
+    pub dedupe: Rate,
+    /// The sink.
+    pub sink: Rate,
+    /// PostgreSQL `COPY` of the same rows.
+    pub sink_baseline: Rate,
+    /// normalize ÷ its baseline.
+    pub normalize_ratio: f64,
+    /// sink ÷ its baseline.
+    pub sink_ratio: f64,
+}
+
+/// Runs the measurement.
+pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
+    let mut pipeline = Pipeline::create(&load.infra, &format!("{}-catchup", load.run_id)).await?;
+    let brokers = load.infra.brokers.clone();
+    let n = load.records;
+    eprintln!("catch-up: writing {n} raw records");
+    fill_raw(&brokers, &pipeline.topics.raw(), n).await?;
+
+    eprintln!("catch-up: baseline, bare consume + serde_json");
+    let normalize_baseline = {
+        let (brokers, topic) = (brokers.clone(), pipeline.topics.raw());
+        tokio::task::spawn_blocking(move || consume_and_parse(&brokers, &topic, n))
+            .await
+            .context("the baseline consumer panicked")??
+    };
+
+    eprintln!("catch-up: normalize");
+    pipeline.start(Service::Normalize).await?;
+    let normalized = pipeline.topics.normalized();
+    let normalize = time_stage(&mut pipeline, n, |_| {
+        let count = topics::count_records(&brokers, &normalized);
+        async move { count }
+    })
+    .await?;
+
+    eprintln!("catch-up: dedupe");
+    pipeline.start(Service::Dedupe).await?;
+    let events = pipeline.topics.events();
+    let dedupe = time_stage(&mut pipeline, n, |_| {
+        let count = topics::count_records(&brokers, &events);
+        async move { count }
+    })
+    .await?;
+
+    eprintln!("catch-up: sink");
+    let (db, connection) = tokio_postgres::connect(&pipeline.database_url(), tokio_postgres::NoTls)
+        .await
+        .context("cannot connect to the bench database")?;
+    drop(tokio::spawn(connection));
+    pipeline.start(Service::Sink).await?;
+    let sink = time_stage(&mut pipeline, n, |_| async {
+        let rows: i64 = db
+            .query_one("SELECT count(*) FROM property_events", &[])
+            .await
+            .map(|row| row.get(0))
+            .unwrap_or(0);
+        Ok(rows)
+    })
+    .await?;
+    drop(pipeline);
+
+    eprintln!("catch-up: baseline, PostgreSQL COPY of the same rows");
+    let sink_baseline =
+        copy_baseline(&load.infra, &db, &format!("bench_{}_copy", load.run_id)).await?;
+    Ok(CatchUpResult {
+        records: n,
+        normalize_ratio: normalize.per_sec / normalize_baseline.per_sec.max(f64::EPSILON),
+        sink_ratio: sink.per_sec / sink_baseline.per_sec.max(f64::EPSILON),
+        normalize_baseline,
+        normalize,
+        dedupe,
+        sink,
+        sink_baseline,
+    })
+}
+
+/// Writes `n` generic webhooks with ingest's headers, as ingest would.
+async fn fill_raw(brokers: &str, topic: &str, n: u64) -> anyhow::Result<()> {
+    let producer: FutureProducer = KafkaSettings {
+        brokers: brokers.to_string(),
+        ..KafkaSettings::default()
+    }
+    .producer()
+    .set("linger.ms", "20")
+    .create()
+    .context("cannot create the backlog producer")?;
+    let verdict = Verdict::new("hmac-sha256", "bench");
+    let received_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let mut pending = Vec::with_capacity(10_000);
+    for i in 0..n {
+        let body: Bytes = requests::property_created(
+            &format!("evt-{i}"),
+            &format!("prop-{}", i % PROPERTIES),
+            500_000 + i,
+        );
+        let request_id = format!("bench-{i}");
+        let traceparent = common::traceparent::new_root();
+        let arrival = Arrival {
+            source: "generic",
+            provider: "generic",
+            content_type: "application/json",
+            received_at_ms,
+            request_id: &request_id,
+            verdict: &verdict,
+            traceparent: &traceparent,
+        };
+        let record_headers = headers(&arrival)
+            .iter()
+            .fold(OwnedHeaders::new(), |h, (k, v)| {
+                h.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                })
+            });
+        let record = FutureRecord::<str, [u8]>::to(topic)
+            .payload(&body[..])
+            .headers(record_headers);
+        match producer.send_result(record) {
+            Ok(delivery) => pending.push(delivery),
+            Err((e, _)) => bail!("cannot queue record {i}: {e}"),
+        }
+        if pending.len() == 10_000 || i + 1 == n {
+            for delivery in pending.drain(..) {
+                let _ = delivery
+                    .await
+                    .context("the producer dropped a record")?
+                    .map_err(|(e, _)| e)
+                    .context("the broker refused a record")?;
+            }
+            eprintln!("  {} / {n}", i + 1);
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(30));
+    Ok(())
+}
+
+/// The normalize baseline: same consumer settings, `serde_json` per record.
+fn consume_and_parse(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Rate> {
+    let consumer: BaseConsumer = KafkaSettings {
+        brokers: brokers.to_string(),
+        ..KafkaSettings::default()
+    }
+    .consumer(&format!("{topic}.baseline"))
+    .create()
+    .context("cannot create the baseline consumer")?;
+    consumer.subscribe(&[topic])?;
+    let mut seen = 0u64;
+    let mut first: Option<Instant> = None;
+    let mut last_progress = Instant::now();
+    while seen < n {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let _ = first.get_or_insert_with(Instant::now);
+                let parsed: Result<serde_json::Value, _> =
+                    serde_json::from_slice(message.payload().unwrap_or_default());
+                if parsed.is_err() {
+                    bail!("record {} of the backlog is not JSON", message.offset());
+                }
+                seen += 1;
+                last_progress = Instant::now();
+            }
+            Some(Err(e)) => bail!("the baseline consumer failed: {e}"),
+            None if last_progress.elapsed() > STALL => {
+                bail!("the baseline consumer read only {seen} of {n} records")
+            }
+            None => {}
+        }
+    }
+    let secs = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    Ok(Rate::new(n.saturating_sub(1), secs))
+}
+
+/// Times a stage from its first output to its `n`th: polls `count` every
+/// 50 ms; fails when a service dies or nothing moves for a minute.
+async fn time_stage<F, Fut>(pipeline: &mut Pipeline, n: u64, count: F) -> anyhow::Result<Rate>
+where
+    F: Fn(()) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<i64>>,
+{
+    let mut first: Option<(Instant, i64)> = None;
+    let mut last = 0;
+    let mut last_progress = Instant::now();
+    loop {
+        pipeline.check_alive()?;
+        let now = count(()).await?;
+        if now > 0 && first.is_none() {
+            first = Some((Instant::now(), now));
+        }
+        if now as u64 >= n {
+            let (started, at_start) = first.unwrap_or((Instant::now(), now));
+            return Ok(Rate::new(
+                (now - at_start) as u64,
+                started.elapsed().as_secs_f64(),
+            ));
+        }
+        if now != last {
+            last = now;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > STALL {
+            bail!("stalled at {now} of {n} records");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The sink baseline: the sink's rows, copied out, then `COPY`-ed into the
+/// same tables of a fresh database in one transaction (the timed part).
+async fn copy_baseline(
+    infra: &Infra,
+    source: &tokio_postgres::Client,
+    database: &str,
+) -> anyhow::Result<Rate> {
+    let tables = ["properties", "property_events"];
+    let mut dumps = Vec::new();
+    for table in tables {
+        let stream = source
+            .copy_out(&format!("COPY {table} TO STDOUT (FORMAT binary)"))
+            .await
+            .with_context(|| format!("cannot copy {table} out"))?;
+        let chunks: Vec<Bytes> = stream.try_collect().await?;
+        dumps.push((table, chunks));
+    }
+    let rows: i64 = source
+        .query_one("SELECT count(*) FROM property_events", &[])
+        .await?
+        .get(0);
+    let (admin, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            infra.pg_port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await?;
+    drop(tokio::spawn(connection));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database} OWNER estate"))
+        .await
+        .with_context(|| format!("cannot create {database}"))?;
+    let (mut target, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=estate dbname={database}",
+            infra.pg_port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await?;
+    drop(tokio::spawn(connection));
+    let _ = sink::migrate::apply(&mut target).await?;
+    let started = Instant::now();
+    let transaction = target.transaction().await?;
+    for (table, chunks) in dumps {
+        let sink = transaction
+            .copy_in::<_, Bytes>(&format!("COPY {table} FROM STDIN (FORMAT binary)"))
+            .await
+            .with_context(|| format!("cannot copy into {table}"))?;
+        futures::pin_mut!(sink);
+        let mut chunks =
+            futures::stream::iter(chunks.into_iter().map(Ok::<_, tokio_postgres::Error>));
+        sink.send_all(&mut chunks).await?;
+        let _ = sink.finish().await?;
+    }
+    transaction.commit().await?;
+    Ok(Rate::new(rows as u64, started.elapsed().as_secs_f64()))
+}
