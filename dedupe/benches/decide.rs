@@ -26,7 +26,7 @@ const T0: i64 = 1_700_000_000_000;
 
 /// The i-th key: half UUID-style provider ids, half short generic ids.
 fn key(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!("immoteur:{:08x}-4b2c-4d5e-9f10-{:012x}", i, i * 7)
     } else {
         format!("generic:evt_{i:09}")
