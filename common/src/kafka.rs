@@ -109,6 +109,70 @@ pub fn offset_after<M: Message>(message: &M) -> rdkafka::error::KafkaResult<Topi
     Ok(tpl)
 }
 
+/// The offsets to commit once every record of `messages` is fully
+/// processed: for each partition, the one after the highest offset seen.
+pub fn offsets_after_all<'a, M: Message + 'a>(
+    messages: impl IntoIterator<Item = &'a M>,
+) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for message in messages {
+        let slot = next
+            .entry((message.topic(), message.partition()))
+            .or_insert(0);
+        *slot = (*slot).max(message.offset() + 1);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    Ok(tpl)
+}
+
+/// How a consume-produce stage groups records: it reads up to `max_records`,
+/// waiting at most `max_wait_ms` after the first for more, produces all
+/// their outputs, waits for every acknowledgement once, then commits.
+/// One round trip per batch instead of per record is what lets a stage keep
+/// up with a broker whose acknowledgement takes milliseconds.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSettings {
+    /// Most records per batch.
+    #[serde(default = "default_batch_max_records")]
+    pub max_records: usize,
+    /// Longest wait for more records after the first, ms (adds at most
+    /// this much latency when traffic is light).
+    #[serde(default = "default_batch_max_wait_ms")]
+    pub max_wait_ms: u64,
+}
+
+fn default_batch_max_records() -> usize {
+    500
+}
+fn default_batch_max_wait_ms() -> u64 {
+    5
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_records: default_batch_max_records(),
+            max_wait_ms: default_batch_max_wait_ms(),
+        }
+    }
+}
+
+impl BatchSettings {
+    /// The wait as a duration.
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+
+    /// At least one record per batch, whatever the configuration says.
+    pub fn max_records(&self) -> usize {
+        self.max_records.max(1)
+    }
+}
+
 /// The value of header `name` on `message`, if present and UTF-8.
 pub fn header_str<'a, M: Message>(message: &'a M, name: &str) -> Option<&'a str> {
     let headers = message.headers()?;
@@ -149,4 +213,59 @@ pub fn check_topics(
         }
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Timestamp;
+    use rdkafka::message::OwnedMessage;
+
+    fn message(topic: &str, partition: i32, offset: i64) -> OwnedMessage {
+        OwnedMessage::new(
+            None,
+            None,
+            topic.to_string(),
+            Timestamp::NotAvailable,
+            partition,
+            offset,
+            None,
+        )
+    }
+
+    #[test]
+    fn a_batch_commits_the_offset_after_its_highest_record_per_partition() {
+        let batch = [
+            message("t", 0, 5),
+            message("t", 1, 9),
+            message("t", 0, 7),
+            message("u", 0, 1),
+        ];
+        let tpl = offsets_after_all(&batch).expect("builds");
+        let mut got: Vec<(String, i32, Offset)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition(), e.offset()))
+            .collect();
+        got.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        assert_eq!(
+            got,
+            [
+                ("t".to_string(), 0, Offset::Offset(8)),
+                ("t".to_string(), 1, Offset::Offset(10)),
+                ("u".to_string(), 0, Offset::Offset(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn batch_settings_default_and_never_zero() {
+        let settings = BatchSettings::default();
+        assert_eq!((settings.max_records(), settings.max_wait_ms), (500, 5));
+        let zero = BatchSettings {
+            max_records: 0,
+            max_wait_ms: 0,
+        };
+        assert_eq!(zero.max_records(), 1);
+    }
 }

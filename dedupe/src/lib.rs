@@ -6,6 +6,7 @@
 //! output's tail; [`runner`] is the consume-produce loop and states its
 //! exactly-once argument.
 
+pub mod batch;
 pub mod changelog;
 pub mod restore;
 pub mod runner;

@@ -1,22 +1,28 @@
 //! The dedupe loop: `properties.normalized` → `properties.events` (+ `properties.latest`).
 //!
 //! Exactly-once argument without broker transactions (the output-first
-//! recovery of DESIGN.md, "Dedupe"). For an input record on partition P:
-//! 1. a first sighting is produced to partition P of `properties.events`,
-//!    with its `dedupe-key` and `source-offset` headers, and acknowledged;
-//! 2. only then its changelog record (key → first sighting and output
-//!    offset) is produced to partition P of `dedupe.seen` and acknowledged;
-//! 3. only then the input offset is committed.
+//! recovery of DESIGN.md, "Dedupe"). Records are taken in batches (up to
+//! `batch.max_records`, waiting at most `batch.max_wait_ms` for more); for
+//! the first sightings of a batch on partition P:
+//! 1. they are produced to partition P of `properties.events`, in input
+//!    order, with their `dedupe-key` and `source-offset` headers, and all
+//!    acknowledged;
+//! 2. only then their changelog records (key → first sighting and output
+//!    offset) are produced to partition P of `dedupe.seen` and acknowledged;
+//! 3. only then the batch's input offsets are committed.
 //!
 //! On assignment, before any record of P is processed, P's state is rebuilt
 //! from the changelog and then from the output partition's tail past the
 //! last offset the changelog knows ([`crate::restore`]). A crash after 1 but
 //! before 2 therefore still finds the key (in the output's tail) and drops
 //! the re-delivered record; a crash after 2 but before 3 finds it in the
-//! changelog. Precondition: one instance owns P at a time (the consumer
-//! group guarantees it) and records of P are processed one at a time, in
-//! order, on this thread; the rebalance callback runs on the same thread,
-//! so nothing is in flight when partitions are revoked.
+//! changelog. A key twice in one batch is forwarded once
+//! ([`crate::batch`]). Precondition: one instance owns P at a time (the
+//! consumer group guarantees it) and batches are processed one at a time,
+//! in order, on this thread. The rebalance callback runs on the same thread
+//! inside `poll`, so it can only run while a batch is being read, never
+//! while one is being written; records of a partition revoked while their
+//! batch was read are neither processed nor committed here.
 //!
 //! Keys are remembered for the TTL (default 7 days, longer than any
 //! provider's retry schedule); a periodic sweep forgets older keys and writes
@@ -38,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use common::headers;
-use common::kafka::{KafkaSettings, header_str};
+use common::kafka::{BatchSettings, KafkaSettings, header_str};
 use common::produce::{OutRecord, Stored, send_all};
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
@@ -51,10 +57,11 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use tokio::runtime::Handle;
 
+use crate::batch::{BatchDecision, decide_batch};
 use crate::changelog::SeenRecord;
 use crate::restore::restore_partition;
 use crate::settings::DedupeSettings;
-use crate::state::{Decision, PartitionState};
+use crate::state::PartitionState;
 use crate::transactions::{Mode, TRANSACTION_TIMEOUT, open_producer};
 
 /// Header normalize sets when the event carries a property snapshot.
@@ -296,6 +303,7 @@ pub struct Deduper {
     ttl_ms: i64,
     expiry_interval: Duration,
     latest_topic: String,
+    batch: BatchSettings,
     /// Counters.
     pub counters: Arc<Counters>,
 }
@@ -357,6 +365,7 @@ impl Deduper {
             ttl_ms: i64::try_from(settings.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
             latest_topic: topics.latest(),
+            batch: settings.batch,
             counters: Arc::new(Counters::default()),
         })
     }
@@ -379,23 +388,19 @@ impl Deduper {
                     Err(e) => return Err(e.context("expiry sweep failed")),
                 }
             }
-            let message = match self.consumer.poll(Duration::from_millis(100)) {
-                None => continue,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    continue;
-                }
-                Some(Ok(message)) => message,
-            };
-            let offsets_committed = match self.handle(&message) {
-                Ok(committed) => committed,
+            let batch = self.next_batch();
+            if batch.is_empty() {
+                continue;
+            }
+            let (processed, offsets_committed) = match self.handle(&batch) {
+                Ok(outcome) => outcome,
                 Err(_) if self.stopping() => break,
                 Err(e) => return Err(e.context("forwarding failed")),
             };
-            if !offsets_committed {
-                let tpl = common::kafka::offset_after(&message)?;
+            if !offsets_committed && !processed.is_empty() {
+                let tpl = common::kafka::offsets_after_all(processed.iter().copied())?;
                 if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                    tracing::warn!(error = %e, "offset commit failed; the record will be seen again and dropped");
+                    tracing::warn!(error = %e, "offset commit failed; the records will be seen again and dropped");
                 }
             }
         }
@@ -455,66 +460,89 @@ impl Deduper {
     /// Handles one record until its outputs are durable. `Ok(true)` when
     /// its input offset was committed with them (a transaction), `Ok(false)`
     /// when the caller must commit it.
-    fn handle(&self, message: &BorrowedMessage<'_>) -> anyhow::Result<bool> {
-        let partition = message.partition();
-        let Some(key) = header_str(message, headers::DEDUPE_KEY).map(str::to_string) else {
-            tracing::error!(
-                partition,
-                offset = message.offset(),
-                "record without a dedupe-key header forwarded as is"
-            );
-            let key = format!("offset:{}:{}", partition, message.offset());
-            return self.forward(message, partition, &key);
-        };
-        let now = now_ms();
-        let decision = self
-            .shared
-            .states()
-            .get(&partition)
-            .map_or(Decision::Forward, |s| s.decide(&key, now, self.ttl_ms));
-        match decision {
-            Decision::Duplicate => {
-                let _ = self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    key,
-                    partition,
-                    offset = message.offset(),
-                    "duplicate dropped"
-                );
-                Ok(false)
+    /// Waits up to 100 ms for a record, then takes what else arrives within
+    /// the batch wait, up to the batch size. Empty when nothing came.
+    fn next_batch(&self) -> Vec<BorrowedMessage<'_>> {
+        let mut batch = Vec::new();
+        let mut deadline: Option<Instant> = None;
+        while batch.len() < self.batch.max_records() {
+            let wait = match deadline {
+                None => Duration::from_millis(100),
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            };
+            match self.consumer.poll(wait) {
+                Some(Ok(message)) => {
+                    batch.push(message);
+                    let _ = deadline.get_or_insert_with(|| Instant::now() + self.batch.max_wait());
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => break,
             }
-            Decision::Forward => self.forward(message, partition, &key),
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
         }
+        batch
     }
 
-    /// Writes the event (and its snapshot), then its changelog record, in
-    /// one transaction with the input offset when the broker has them.
-    fn forward(
+    /// Decides and forwards a batch. Returns the records it processed (those
+    /// of partitions still assigned here) and whether their offsets were
+    /// already committed (inside a transaction).
+    fn handle<'a>(
         &self,
-        message: &BorrowedMessage<'_>,
-        partition: i32,
-        key: &str,
-    ) -> anyhow::Result<bool> {
-        let output = OutRecord {
-            topic: self.shared.events_topic.clone(),
-            partition: Some(partition),
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers: Vec::new(),
-        }
-        .with_headers_of(message, &[headers::SOURCE_OFFSET])
-        .header(headers::SOURCE_OFFSET, message.offset().to_string());
-        let mut records = vec![output.clone()];
-        if header_str(message, HAS_SNAPSHOT) == Some("true") {
-            records.push(OutRecord {
-                topic: self.latest_topic.clone(),
-                partition: None,
-                ..output
-            });
-        }
+        batch: &'a [BorrowedMessage<'a>],
+    ) -> anyhow::Result<(Vec<&'a BorrowedMessage<'a>>, bool)> {
+        let keys: Vec<String> = batch
+            .iter()
+            .map(|message| match header_str(message, headers::DEDUPE_KEY) {
+                Some(key) => key.to_string(),
+                None => {
+                    tracing::error!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "record without a dedupe-key header forwarded as is"
+                    );
+                    format!("offset:{}:{}", message.partition(), message.offset())
+                }
+            })
+            .collect();
         let now = now_ms();
+        let decisions = {
+            let items: Vec<(i32, &str)> = batch
+                .iter()
+                .zip(&keys)
+                .map(|(m, k)| (m.partition(), k.as_str()))
+                .collect();
+            decide_batch(&self.shared.states(), &items, now, self.ttl_ms)
+        };
+        let mut processed = Vec::with_capacity(batch.len());
+        let mut outputs = Vec::new();
+        // (partition, key, source offset, index of its event in `outputs`)
+        let mut forwards: Vec<(i32, &str, i64, usize)> = Vec::new();
+        for ((message, key), decision) in batch.iter().zip(&keys).zip(&decisions) {
+            match decision {
+                BatchDecision::NotOwned => continue,
+                BatchDecision::Duplicate => {
+                    let _ = self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        key,
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "duplicate dropped"
+                    );
+                }
+                BatchDecision::Forward => {
+                    forwards.push((message.partition(), key, message.offset(), outputs.len()));
+                    self.outputs_of(message, &mut outputs);
+                }
+            }
+            processed.push(message);
+        }
+        if forwards.is_empty() {
+            return Ok((processed, false));
+        }
         let transactional = self.shared.mode == Mode::Transactional;
-        let next = common::kafka::offset_after(message)?;
+        let next = common::kafka::offsets_after_all(processed.iter().copied())?;
         let group =
             if transactional {
                 Some(self.consumer.group_metadata().ok_or_else(|| {
@@ -523,29 +551,70 @@ impl Deduper {
             } else {
                 None
             };
-        let output_offset =
+        let output_offsets =
             self.shared
                 .in_transaction(group.as_ref().map(|g| (&next, g)), || {
-                    let stored = self.shared.send(&records)?;
-                    let output_offset = stored.first().map(|s| s.offset).ok_or_else(|| {
-                        anyhow::anyhow!("no acknowledgement for the output record")
-                    })?;
-                    let changelog = self.shared.changelog_record(
-                        partition,
-                        key,
-                        now,
-                        output_offset,
-                        message.offset(),
-                    );
-                    let _ = self.shared.send(std::slice::from_ref(&changelog))?;
-                    Ok(output_offset)
+                    let stored = self.shared.send(&outputs)?;
+                    let mut output_offsets = Vec::with_capacity(forwards.len());
+                    let mut changelog = Vec::with_capacity(forwards.len());
+                    for &(partition, key, source_offset, index) in &forwards {
+                        let output_offset =
+                            stored.get(index).map(|s| s.offset).ok_or_else(|| {
+                                anyhow::anyhow!("no acknowledgement for an output record")
+                            })?;
+                        output_offsets.push(output_offset);
+                        changelog.push(self.shared.changelog_record(
+                            partition,
+                            key,
+                            now,
+                            output_offset,
+                            source_offset,
+                        ));
+                    }
+                    let _ = self.shared.send(&changelog)?;
+                    Ok(output_offsets)
                 })?;
-        if let Some(state) = self.shared.states().get_mut(&partition) {
-            state.remember(key, now);
-            state.covered_output(output_offset);
+        {
+            let mut states = self.shared.states();
+            for (&(partition, key, _, _), output_offset) in forwards.iter().zip(&output_offsets) {
+                if let Some(state) = states.get_mut(&partition) {
+                    state.remember(key, now);
+                    state.covered_output(*output_offset);
+                }
+            }
         }
-        let _ = self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(key, partition, output_offset, "forwarded");
-        Ok(transactional)
+        let _ = self
+            .counters
+            .forwarded
+            .fetch_add(forwards.len() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            records = processed.len(),
+            forwarded = forwards.len(),
+            "batch deduplicated"
+        );
+        Ok((processed, transactional))
+    }
+
+    /// Appends the records a first sighting produces: the event on the
+    /// input's partition of `properties.events`, and its snapshot on
+    /// `properties.latest` when it has one.
+    fn outputs_of(&self, message: &BorrowedMessage<'_>, outputs: &mut Vec<OutRecord>) {
+        let output = OutRecord {
+            topic: self.shared.events_topic.clone(),
+            partition: Some(message.partition()),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers: Vec::new(),
+        }
+        .with_headers_of(message, &[headers::SOURCE_OFFSET])
+        .header(headers::SOURCE_OFFSET, message.offset().to_string());
+        if header_str(message, HAS_SNAPSHOT) == Some("true") {
+            outputs.push(OutRecord {
+                topic: self.latest_topic.clone(),
+                partition: None,
+                ..output.clone()
+            });
+        }
+        outputs.push(output);
     }
 }

@@ -1,6 +1,6 @@
 //! Dedupe's configuration.
 
-use common::kafka::KafkaSettings;
+use common::kafka::{BatchSettings, KafkaSettings};
 use common::topics::TopicNames;
 use serde::Deserialize;
 
@@ -31,6 +31,9 @@ pub struct DedupeSettings {
     /// Topic names.
     #[serde(default)]
     pub topics: TopicNames,
+    /// How many input records share one produce round trip.
+    #[serde(default)]
+    pub batch: BatchSettings,
 }
 
 fn default_group() -> String {

@@ -3,10 +3,12 @@
 //! Delivery guarantee: at least once, in order per partition. Each raw
 //! record is parsed, its events encoded in the Confluent wire format through
 //! the schema registry and produced (or the record is dead-lettered), and the
-//! input offset is committed only after every output was acknowledged. A
-//! crash between the two re-processes the record; the duplicate events it
-//! produces carry the same dedupe key and are dropped by dedupe. This holds
-//! only because records are processed one at a time, in offset order.
+//! input offsets are committed only after every output was acknowledged.
+//! Records are taken in batches (up to `batch.max_records`, waiting at most
+//! `batch.max_wait_ms` for more): the outputs of a whole batch are enqueued
+//! in offset order and acknowledged together, then the batch's offsets are
+//! committed. A crash in between re-processes the batch; the duplicate
+//! events it produces carry the same dedupe keys and are dropped by dedupe.
 //!
 //! Transient failures (registry or Kafka unreachable) are retried with
 //! backoff and never dead-lettered; only what is wrong with the record itself
@@ -17,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use common::dead_letter::dead_letter;
 use common::headers;
-use common::kafka::header_str;
+use common::kafka::{BatchSettings, header_str};
 use common::produce::{OutRecord, send_all};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -56,6 +58,7 @@ pub struct Normalizer {
     raw_topic: String,
     normalized_topic: String,
     pub(crate) dlq_topic: String,
+    batch: BatchSettings,
 }
 
 /// Exponential backoff from 100 ms to 10 s.
@@ -124,6 +127,7 @@ impl Normalizer {
             raw_topic,
             normalized_topic,
             dlq_topic,
+            batch: settings.batch,
         };
         normalizer.register_schema().await?;
         Ok(normalizer)
@@ -156,25 +160,20 @@ impl Normalizer {
 
     /// Runs until `shutdown` turns true; commits what was fully processed.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        tracing::info!(input = %self.raw_topic, output = %self.normalized_topic, "normalize running");
-        loop {
-            let message = tokio::select! {
-                m = self.consumer.recv() => m,
-                _ = shutdown.changed() => break,
-            };
-            let message = match message {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    continue;
-                }
-            };
-            if !self.handle(&message, &mut shutdown).await {
+        tracing::info!(
+            input = %self.raw_topic,
+            output = %self.normalized_topic,
+            batch_max_records = self.batch.max_records(),
+            batch_max_wait_ms = self.batch.max_wait_ms,
+            "normalize running"
+        );
+        while let Some(batch) = self.next_batch(&mut shutdown).await {
+            if !self.handle(&batch, &mut shutdown).await {
                 break;
             }
-            let tpl = common::kafka::offset_after(&message)?;
+            let tpl = common::kafka::offsets_after_all(&batch)?;
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                tracing::warn!(error = %e, "offset commit failed; the record may be re-processed");
+                tracing::warn!(error = %e, "offset commit failed; the records may be re-processed");
             }
         }
         tracing::info!("normalize stopping");
@@ -184,43 +183,89 @@ impl Normalizer {
         Ok(())
     }
 
-    /// Processes one record until its outputs are acknowledged. Returns false
-    /// if shutdown interrupted the retries (the offset must not be committed).
+    /// Waits for a record, then takes what else arrives within the batch
+    /// wait, up to the batch size. `None` when shutdown is requested.
+    async fn next_batch(
+        &self,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<BorrowedMessage<'_>>> {
+        let first = loop {
+            let received = tokio::select! {
+                m = self.consumer.recv() => m,
+                _ = shutdown.changed() => return None,
+            };
+            match received {
+                Ok(message) => break message,
+                Err(e) => tracing::warn!(error = %e, "consumer error"),
+            }
+        };
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + self.batch.max_wait();
+        while batch.len() < self.batch.max_records() {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(message)) => batch.push(message),
+                Ok(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Err(_elapsed) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    /// Processes a batch until all its outputs are acknowledged. Returns
+    /// false if shutdown interrupted the retries (the offsets must not be
+    /// committed).
     async fn handle(
         &self,
-        message: &BorrowedMessage<'_>,
+        batch: &[BorrowedMessage<'_>],
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
-        for attempt in 0u32.. {
-            let outcome = match self.outcome(message, None).await {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    tracing::warn!(error = %e, offset = message.offset(), "schema registry unavailable; retrying");
-                    self.encoder.remove_errors_from_cache();
-                    if wait_or_shutdown(backoff(attempt), shutdown).await {
-                        return false;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for message in batch {
+            let mut attempt = 0u32;
+            loop {
+                match self.outcome(message, None).await {
+                    Ok(outcome) => {
+                        outcomes.push(outcome);
+                        break;
                     }
-                    continue;
+                    Err(e) => {
+                        tracing::warn!(error = %e, offset = message.offset(), "schema registry unavailable; retrying");
+                        self.encoder.remove_errors_from_cache();
+                        if wait_or_shutdown(backoff(attempt), shutdown).await {
+                            return false;
+                        }
+                        attempt += 1;
+                    }
                 }
-            };
-            let records = match &outcome {
-                Outcome::Events(records) => records.as_slice(),
-                Outcome::DeadLetter(record) => std::slice::from_ref(record),
-            };
-            match send_all(&self.producer, records).await {
+            }
+        }
+        let mut records = Vec::with_capacity(outcomes.len());
+        let (mut events, mut dead_letters) = (0usize, 0usize);
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Events(r) => {
+                    events += r.len();
+                    records.extend(r);
+                }
+                Outcome::DeadLetter(r) => {
+                    dead_letters += 1;
+                    records.push(r);
+                }
+            }
+        }
+        for attempt in 0u32.. {
+            match send_all(&self.producer, &records).await {
                 Ok(_) => {
-                    match outcome {
-                        Outcome::Events(r) => tracing::debug!(
-                            events = r.len(),
-                            offset = message.offset(),
-                            "normalized"
-                        ),
-                        Outcome::DeadLetter(_) => {}
-                    }
+                    tracing::debug!(
+                        records = batch.len(),
+                        events,
+                        dead_letters,
+                        "batch normalized"
+                    );
                     return true;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "produce failed; retrying the record");
+                    tracing::warn!(error = %e, "produce failed; retrying the batch");
                     if wait_or_shutdown(backoff(attempt), shutdown).await {
                         return false;
                     }

@@ -1,6 +1,6 @@
 //! Normalize's configuration.
 
-use common::kafka::KafkaSettings;
+use common::kafka::{BatchSettings, KafkaSettings};
 use common::topics::TopicNames;
 use serde::Deserialize;
 
@@ -20,6 +20,9 @@ pub struct NormalizeSettings {
     /// Topic names.
     #[serde(default)]
     pub topics: TopicNames,
+    /// How many raw records are processed per produce round trip.
+    #[serde(default)]
+    pub batch: BatchSettings,
 }
 
 fn default_group() -> String {
