@@ -79,7 +79,7 @@ async fn replay_recovers_what_the_fixed_parser_reads_and_leaves_the_rest() {
     );
     assert!(
         stdout.contains(
-            "read 3 dead letters, recovered 1 (1 events), 1 still failing, 1 from other stages"
+            "read 3 records, recovered 1 (1 events), 1 still failing, 1 dead letters from other stages"
         ),
         "{stdout}"
     );

@@ -27,6 +27,10 @@ pub const TRACEPARENT: &str = "traceparent";
 pub const DEDUPE_KEY: &str = "dedupe-key";
 /// Offset of the input record an output record was produced from (dedupe).
 pub const SOURCE_OFFSET: &str = "source-offset";
+/// Set by `normalize replay` on every event it re-drives: dedupe forwards
+/// such an event even when its key was seen (a correction), and the sink
+/// overwrites the stored row when its normalizer version is newer.
+pub const REPLAY_ID: &str = "replay-id";
 /// Stage that failed, on DLQ records.
 pub const ERROR_STAGE: &str = "error.stage";
 /// Machine-readable failure kind, on DLQ records.

@@ -8,6 +8,12 @@
 //! partition is not (or no longer) assigned here is not decided at all: a
 //! rebalance while the batch was being read took it away, and the new
 //! owner will read it again.
+//!
+//! A record carrying a `replay-id` header (re-driven by `normalize replay`
+//! after a parser fix) whose key was already seen is a correction: it is
+//! forwarded anyway, counted apart, and changes nothing in the state (the
+//! key keeps its first sighting). A replayed record whose key was never
+//! seen is an ordinary first sighting.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,32 +26,46 @@ pub enum BatchDecision {
     Forward,
     /// Seen before (in the state, or earlier in this batch): drop it.
     Duplicate,
+    /// Seen before, but replayed after a parser fix: forward it without
+    /// touching the state.
+    Correction,
     /// Its partition is not assigned to this instance: leave it, and do not
     /// commit its offset.
     NotOwned,
 }
 
-/// Decides every `(partition, key)` of a batch, in order.
+/// One record of a batch, as the decision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRecord<'a> {
+    /// Input partition.
+    pub partition: i32,
+    /// Dedupe key.
+    pub key: &'a str,
+    /// Whether it carries a `replay-id` header.
+    pub replayed: bool,
+}
+
+/// Decides every record of a batch, in order.
 pub fn decide_batch(
     states: &HashMap<i32, PartitionState>,
-    records: &[(i32, &str)],
+    records: &[BatchRecord<'_>],
     now_ms: i64,
     ttl_ms: i64,
 ) -> Vec<BatchDecision> {
     let mut forwarded: HashSet<(i32, &str)> = HashSet::new();
     records
         .iter()
-        .map(|&(partition, key)| {
-            let Some(state) = states.get(&partition) else {
+        .map(|record| {
+            let Some(state) = states.get(&record.partition) else {
                 return BatchDecision::NotOwned;
             };
-            if forwarded.contains(&(partition, key)) {
-                return BatchDecision::Duplicate;
-            }
-            match state.decide(key, now_ms, ttl_ms) {
-                Decision::Duplicate => BatchDecision::Duplicate,
-                Decision::Forward => {
-                    let _ = forwarded.insert((partition, key));
+            let seen = forwarded.contains(&(record.partition, record.key))
+                || state.decide(record.key, now_ms, ttl_ms) == Decision::Duplicate;
+            match (seen, record.replayed) {
+                (true, true) => BatchDecision::Correction,
+                (true, false) => BatchDecision::Duplicate,
+                (false, _) => {
+                    let _ = forwarded.insert((record.partition, record.key));
                     BatchDecision::Forward
                 }
             }
@@ -59,6 +79,25 @@ mod tests {
 
     const TTL: i64 = 1_000;
 
+    fn live(items: &[(i32, &'static str)]) -> Vec<BatchRecord<'static>> {
+        items
+            .iter()
+            .map(|&(partition, key)| BatchRecord {
+                partition,
+                key,
+                replayed: false,
+            })
+            .collect()
+    }
+
+    fn replayed(partition: i32, key: &'static str) -> BatchRecord<'static> {
+        BatchRecord {
+            partition,
+            key,
+            replayed: true,
+        }
+    }
+
     fn states() -> HashMap<i32, PartitionState> {
         let mut p0 = PartitionState::default();
         p0.remember("seen", 0);
@@ -67,7 +106,7 @@ mod tests {
 
     #[test]
     fn a_key_twice_in_one_batch_is_forwarded_once() {
-        let got = decide_batch(&states(), &[(0, "a"), (0, "a"), (0, "b")], 10, TTL);
+        let got = decide_batch(&states(), &live(&[(0, "a"), (0, "a"), (0, "b")]), 10, TTL);
         use BatchDecision::*;
         assert_eq!(got, [Forward, Duplicate, Forward]);
     }
@@ -76,11 +115,11 @@ mod tests {
     fn keys_in_the_state_are_duplicates_until_their_ttl() {
         use BatchDecision::*;
         assert_eq!(
-            decide_batch(&states(), &[(0, "seen")], 10, TTL),
+            decide_batch(&states(), &live(&[(0, "seen")]), 10, TTL),
             [Duplicate]
         );
         assert_eq!(
-            decide_batch(&states(), &[(0, "seen")], TTL + 1, TTL),
+            decide_batch(&states(), &live(&[(0, "seen")]), TTL + 1, TTL),
             [Forward]
         );
     }
@@ -88,14 +127,42 @@ mod tests {
     #[test]
     fn the_same_key_on_two_partitions_is_decided_per_partition() {
         use BatchDecision::*;
-        let got = decide_batch(&states(), &[(0, "seen"), (1, "seen"), (1, "seen")], 10, TTL);
+        let got = decide_batch(
+            &states(),
+            &live(&[(0, "seen"), (1, "seen"), (1, "seen")]),
+            10,
+            TTL,
+        );
         assert_eq!(got, [Duplicate, Forward, Duplicate]);
     }
 
     #[test]
     fn records_of_partitions_not_assigned_here_are_left_alone() {
         use BatchDecision::*;
-        let got = decide_batch(&states(), &[(2, "x"), (0, "x")], 10, TTL);
+        let got = decide_batch(&states(), &live(&[(2, "x"), (0, "x")]), 10, TTL);
         assert_eq!(got, [NotOwned, Forward]);
+    }
+
+    #[test]
+    fn a_replayed_record_whose_key_was_seen_is_a_correction() {
+        use BatchDecision::*;
+        let got = decide_batch(
+            &states(),
+            &[replayed(0, "seen"), replayed(0, "new"), replayed(0, "new")],
+            10,
+            TTL,
+        );
+        assert_eq!(got, [Correction, Forward, Correction]);
+    }
+
+    #[test]
+    fn an_ordinary_redelivery_after_a_correction_is_still_a_duplicate() {
+        use BatchDecision::*;
+        let mut records = vec![replayed(0, "seen")];
+        records.extend(live(&[(0, "seen")]));
+        assert_eq!(
+            decide_batch(&states(), &records, 10, TTL),
+            [Correction, Duplicate]
+        );
     }
 }

@@ -57,7 +57,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use tokio::runtime::Handle;
 
-use crate::batch::{BatchDecision, decide_batch};
+use crate::batch::{BatchDecision, BatchRecord, decide_batch};
 use crate::changelog::SeenRecord;
 use crate::restore::restore_partition;
 use crate::settings::DedupeSettings;
@@ -81,6 +81,8 @@ pub struct Counters {
     pub forwarded: AtomicU64,
     /// Duplicates dropped.
     pub duplicates: AtomicU64,
+    /// Replayed events forwarded although their key was seen.
+    pub corrections: AtomicU64,
     /// Keys expired after the TTL.
     pub expired: AtomicU64,
 }
@@ -508,15 +510,20 @@ impl Deduper {
             .collect();
         let now = now_ms();
         let decisions = {
-            let items: Vec<(i32, &str)> = batch
+            let items: Vec<BatchRecord<'_>> = batch
                 .iter()
                 .zip(&keys)
-                .map(|(m, k)| (m.partition(), k.as_str()))
+                .map(|(m, k)| BatchRecord {
+                    partition: m.partition(),
+                    key: k.as_str(),
+                    replayed: header_str(m, headers::REPLAY_ID).is_some(),
+                })
                 .collect();
             decide_batch(&self.shared.states(), &items, now, self.ttl_ms)
         };
         let mut processed = Vec::with_capacity(batch.len());
         let mut outputs = Vec::new();
+        let mut corrections = 0u64;
         // (partition, key, source offset, index of its event in `outputs`)
         let mut forwards: Vec<(i32, &str, i64, usize)> = Vec::new();
         for ((message, key), decision) in batch.iter().zip(&keys).zip(&decisions) {
@@ -535,10 +542,21 @@ impl Deduper {
                     forwards.push((message.partition(), key, message.offset(), outputs.len()));
                     self.outputs_of(message, &mut outputs);
                 }
+                BatchDecision::Correction => {
+                    corrections += 1;
+                    tracing::info!(
+                        key,
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        replay_id = header_str(message, headers::REPLAY_ID),
+                        "correction forwarded"
+                    );
+                    self.outputs_of(message, &mut outputs);
+                }
             }
             processed.push(message);
         }
-        if forwards.is_empty() {
+        if outputs.is_empty() {
             return Ok((processed, false));
         }
         let transactional = self.shared.mode == Mode::Transactional;
@@ -571,7 +589,9 @@ impl Deduper {
                             source_offset,
                         ));
                     }
-                    let _ = self.shared.send(&changelog)?;
+                    if !changelog.is_empty() {
+                        let _ = self.shared.send(&changelog)?;
+                    }
                     Ok(output_offsets)
                 })?;
         {
@@ -587,6 +607,10 @@ impl Deduper {
             .counters
             .forwarded
             .fetch_add(forwards.len() as u64, Ordering::Relaxed);
+        let _ = self
+            .counters
+            .corrections
+            .fetch_add(corrections, Ordering::Relaxed);
         tracing::debug!(
             records = processed.len(),
             forwarded = forwards.len(),

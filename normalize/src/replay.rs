@@ -1,105 +1,155 @@
-//! Replay: re-drives the dead letters on `webhooks.dlq` through the current
-//! parsers, after a parser fix, and produces the events they now yield on
-//! `properties.normalized` with a `replay-id` header.
+//! Replay: re-drives records through the current parsers after a parser
+//! fix, and produces the events they now yield on `properties.normalized`
+//! with a `replay-id` header, so that dedupe forwards them even when their
+//! key was seen and the sink corrects the stored rows (DESIGN.md,
+//! "Normalize"). What it re-drives ([`ReplaySource`]):
 //!
-//! Delivery: at least once, bounded. Replay reads every partition of the
-//! DLQ by assignment, from the beginning up to the end it saw at start, in
-//! its own consumer group (`<group>-replay`) and commits nothing, so the
-//! live `normalize` group's offsets never move and a second replay re-reads
-//! everything (dedupe drops the events it already forwarded: their dedupe
-//! keys are the same). Only dead letters from the normalize stage are
-//! re-driven; a record that still fails stays where it is (it is not
-//! dead-lettered again, which would duplicate the DLQ) and is counted and
-//! logged with its reason. Events keep the lineage of the raw record (the
-//! DLQ's `topic`/`partition`/`offset` headers), not of its DLQ copy.
+//! - the dead letters of the normalize stage on `webhooks.dlq` (events keep
+//!   the lineage of the raw record, from the DLQ's origin headers, not of
+//!   its DLQ copy; dead letters of other stages are left alone);
+//! - raw records of one `webhooks.raw` partition in an offset range;
+//! - raw records of every partition received in a time range (the broker's
+//!   record timestamps, which ingest sets at arrival).
 //!
-//! Not yet: replaying a raw offset or time range, and the dedupe/sink side
-//! of corrections (forwarding replayed events whose key was seen and
-//! overwriting rows), which DESIGN.md describes.
+//! Delivery: at least once, bounded. Replay reads by assignment, from the
+//! range's start up to its end (for an open range, the end at start), in its
+//! own consumer group (`<group>-replay`), and commits nothing, so the live
+//! `normalize` group's offsets never move and a second replay re-reads
+//! everything. A record that still fails is not dead-lettered again (that
+//! would duplicate the DLQ); it is counted and logged with its reason.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use common::headers;
 use common::kafka::header_str;
 use common::produce::send_all;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::runner::{Normalizer, Outcome, backoff};
 use crate::settings::NormalizeSettings;
 
 /// Header carried by every replayed event.
-pub const REPLAY_ID: &str = "replay-id";
+pub const REPLAY_ID: &str = headers::REPLAY_ID;
 /// Stage name dead letters of normalize carry in `error.stage`.
 const STAGE: &str = "normalize";
-/// Giving up when the DLQ yields nothing for this long before its end.
+/// Giving up when the input yields nothing for this long before its end.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
+/// Bound on every metadata request.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a replay re-drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySource {
+    /// Every dead letter of the normalize stage on `webhooks.dlq`.
+    DeadLetters,
+    /// Raw records of one partition, offsets `from` up to `to` (exclusive;
+    /// `None`: the partition's end at start).
+    RawOffsets {
+        /// Partition of `webhooks.raw`.
+        partition: i32,
+        /// First offset.
+        from: i64,
+        /// End offset, exclusive.
+        to: Option<i64>,
+    },
+    /// Raw records of every partition with a timestamp from `since_ms` up
+    /// to `until_ms` (exclusive; `None`: the end at start). Unix ms.
+    RawTimes {
+        /// Start, inclusive.
+        since_ms: i64,
+        /// End, exclusive.
+        until_ms: Option<i64>,
+    },
+}
 
 /// What a replay did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReplaySummary {
-    /// Dead letters read.
+    /// Records read.
     pub read: u64,
-    /// Dead letters that now yield events (possibly zero events).
+    /// Records that yield events (possibly zero events).
     pub recovered: u64,
     /// Events produced.
     pub events: u64,
-    /// Dead letters that still fail.
+    /// Records that still fail.
     pub still_failing: u64,
     /// Dead letters from other stages, left alone.
     pub skipped: u64,
 }
 
-/// Re-drives the DLQ once, up to its end at start.
+/// One partition's range: `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Range {
+    partition: i32,
+    start: i64,
+    end: i64,
+}
+
+/// Re-drives `source` once.
 pub async fn replay(
     settings: &NormalizeSettings,
+    source: &ReplaySource,
     replay_id: &str,
 ) -> anyhow::Result<ReplaySummary> {
-    let dlq = settings.topics.dlq();
+    let topic = match source {
+        ReplaySource::DeadLetters => settings.topics.dlq(),
+        _ => settings.topics.raw(),
+    };
+    let ranges = {
+        let (kafka, topic, source) = (settings.kafka.clone(), topic.clone(), source.clone());
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = kafka
+                .reader()
+                .create()
+                .context("cannot create a metadata client")?;
+            ranges(&client, &topic, &source)
+        })
+        .await??
+    };
     let group = format!("{}-replay", settings.group);
     let consumer: StreamConsumer = settings
         .kafka
         .consumer(&group)
         .create()
         .context("cannot create the replay consumer")?;
-    let metadata = consumer
-        .fetch_metadata(Some(&dlq), Duration::from_secs(10))
-        .context("cannot read the DLQ's metadata")?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut end = HashMap::new();
-    let mut next = HashMap::new();
     let mut assignment = TopicPartitionList::new();
-    for &partition in &partitions {
-        let (low, high) = consumer.fetch_watermarks(&dlq, partition, Duration::from_secs(10))?;
-        let _ = end.insert(partition, high);
-        let _ = next.insert(partition, low);
-        assignment.add_partition_offset(&dlq, partition, Offset::Offset(low))?;
+    for range in &ranges {
+        assignment.add_partition_offset(&topic, range.partition, Offset::Offset(range.start))?;
     }
     consumer.assign(&assignment)?;
     let normalizer = Normalizer::with_consumer(settings, consumer).await?;
-    tracing::info!(replay_id, topic = %dlq, ?end, "replay starting");
+    tracing::info!(replay_id, %topic, ?ranges, "replay starting");
 
+    let end: HashMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.end)).collect();
+    let mut next: HashMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.start)).collect();
     let mut summary = ReplaySummary::default();
     let done = |next: &HashMap<i32, i64>| next.iter().all(|(p, n)| *n >= end[p]);
     while !done(&next) {
         let message = tokio::time::timeout(IDLE_LIMIT, normalizer.consumer.recv())
             .await
             .map_err(|_| {
-                anyhow::anyhow!("the DLQ yielded nothing for {IDLE_LIMIT:?} before its end")
+                anyhow::anyhow!("{topic} yielded nothing for {IDLE_LIMIT:?} before the range's end")
             })??;
-        let _ = next.insert(message.partition(), message.offset() + 1);
-        summary.read += 1;
-        if header_str(&message, headers::ERROR_STAGE) != Some(STAGE) {
-            summary.skipped += 1;
+        let partition = message.partition();
+        if message.offset() >= end.get(&partition).copied().unwrap_or(0) {
+            let _ = next.insert(partition, i64::MAX);
             continue;
         }
-        let origin = origin(&message);
+        let _ = next.insert(partition, message.offset() + 1);
+        summary.read += 1;
+        let origin = match source {
+            ReplaySource::DeadLetters => {
+                if header_str(&message, headers::ERROR_STAGE) != Some(STAGE) {
+                    summary.skipped += 1;
+                    continue;
+                }
+                dead_letter_origin(&message)
+            }
+            _ => None,
+        };
         let origin_ref = origin.as_ref().map(|(t, p, o)| (t.as_str(), *p, *o));
         for attempt in 0u32.. {
             match normalizer.outcome(&message, origin_ref).await {
@@ -131,8 +181,118 @@ pub async fn replay(
     Ok(summary)
 }
 
+/// The ranges to read, per partition, empty ones left out.
+fn ranges(client: &BaseConsumer, topic: &str, source: &ReplaySource) -> anyhow::Result<Vec<Range>> {
+    let metadata = client
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let watermarks = |partition: i32| {
+        client
+            .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+            .with_context(|| format!("cannot read the offsets of {topic}/{partition}"))
+    };
+    let mut ranges = Vec::new();
+    match *source {
+        ReplaySource::DeadLetters => {
+            for partition in partitions {
+                let (low, high) = watermarks(partition)?;
+                ranges.push(Range {
+                    partition,
+                    start: low,
+                    end: high,
+                });
+            }
+        }
+        ReplaySource::RawOffsets {
+            partition,
+            from,
+            to,
+        } => {
+            if !partitions.contains(&partition) {
+                bail!("{topic} has no partition {partition} (it has {partitions:?})");
+            }
+            let (low, high) = watermarks(partition)?;
+            let range = offset_range(from, to, low, high)
+                .with_context(|| format!("{topic}/{partition} holds offsets {low}..{high}"))?;
+            ranges.push(Range {
+                partition,
+                start: range.0,
+                end: range.1,
+            });
+        }
+        ReplaySource::RawTimes { since_ms, until_ms } => {
+            let starts = offsets_at(client, topic, &partitions, since_ms)?;
+            let ends = match until_ms {
+                Some(until) => Some(offsets_at(client, topic, &partitions, until)?),
+                None => None,
+            };
+            for partition in partitions {
+                let (_, high) = watermarks(partition)?;
+                let start = starts.get(&partition).copied().flatten().unwrap_or(high);
+                let end = ends
+                    .as_ref()
+                    .and_then(|e| e.get(&partition).copied().flatten())
+                    .unwrap_or(high);
+                ranges.push(Range {
+                    partition,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    ranges.retain(|r| r.start < r.end);
+    Ok(ranges)
+}
+
+/// Checks an offset range against the partition's `[low, high)`, and closes
+/// an open one at `high`.
+fn offset_range(from: i64, to: Option<i64>, low: i64, high: i64) -> anyhow::Result<(i64, i64)> {
+    let to = to.unwrap_or(high);
+    if from < 0 || to <= from {
+        bail!("the range {from}..{to} is empty or negative (the end is exclusive)");
+    }
+    if from < low {
+        bail!("offset {from} is no longer retained (the first retained offset is {low})");
+    }
+    if from >= high {
+        bail!("offset {from} has not been written yet (the next offset is {high})");
+    }
+    Ok((from, to.min(high)))
+}
+
+/// The first offset at or after `time_ms` in each partition (`None` when
+/// the partition has nothing that recent).
+fn offsets_at(
+    client: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    time_ms: i64,
+) -> anyhow::Result<HashMap<i32, Option<i64>>> {
+    let mut query = TopicPartitionList::new();
+    for &partition in partitions {
+        query.add_partition_offset(topic, partition, Offset::Offset(time_ms))?;
+    }
+    let found = client
+        .offsets_for_times(query, METADATA_TIMEOUT)
+        .with_context(|| format!("cannot look up offsets by time in {topic}"))?;
+    Ok(found
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(offset) => (e.partition(), Some(offset)),
+            _ => (e.partition(), None),
+        })
+        .collect())
+}
+
 /// The raw record's position, from the DLQ's origin headers.
-fn origin<M: Message>(message: &M) -> Option<(String, i32, i64)> {
+fn dead_letter_origin<M: Message>(message: &M) -> Option<(String, i32, i64)> {
     Some((
         header_str(message, headers::ORIGIN_TOPIC)?.to_string(),
         header_str(message, headers::ORIGIN_PARTITION)?
@@ -140,4 +300,21 @@ fn origin<M: Message>(message: &M) -> Option<(String, i32, i64)> {
             .ok()?,
         header_str(message, headers::ORIGIN_OFFSET)?.parse().ok()?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_ranges_are_checked_against_what_the_partition_holds() {
+        assert_eq!(offset_range(3, Some(5), 0, 10).expect("valid"), (3, 5));
+        assert_eq!(offset_range(3, None, 0, 10).expect("open"), (3, 10));
+        assert_eq!(offset_range(3, Some(50), 0, 10).expect("clamped"), (3, 10));
+        let message = |r: anyhow::Result<(i64, i64)>| r.expect_err("invalid").to_string();
+        assert!(message(offset_range(5, Some(5), 0, 10)).contains("empty"));
+        assert!(message(offset_range(-1, None, 0, 10)).contains("negative"));
+        assert!(message(offset_range(1, None, 2, 10)).contains("no longer retained"));
+        assert!(message(offset_range(10, None, 0, 10)).contains("not been written"));
+    }
 }

@@ -59,6 +59,7 @@ pub struct Normalizer {
     normalized_topic: String,
     pub(crate) dlq_topic: String,
     batch: BatchSettings,
+    normalizer_version: Option<String>,
 }
 
 /// Exponential backoff from 100 ms to 10 s.
@@ -128,6 +129,7 @@ impl Normalizer {
             normalized_topic,
             dlq_topic,
             batch: settings.batch,
+            normalizer_version: settings.normalizer_version.clone(),
         };
         normalizer.register_schema().await?;
         Ok(normalizer)
@@ -284,7 +286,15 @@ impl Normalizer {
         origin: Option<(&str, i32, i64)>,
     ) -> Result<Outcome, schema_registry_converter::error::SRCError> {
         let body = message.payload().unwrap_or_default();
-        let events = match parse_message(message, body, origin) {
+        let parsed = parse_message(message, body, origin).map(|mut events| {
+            if let Some(version) = &self.normalizer_version {
+                for event in &mut events {
+                    event.lineage.normalizer_version.clone_from(version);
+                }
+            }
+            events
+        });
+        let events = match parsed {
             Ok(events) => events,
             Err(e) => {
                 return Ok(Outcome::DeadLetter(self.dead_letter(

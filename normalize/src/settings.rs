@@ -23,6 +23,11 @@ pub struct NormalizeSettings {
     /// How many raw records are processed per produce round trip.
     #[serde(default)]
     pub batch: BatchSettings,
+    /// The normalizer version stamped in each event's lineage. Default:
+    /// this build's version. Set it only to rehearse a correction (a replay
+    /// "as" a newer release), as the tests do.
+    #[serde(default)]
+    pub normalizer_version: Option<String>,
 }
 
 fn default_group() -> String {

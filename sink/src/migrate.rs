@@ -12,6 +12,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "provider_fields",
         include_str!("../migrations/0002_provider_fields.sql"),
     ),
+    (
+        3,
+        "corrections",
+        include_str!("../migrations/0003_corrections.sql"),
+    ),
 ];
 
 /// Arbitrary advisory lock id for migrations.

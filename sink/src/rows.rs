@@ -47,6 +47,46 @@ pub fn newest_snapshot_per_property(events: &[EventToWrite]) -> Vec<&EventToWrit
     out
 }
 
+/// A normalizer version's numeric parts, compared as numbers ("0.10.0" is
+/// newer than "0.9.3"); the same order as the SQL `normalizer_version_key`.
+pub fn version_key(version: &str) -> Vec<u64> {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().unwrap_or(u64::MAX))
+        .collect()
+}
+
+/// One event per dedupe key, in first-seen order: a correction in the same
+/// batch as the event it corrects replaces it when its normalizer version
+/// is newer (then the one read last wins).
+pub fn one_per_dedupe_key(events: &[EventToWrite]) -> Vec<&EventToWrite> {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out: Vec<&EventToWrite> = Vec::with_capacity(events.len());
+    let order = |e: &EventToWrite| {
+        (
+            version_key(&e.event.lineage.normalizer_version),
+            e.position.offset,
+        )
+    };
+    for item in events {
+        match index.get(item.event.dedupe_key.as_str()) {
+            Some(&i) => {
+                if let Some(kept) = out.get_mut(i)
+                    && order(item) > order(kept)
+                {
+                    *kept = item;
+                }
+            }
+            None => {
+                let _ = index.insert(item.event.dedupe_key.as_str(), out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
 /// The provider as stored (kebab-case, as configured in ingest).
 pub fn provider_name(provider: Provider) -> &'static str {
     match provider {
@@ -185,5 +225,40 @@ mod tests {
             transaction_and_property_type(&e),
             ("unknown".to_string(), "unknown".to_string())
         );
+    }
+
+    #[test]
+    fn versions_compare_by_their_numbers() {
+        assert!(version_key("0.10.0") > version_key("0.9.3"));
+        assert!(version_key("1.0.0") > version_key("0.99.99"));
+        assert!(version_key("0.2.0-rc1") > version_key("0.2.0"));
+        assert_eq!(version_key("0.1.0"), vec![0, 1, 0]);
+        assert!(version_key("") < version_key("0"));
+    }
+
+    #[test]
+    fn a_batch_keeps_one_event_per_dedupe_key_the_newest_version_winning() {
+        let versioned = |key: &str, version: &str, offset: i64| {
+            let mut item = at("s:p", 1, offset, true);
+            item.event.dedupe_key = key.into();
+            item.event.lineage.normalizer_version = version.into();
+            item
+        };
+        let batch = vec![
+            versioned("a", "0.9.0", 1),
+            versioned("b", "0.9.0", 2),
+            versioned("a", "0.10.0", 3),
+            versioned("a", "0.9.5", 4),
+        ];
+        let kept: Vec<(&str, &str)> = one_per_dedupe_key(&batch)
+            .iter()
+            .map(|e| {
+                (
+                    e.event.dedupe_key.as_str(),
+                    e.event.lineage.normalizer_version.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(kept, [("a", "0.10.0"), ("b", "0.9.0")]);
     }
 }

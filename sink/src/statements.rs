@@ -5,7 +5,9 @@
 
 use crate::rows::{self, EventToWrite};
 
-/// All of a batch's events, one row each, unique on the dedupe key.
+/// A batch's events, one row per dedupe key. A key already stored is
+/// overwritten only by an event from a newer normalizer version (a
+/// correction replayed after a parser fix); otherwise it is left alone.
 pub const INSERT_EVENTS: &str = "
 INSERT INTO property_events (
     dedupe_key, event_id, property_key, source, event_type, occurred_at, received_at,
@@ -25,7 +27,19 @@ FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::floa
     alert_id, change_field, change_old, change_new, change_percent, raw_topic,
     raw_partition, raw_offset, normalizer_version, kafka_topic, kafka_partition,
     kafka_offset, event)
-ON CONFLICT (dedupe_key) DO NOTHING";
+ON CONFLICT (dedupe_key) DO UPDATE SET
+    event_id = EXCLUDED.event_id, property_key = EXCLUDED.property_key,
+    source = EXCLUDED.source, event_type = EXCLUDED.event_type,
+    occurred_at = EXCLUDED.occurred_at, received_at = EXCLUDED.received_at,
+    alert_id = EXCLUDED.alert_id, change_field = EXCLUDED.change_field,
+    change_old_value = EXCLUDED.change_old_value, change_new_value = EXCLUDED.change_new_value,
+    change_percent = EXCLUDED.change_percent, raw_topic = EXCLUDED.raw_topic,
+    raw_partition = EXCLUDED.raw_partition, raw_offset = EXCLUDED.raw_offset,
+    normalizer_version = EXCLUDED.normalizer_version, kafka_topic = EXCLUDED.kafka_topic,
+    kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset,
+    event = EXCLUDED.event, committed_at = clock_timestamp()
+WHERE normalizer_version_key(EXCLUDED.normalizer_version)
+    > normalizer_version_key(property_events.normalizer_version)";
 
 /// The newest snapshot of each property in the batch, upserted; a stored
 /// row from a newer event (time, then offset) is kept.
@@ -114,10 +128,12 @@ pub struct EventColumns {
 }
 
 impl EventColumns {
-    /// The columns of `events`, in order.
+    /// The columns of `events`, one row per dedupe key (the newest
+    /// normalizer version, then the latest read, wins within a batch: one
+    /// statement cannot update a row twice).
     pub fn of(events: &[EventToWrite]) -> Self {
         let mut c = Self::default();
-        for item in events {
+        for item in rows::one_per_dedupe_key(events) {
             let e = &item.event;
             let change = e.change.as_ref();
             c.dedupe_key.push(e.dedupe_key.clone());
