@@ -52,3 +52,8 @@ cargo test --workspace "$@"
 echo "==> bench smoke (no thresholds)" >&2
 "$TARGET_DIR/debug/estate-bench" --brokers "$ESTATE_TEST_BROKERS" --bin-dir "$TARGET_DIR/debug" \
   --registry "$ESTATE_TEST_REGISTRY" --pg-port "$PG_PORT" --out "$ESTATE_HOME/bench-smoke" --smoke all >/dev/null
+
+# Every provider parser under cargo-fuzz for a bounded time: a panic, or an
+# event that does not fit the schema, fails the run.
+echo "==> fuzzing the parsers (${FUZZ_SECONDS:-20} s each)" >&2
+"$ROOT/scripts/fuzz.sh" "${FUZZ_SECONDS:-20}"

@@ -4,11 +4,16 @@
 //! events, one module per provider under [`providers`]. What cannot be
 //! parsed becomes a dead letter (`common::dead_letter`) with the reason in its headers;
 //! nothing is dropped silently. [`runner`] wires them to Kafka and the
-//! schema registry; [`replay`] re-drives dead letters after a parser fix.
+//! schema registry; `replay` re-drives dead letters or raw ranges after a
+//! parser fix. Those need the `runtime` feature (on by default); without
+//! it only the pure parsers build (the fuzz targets use that).
 
 pub mod providers;
+#[cfg(feature = "runtime")]
 pub mod replay;
+#[cfg(feature = "runtime")]
 pub mod runner;
+#[cfg(feature = "runtime")]
 pub mod settings;
 
 /// Version stamped on every event's lineage.

@@ -1,0 +1,6 @@
+//! Fuzz target: the generic parser on arbitrary bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|body: &[u8]| {
+    normalize_fuzz::check("generic", None, body);
+});

@@ -1,0 +1,6 @@
+//! Fuzz target: the stream-estate parser on arbitrary bytes.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|body: &[u8]| {
+    normalize_fuzz::check("stream-estate", None, body);
+});
