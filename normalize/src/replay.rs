@@ -253,15 +253,18 @@ fn ranges(client: &BaseConsumer, topic: &str, source: &ReplaySource) -> anyhow::
 /// Checks an offset range against the partition's `[low, high)`, and closes
 /// an open one at `high`.
 fn offset_range(from: i64, to: Option<i64>, low: i64, high: i64) -> anyhow::Result<(i64, i64)> {
-    let to = to.unwrap_or(high);
-    if from < 0 || to <= from {
-        bail!("the range {from}..{to} is empty or negative (the end is exclusive)");
+    if from < 0 {
+        bail!("offset {from} is negative");
     }
     if from < low {
         bail!("offset {from} is no longer retained (the first retained offset is {low})");
     }
     if from >= high {
         bail!("offset {from} has not been written yet (the next offset is {high})");
+    }
+    let to = to.unwrap_or(high);
+    if to <= from {
+        bail!("the range {from}..{to} is empty (the end is exclusive)");
     }
     Ok((from, to.min(high)))
 }
