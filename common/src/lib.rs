@@ -6,12 +6,14 @@
 //! W3C trace context, telemetry initialisation and the shutdown signal.
 //! Anything with business logic belongs in a stage crate instead.
 
+pub mod admin;
 pub mod config;
 pub mod dead_letter;
 pub mod headers;
 pub mod kafka;
 pub mod produce;
 pub mod shutdown;
+pub mod stage_metrics;
 pub mod telemetry;
 pub mod topics;
 pub mod traceparent;

@@ -28,5 +28,16 @@ fn main() -> anyhow::Result<()> {
     let settings: DedupeSettings = common::config::load("DEDUPE", args.config.as_deref())?;
     let (runtime, stopping) = common::shutdown::runtime_with_stop_flag()?;
     let deduper = Deduper::connect(&settings, runtime.handle().clone(), stopping)?;
+    let metrics = std::sync::Arc::clone(&deduper.metrics.stage);
+    let _ = runtime.block_on(common::admin::serve(
+        &settings.metrics_listen,
+        std::sync::Arc::clone(&metrics),
+    ))?;
+    common::admin::sample_lag(
+        &settings.kafka,
+        &settings.group,
+        &settings.topics.normalized(),
+        metrics,
+    )?;
     deduper.run()
 }

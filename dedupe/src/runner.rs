@@ -38,7 +38,7 @@
 //! transactions, so the crash tests prove the output-first mode.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,6 +46,8 @@ use anyhow::Context;
 use common::headers;
 use common::kafka::{BatchSettings, KafkaSettings, header_str};
 use common::produce::{OutRecord, Stored, send_all};
+use common::stage_metrics::StageMetrics;
+use prometheus_client::metrics::counter::Counter;
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
@@ -74,17 +76,36 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Counters exposed by the stage.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Events forwarded.
-    pub forwarded: AtomicU64,
+/// Dedupe's metrics: the common stage series (`records_out` counts first
+/// sightings and corrections forwarded) and its own.
+#[derive(Debug)]
+pub struct DedupeMetrics {
+    /// The common series, served on `/metrics`.
+    pub stage: Arc<StageMetrics>,
     /// Duplicates dropped.
-    pub duplicates: AtomicU64,
+    pub duplicates: Counter,
     /// Replayed events forwarded although their key was seen.
-    pub corrections: AtomicU64,
-    /// Keys expired after the TTL.
-    pub expired: AtomicU64,
+    pub corrections: Counter,
+    /// Keys forgotten after the TTL.
+    pub expired: Counter,
+}
+
+impl Default for DedupeMetrics {
+    fn default() -> Self {
+        let mut builder = StageMetrics::builder("dedupe");
+        let duplicates = builder.counter("duplicates", "Events dropped as duplicates");
+        let corrections = builder.counter(
+            "corrections",
+            "Replayed events forwarded although their key was seen",
+        );
+        let expired = builder.counter("expired_keys", "Keys forgotten after the TTL");
+        Self {
+            stage: Arc::new(builder.build()),
+            duplicates,
+            corrections,
+            expired,
+        }
+    }
 }
 
 /// What the consumer thread and its rebalance callback share.
@@ -307,7 +328,7 @@ pub struct Deduper {
     latest_topic: String,
     batch: BatchSettings,
     /// Counters.
-    pub counters: Arc<Counters>,
+    pub metrics: DedupeMetrics,
 }
 
 impl Deduper {
@@ -368,7 +389,7 @@ impl Deduper {
             expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
             latest_topic: topics.latest(),
             batch: settings.batch,
-            counters: Arc::new(Counters::default()),
+            metrics: DedupeMetrics::default(),
         })
     }
 
@@ -390,7 +411,7 @@ impl Deduper {
                     Err(e) => return Err(e.context("expiry sweep failed")),
                 }
             }
-            let batch = self.next_batch();
+            let (batch, started) = self.next_batch();
             if batch.is_empty() {
                 continue;
             }
@@ -399,6 +420,7 @@ impl Deduper {
                 Err(_) if self.stopping() => break,
                 Err(e) => return Err(e.context("forwarding failed")),
             };
+            self.metrics.stage.batch(processed.len(), started);
             if !offsets_committed && !processed.is_empty() {
                 let tpl = common::kafka::offsets_after_all(processed.iter().copied())?;
                 if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
@@ -448,10 +470,7 @@ impl Deduper {
         let _ = self
             .shared
             .in_transaction(None, || self.shared.send(&tombstones))?;
-        let _ = self
-            .counters
-            .expired
-            .fetch_add(tombstones.len() as u64, Ordering::Relaxed);
+        let _ = self.metrics.expired.inc_by(tombstones.len() as u64);
         tracing::info!(
             keys = tombstones.len(),
             "expired keys forgotten and tombstoned"
@@ -464,8 +483,9 @@ impl Deduper {
     /// when the caller must commit it.
     /// Waits up to 100 ms for a record, then takes what else arrives within
     /// the batch wait, up to the batch size. Empty when nothing came.
-    fn next_batch(&self) -> Vec<BorrowedMessage<'_>> {
+    fn next_batch(&self) -> (Vec<BorrowedMessage<'_>>, Instant) {
         let mut batch = Vec::new();
+        let mut first_at: Option<Instant> = None;
         let mut deadline: Option<Instant> = None;
         while batch.len() < self.batch.max_records() {
             let wait = match deadline {
@@ -475,6 +495,7 @@ impl Deduper {
             match self.consumer.poll(wait) {
                 Some(Ok(message)) => {
                     batch.push(message);
+                    let _ = first_at.get_or_insert_with(Instant::now);
                     let _ = deadline.get_or_insert_with(|| Instant::now() + self.batch.max_wait());
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
@@ -484,7 +505,7 @@ impl Deduper {
                 break;
             }
         }
-        batch
+        (batch, first_at.unwrap_or_else(Instant::now))
     }
 
     /// Decides and forwards a batch. Returns the records it processed (those
@@ -530,7 +551,7 @@ impl Deduper {
             match decision {
                 BatchDecision::NotOwned => continue,
                 BatchDecision::Duplicate => {
-                    let _ = self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.metrics.duplicates.inc();
                     tracing::debug!(
                         key,
                         partition = message.partition(),
@@ -604,13 +625,11 @@ impl Deduper {
             }
         }
         let _ = self
-            .counters
-            .forwarded
-            .fetch_add(forwards.len() as u64, Ordering::Relaxed);
-        let _ = self
-            .counters
-            .corrections
-            .fetch_add(corrections, Ordering::Relaxed);
+            .metrics
+            .stage
+            .records_out
+            .inc_by(forwards.len() as u64 + corrections);
+        let _ = self.metrics.corrections.inc_by(corrections);
         tracing::debug!(
             records = processed.len(),
             forwarded = forwards.len(),

@@ -31,6 +31,9 @@ pub struct DedupeSettings {
     /// Topic names.
     #[serde(default)]
     pub topics: TopicNames,
+    /// Address of the `/metrics` and `/health` endpoint.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
     /// How many input records share one produce round trip.
     #[serde(default)]
     pub batch: BatchSettings,
@@ -61,4 +64,8 @@ fn default_expiry_interval() -> u64 {
 }
 fn default_ttl() -> u64 {
     7 * 24 * 3600
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9102".into()
 }

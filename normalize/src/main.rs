@@ -111,6 +111,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let (stop, stopped) = common::shutdown::watch_flag();
     let normalizer = Normalizer::connect(&settings).await?;
+    let _ = common::admin::serve(&settings.metrics_listen, normalizer.metrics()).await?;
+    common::admin::sample_lag(
+        &settings.kafka,
+        &settings.group,
+        &settings.topics.raw(),
+        normalizer.metrics(),
+    )?;
     let _signal = tokio::spawn(async move {
         common::shutdown::signal().await;
         let _ = stop.send(true);

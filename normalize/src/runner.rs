@@ -14,13 +14,15 @@
 //! backoff and never dead-lettered; only what is wrong with the record itself
 //! (unparseable, not a property event, does not fit the schema) goes to the DLQ.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use common::dead_letter::dead_letter;
 use common::headers;
 use common::kafka::{BatchSettings, header_str};
 use common::produce::{OutRecord, send_all};
+use common::stage_metrics::StageMetrics;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
@@ -60,6 +62,7 @@ pub struct Normalizer {
     pub(crate) dlq_topic: String,
     batch: BatchSettings,
     normalizer_version: Option<String>,
+    metrics: Arc<StageMetrics>,
 }
 
 /// Exponential backoff from 100 ms to 10 s.
@@ -130,6 +133,7 @@ impl Normalizer {
             dlq_topic,
             batch: settings.batch,
             normalizer_version: settings.normalizer_version.clone(),
+            metrics: Arc::new(StageMetrics::builder("normalize").build()),
         };
         normalizer.register_schema().await?;
         Ok(normalizer)
@@ -169,8 +173,8 @@ impl Normalizer {
             batch_max_wait_ms = self.batch.max_wait_ms,
             "normalize running"
         );
-        while let Some(batch) = self.next_batch(&mut shutdown).await {
-            if !self.handle(&batch, &mut shutdown).await {
+        while let Some((batch, started)) = self.next_batch(&mut shutdown).await {
+            if !self.handle(&batch, started, &mut shutdown).await {
                 break;
             }
             let tpl = common::kafka::offsets_after_all(&batch)?;
@@ -190,7 +194,7 @@ impl Normalizer {
     async fn next_batch(
         &self,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Option<Vec<BorrowedMessage<'_>>> {
+    ) -> Option<(Vec<BorrowedMessage<'_>>, Instant)> {
         let first = loop {
             let received = tokio::select! {
                 m = self.consumer.recv() => m,
@@ -201,6 +205,7 @@ impl Normalizer {
                 Err(e) => tracing::warn!(error = %e, "consumer error"),
             }
         };
+        let started = Instant::now();
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + self.batch.max_wait();
         while batch.len() < self.batch.max_records() {
@@ -210,7 +215,7 @@ impl Normalizer {
                 Err(_elapsed) => break,
             }
         }
-        Some(batch)
+        Some((batch, started))
     }
 
     /// Processes a batch until all its outputs are acknowledged. Returns
@@ -219,6 +224,7 @@ impl Normalizer {
     async fn handle(
         &self,
         batch: &[BorrowedMessage<'_>],
+        started: Instant,
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -258,6 +264,9 @@ impl Normalizer {
         for attempt in 0u32.. {
             match send_all(&self.producer, &records).await {
                 Ok(_) => {
+                    self.metrics.batch(batch.len(), started);
+                    let _ = self.metrics.records_out.inc_by(events as u64);
+                    let _ = self.metrics.dead_letters.inc_by(dead_letters as u64);
                     tracing::debug!(
                         records = batch.len(),
                         events,
@@ -275,6 +284,11 @@ impl Normalizer {
             }
         }
         false
+    }
+
+    /// The stage's metrics (served on `/metrics` by the binary).
+    pub fn metrics(&self) -> Arc<StageMetrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Parses and encodes; `Err` only for transient registry failures.

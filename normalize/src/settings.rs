@@ -20,6 +20,9 @@ pub struct NormalizeSettings {
     /// Topic names.
     #[serde(default)]
     pub topics: TopicNames,
+    /// Address of the `/metrics` and `/health` endpoint.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
     /// How many raw records are processed per produce round trip.
     #[serde(default)]
     pub batch: BatchSettings,
@@ -35,4 +38,8 @@ fn default_group() -> String {
 }
 fn default_registry() -> String {
     "http://127.0.0.1:8081".into()
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9101".into()
 }

@@ -29,5 +29,15 @@ fn main() -> anyhow::Result<()> {
     let settings: SinkSettings = common::config::load("SINK", args.config.as_deref())?;
     let (runtime, stopping) = common::shutdown::runtime_with_stop_flag()?;
     let runner = SinkRunner::connect(&settings, runtime.handle().clone(), stopping)?;
+    let _ = runtime.block_on(common::admin::serve(
+        &settings.metrics_listen,
+        runner.metrics(),
+    ))?;
+    common::admin::sample_lag(
+        &settings.kafka,
+        &settings.group,
+        &settings.topics.events(),
+        runner.metrics(),
+    )?;
     runner.run()
 }

@@ -39,6 +39,8 @@ use tokio::runtime::Handle;
 use crate::rows::{EventToWrite, Position};
 use crate::settings::SinkSettings;
 use crate::store::{PostgresSink, Sink, WriteError};
+use common::stage_metrics::StageMetrics;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Records read but not yet committed to the database.
 #[derive(Debug, Default)]
@@ -50,8 +52,33 @@ struct Batch {
     started: Option<Instant>,
 }
 
+/// The sink's metrics: the common stage series (`records_out` counts rows
+/// written) and the commit latency.
+#[derive(Debug)]
+pub struct SinkMetrics {
+    /// The common series, served on `/metrics`.
+    pub stage: Arc<StageMetrics>,
+    /// Seconds per database transaction (the batch's statements and commit).
+    pub commit_seconds: Histogram,
+}
+
+impl Default for SinkMetrics {
+    fn default() -> Self {
+        let mut builder = StageMetrics::builder("sink");
+        let commit_seconds = builder.seconds(
+            "commit_seconds",
+            "Seconds per batch transaction in PostgreSQL, statements and commit",
+        );
+        Self {
+            stage: Arc::new(builder.build()),
+            commit_seconds,
+        }
+    }
+}
+
 /// What the consumer thread and its rebalance callback share.
 struct Shared {
+    metrics: SinkMetrics,
     sink: Mutex<PostgresSink>,
     batch: Mutex<Batch>,
     runtime: Handle,
@@ -89,6 +116,10 @@ impl Shared {
             };
             match result {
                 Ok(()) => {
+                    StageMetrics::observe(&self.metrics.commit_seconds, started.elapsed());
+                    let stage = &self.metrics.stage;
+                    stage.batch(batch.events.len(), batch.started.unwrap_or(started));
+                    let _ = stage.records_out.inc_by(batch.events.len() as u64);
                     tracing::info!(
                         events = batch.events.len(),
                         commit_ms = started.elapsed().as_millis(),
@@ -187,6 +218,9 @@ impl Shared {
             tracing::warn!(error = %e, "cannot write to the DLQ; retrying");
             std::thread::sleep(Duration::from_millis(500));
         }
+        let n = records.len() as u64;
+        let _ = self.metrics.stage.dead_letters.inc_by(n);
+        let _ = self.metrics.stage.records_in.inc_by(n);
         true
     }
 
@@ -313,6 +347,7 @@ impl SinkRunner {
         .build()
         .map_err(|e| anyhow::anyhow!("invalid schema registry settings: {e}"))?;
         let shared = Arc::new(Shared {
+            metrics: SinkMetrics::default(),
             sink: Mutex::new(sink),
             batch: Mutex::new(Batch::default()),
             runtime,
@@ -344,6 +379,11 @@ impl SinkRunner {
             batch_max_events: settings.batch_max_events.max(1),
             batch_max_wait: Duration::from_millis(settings.batch_max_wait_ms),
         })
+    }
+
+    /// The stage's metrics (served on `/metrics` by the binary).
+    pub fn metrics(&self) -> Arc<StageMetrics> {
+        Arc::clone(&self.shared.metrics.stage)
     }
 
     /// Runs on the calling (non-async) thread until stopping is set.

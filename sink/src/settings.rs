@@ -29,6 +29,9 @@ pub struct SinkSettings {
     /// Topic names.
     #[serde(default)]
     pub topics: TopicNames,
+    /// Address of the `/metrics` and `/health` endpoint.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
 }
 
 fn default_group() -> String {
@@ -65,6 +68,10 @@ pub fn redact_database_url(url: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9103".into()
 }
 
 #[cfg(test)]

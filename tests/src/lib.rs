@@ -216,6 +216,8 @@ pub struct Pipeline {
     others: Vec<(Service, Child)>,
     /// Environment added to every service this pipeline starts.
     extra_env: Vec<(String, String)>,
+    /// The `/metrics` port of each consumer stage's first instance.
+    metrics_ports: HashMap<Service, u16>,
     http: reqwest::Client,
 }
 
@@ -322,6 +324,10 @@ impl Pipeline {
             extra_env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            metrics_ports: [Service::Normalize, Service::Dedupe, Service::Sink]
+                .into_iter()
+                .map(|service| (service, free_port()))
                 .collect(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -437,7 +443,20 @@ impl Pipeline {
             .append(true)
             .open(&log_path)
             .expect("open the service log");
-        self.command(service)
+        let mut command = self.command(service);
+        if let Some(port) = self.metrics_ports.get(&service) {
+            // The first instance keeps its port across restarts; extra ones get their own.
+            let port = if log_name == service.name() {
+                *port
+            } else {
+                free_port()
+            };
+            let _ = command.env(
+                format!("{}__METRICS_LISTEN", service.name().to_ascii_uppercase()),
+                format!("127.0.0.1:{port}"),
+            );
+        }
+        command
             .env(
                 "RUST_LOG",
                 std::env::var("ESTATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -446,6 +465,15 @@ impl Pipeline {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", service.name()))
+    }
+
+    /// The `/metrics` URL of a consumer stage's first instance.
+    pub fn metrics_url(&self, service: Service) -> String {
+        let port = self
+            .metrics_ports
+            .get(&service)
+            .unwrap_or_else(|| panic!("{} has no /metrics endpoint", service.name()));
+        format!("http://127.0.0.1:{port}/metrics")
     }
 
     /// Kills `service` with SIGKILL (a crash, not a clean stop).
