@@ -22,12 +22,11 @@ async fn wait_for_samples(
 ) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = reqwest::get(pipeline.metrics_url(service))
-            .await
-            .expect("/metrics answers")
-            .text()
-            .await
-            .expect("text");
+        // A stage opens its endpoint once connected: until then, keep asking.
+        let text = match reqwest::get(pipeline.metrics_url(service)).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(e) => format!("(not answering yet: {e})"),
+        };
         let missing: Vec<_> = expected
             .iter()
             .filter(|(series, value)| sample(&text, series) != Some(*value))
