@@ -16,4 +16,5 @@ pub mod shutdown;
 pub mod stage_metrics;
 pub mod telemetry;
 pub mod topics;
+pub mod trace_context;
 pub mod traceparent;

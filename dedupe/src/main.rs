@@ -24,7 +24,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    common::telemetry::init("dedupe");
+    let _telemetry = common::telemetry::init("dedupe");
     let settings: DedupeSettings = common::config::load("DEDUPE", args.config.as_deref())?;
     let (runtime, stopping) = common::shutdown::runtime_with_stop_flag()?;
     let deduper = Deduper::connect(&settings, runtime.handle().clone(), stopping)?;

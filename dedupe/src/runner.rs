@@ -547,7 +547,24 @@ impl Deduper {
         let mut corrections = 0u64;
         // (partition, key, source offset, index of its event in `outputs`)
         let mut forwards: Vec<(i32, &str, i64, usize)> = Vec::new();
+        // One span per record, open until the batch is written.
+        let mut spans = Vec::with_capacity(batch.len());
         for ((message, key), decision) in batch.iter().zip(&keys).zip(&decisions) {
+            if *decision == BatchDecision::NotOwned {
+                continue;
+            }
+            let span = tracing::info_span!(
+                "dedupe record",
+                partition = message.partition(),
+                offset = message.offset(),
+                decision = ?decision
+            );
+            let received = header_str(message, headers::TRACEPARENT);
+            common::trace_context::continue_trace(&span, received);
+            let traceparent = common::trace_context::traceparent_of(&span)
+                .or_else(|| received.map(str::to_string))
+                .unwrap_or_default();
+            spans.push(span);
             match decision {
                 BatchDecision::NotOwned => continue,
                 BatchDecision::Duplicate => {
@@ -561,7 +578,7 @@ impl Deduper {
                 }
                 BatchDecision::Forward => {
                     forwards.push((message.partition(), key, message.offset(), outputs.len()));
-                    self.outputs_of(message, &mut outputs);
+                    self.outputs_of(message, &traceparent, &mut outputs);
                 }
                 BatchDecision::Correction => {
                     corrections += 1;
@@ -572,7 +589,7 @@ impl Deduper {
                         replay_id = header_str(message, headers::REPLAY_ID),
                         "correction forwarded"
                     );
-                    self.outputs_of(message, &mut outputs);
+                    self.outputs_of(message, &traceparent, &mut outputs);
                 }
             }
             processed.push(message);
@@ -630,6 +647,7 @@ impl Deduper {
             .records_out
             .inc_by(forwards.len() as u64 + corrections);
         let _ = self.metrics.corrections.inc_by(corrections);
+        drop(spans);
         tracing::debug!(
             records = processed.len(),
             forwarded = forwards.len(),
@@ -641,7 +659,12 @@ impl Deduper {
     /// Appends the records a first sighting produces: the event on the
     /// input's partition of `properties.events`, and its snapshot on
     /// `properties.latest` when it has one.
-    fn outputs_of(&self, message: &BorrowedMessage<'_>, outputs: &mut Vec<OutRecord>) {
+    fn outputs_of(
+        &self,
+        message: &BorrowedMessage<'_>,
+        traceparent: &str,
+        outputs: &mut Vec<OutRecord>,
+    ) {
         let output = OutRecord {
             topic: self.shared.events_topic.clone(),
             partition: Some(message.partition()),
@@ -649,8 +672,9 @@ impl Deduper {
             payload: message.payload().map(<[u8]>::to_vec),
             headers: Vec::new(),
         }
-        .with_headers_of(message, &[headers::SOURCE_OFFSET])
-        .header(headers::SOURCE_OFFSET, message.offset().to_string());
+        .with_headers_of(message, &[headers::SOURCE_OFFSET, headers::TRACEPARENT])
+        .header(headers::SOURCE_OFFSET, message.offset().to_string())
+        .header(headers::TRACEPARENT, traceparent);
         if header_str(message, HAS_SNAPSHOT) == Some("true") {
             outputs.push(OutRecord {
                 topic: self.latest_topic.clone(),

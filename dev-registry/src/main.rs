@@ -37,7 +37,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    common::telemetry::init("dev-registry");
+    let _telemetry = common::telemetry::init("dev-registry");
     let settings: RegistrySettings = common::config::load(ENV_PREFIX, args.config.as_deref())?;
     let topic = settings.schemas_topic.clone();
     let addr: SocketAddr = settings

@@ -30,7 +30,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    common::telemetry::init("ingest");
+    let _telemetry = common::telemetry::init("ingest");
     let settings: IngestSettings = common::config::load("INGEST", args.config.as_deref())?;
     let raw_topic = settings.topics.raw();
     let kafka = settings.kafka.clone();

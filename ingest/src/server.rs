@@ -242,12 +242,19 @@ async fn handle(
         serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(e.to_string()))?;
 
     let request_id = uuid::Uuid::new_v4().to_string();
-    let traceparent = parts
-        .headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| common::traceparent::is_valid(v))
-        .map_or_else(common::traceparent::new_root, str::to_string);
+    // The root of the webhook's trace (or a child of the sender's, when it
+    // sent a valid `traceparent`); it lasts until Kafka's acknowledgement,
+    // and its context travels on in the record's `traceparent` header.
+    let span = tracing::info_span!("ingest webhook", source = %source_name, otel.kind = "server");
+    common::trace_context::continue_trace(
+        &span,
+        parts
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let traceparent =
+        common::trace_context::traceparent_of(&span).unwrap_or_else(common::traceparent::new_root);
     let arrival = Arrival {
         source: source_name,
         provider: source.settings.provider.as_str(),

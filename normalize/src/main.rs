@@ -70,7 +70,7 @@ fn unix_ms(text: &str) -> Result<i64, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    common::telemetry::init("normalize");
+    let _telemetry = common::telemetry::init("normalize");
     let settings: NormalizeSettings = common::config::load("NORMALIZE", args.config.as_deref())?;
     if let Some(Command::Replay {
         id,

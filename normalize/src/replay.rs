@@ -28,7 +28,7 @@ use common::produce::send_all;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::runner::{Normalizer, Outcome, backoff};
+use crate::runner::{Normalizer, Outcome, backoff, record_span};
 use crate::settings::NormalizeSettings;
 
 /// Header carried by every replayed event.
@@ -151,8 +151,9 @@ pub async fn replay(
             _ => None,
         };
         let origin_ref = origin.as_ref().map(|(t, p, o)| (t.as_str(), *p, *o));
+        let (_span, traceparent) = record_span(&message);
         for attempt in 0u32.. {
-            match normalizer.outcome(&message, origin_ref).await {
+            match normalizer.outcome(&message, origin_ref, &traceparent).await {
                 Ok(Outcome::Events(records)) => {
                     let records: Vec<_> = records
                         .into_iter()

@@ -228,10 +228,14 @@ impl Normalizer {
         shutdown: &mut watch::Receiver<bool>,
     ) -> bool {
         let mut outcomes = Vec::with_capacity(batch.len());
+        // One span per record, open until the batch is acknowledged.
+        let mut spans = Vec::with_capacity(batch.len());
         for message in batch {
+            let (span, traceparent) = record_span(message);
+            spans.push(span);
             let mut attempt = 0u32;
             loop {
-                match self.outcome(message, None).await {
+                match self.outcome(message, None, &traceparent).await {
                     Ok(outcome) => {
                         outcomes.push(outcome);
                         break;
@@ -264,6 +268,7 @@ impl Normalizer {
         for attempt in 0u32.. {
             match send_all(&self.producer, &records).await {
                 Ok(_) => {
+                    drop(std::mem::take(&mut spans));
                     self.metrics.batch(batch.len(), started);
                     let _ = self.metrics.records_out.inc_by(events as u64);
                     let _ = self.metrics.dead_letters.inc_by(dead_letters as u64);
@@ -293,11 +298,12 @@ impl Normalizer {
 
     /// Parses and encodes; `Err` only for transient registry failures.
     /// `origin` is the raw record's position when `message` is a replayed
-    /// dead letter.
+    /// dead letter; `traceparent` goes on the events (the record's span).
     pub(crate) async fn outcome(
         &self,
         message: &BorrowedMessage<'_>,
         origin: Option<(&str, i32, i64)>,
+        traceparent: &str,
     ) -> Result<Outcome, schema_registry_converter::error::SRCError> {
         let body = message.payload().unwrap_or_default();
         let parsed = parse_message(message, body, origin).map(|mut events| {
@@ -318,7 +324,6 @@ impl Normalizer {
                 )));
             }
         };
-        let traceparent = header_str(message, headers::TRACEPARENT).unwrap_or_default();
         let mut records = Vec::with_capacity(events.len());
         for event in &events {
             let value = match self.encoder.encode_struct(event, &self.strategy).await {
@@ -374,6 +379,22 @@ impl Normalizer {
         );
         dead_letter(message, &self.dlq_topic, STAGE, kind, reason)
     }
+}
+
+/// The span of one raw record, continuing the webhook's trace, and the
+/// `traceparent` its events carry.
+pub(crate) fn record_span<M: Message>(message: &M) -> (tracing::Span, String) {
+    let span = tracing::info_span!(
+        "normalize record",
+        partition = message.partition(),
+        offset = message.offset()
+    );
+    let received = header_str(message, headers::TRACEPARENT);
+    common::trace_context::continue_trace(&span, received);
+    let traceparent = common::trace_context::traceparent_of(&span)
+        .or_else(|| received.map(str::to_string))
+        .unwrap_or_default();
+    (span, traceparent)
 }
 
 /// Builds the parser context from the raw record's headers and parses it.

@@ -25,7 +25,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    common::telemetry::init("sink");
+    let _telemetry = common::telemetry::init("sink");
     let settings: SinkSettings = common::config::load("SINK", args.config.as_deref())?;
     let (runtime, stopping) = common::shutdown::runtime_with_stop_flag()?;
     let runner = SinkRunner::connect(&settings, runtime.handle().clone(), stopping)?;

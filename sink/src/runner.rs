@@ -50,6 +50,9 @@ struct Batch {
     originals: Vec<OwnedMessage>,
     next_offsets: HashMap<i32, i64>,
     started: Option<Instant>,
+    /// One span per record read, continuing its webhook's trace; they close
+    /// when the batch is dropped, after its commit.
+    spans: Vec<tracing::Span>,
 }
 
 /// The sink's metrics: the common stage series (`records_out` counts rows
@@ -438,8 +441,18 @@ impl SinkRunner {
             partition: message.partition(),
             offset: message.offset(),
         };
+        let span = tracing::info_span!(
+            "sink record",
+            partition = message.partition(),
+            offset = message.offset()
+        );
+        common::trace_context::continue_trace(
+            &span,
+            common::kafka::header_str(message, common::headers::TRACEPARENT),
+        );
         let decoded = self.decode(message.payload().unwrap_or_default());
         let mut batch = lock(&self.shared.batch);
+        batch.spans.push(span);
         let _ = batch.started.get_or_insert_with(Instant::now);
         let _ = batch
             .next_offsets
