@@ -577,6 +577,12 @@ impl Deduper {
                     );
                 }
                 BatchDecision::Forward => {
+                    tracing::debug!(
+                        key,
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "forwarded"
+                    );
                     forwards.push((message.partition(), key, message.offset(), outputs.len()));
                     self.outputs_of(message, &traceparent, &mut outputs);
                 }
@@ -595,6 +601,11 @@ impl Deduper {
             processed.push(message);
         }
         if outputs.is_empty() {
+            tracing::info!(
+                records = processed.len(),
+                forwarded = 0,
+                "batch deduplicated"
+            );
             return Ok((processed, false));
         }
         let transactional = self.shared.mode == Mode::Transactional;
@@ -648,9 +659,10 @@ impl Deduper {
             .inc_by(forwards.len() as u64 + corrections);
         let _ = self.metrics.corrections.inc_by(corrections);
         drop(spans);
-        tracing::debug!(
+        tracing::info!(
             records = processed.len(),
             forwarded = forwards.len(),
+            corrections,
             "batch deduplicated"
         );
         Ok((processed, transactional))

@@ -272,7 +272,7 @@ impl Normalizer {
                     self.metrics.batch(batch.len(), started);
                     let _ = self.metrics.records_out.inc_by(events as u64);
                     let _ = self.metrics.dead_letters.inc_by(dead_letters as u64);
-                    tracing::debug!(
+                    tracing::info!(
                         records = batch.len(),
                         events,
                         dead_letters,
@@ -337,6 +337,13 @@ impl Normalizer {
                     )));
                 }
             };
+            tracing::debug!(
+                dedupe_key = %event.dedupe_key,
+                event_type = event.event_type.as_str(),
+                partition = message.partition(),
+                offset = message.offset(),
+                "normalized"
+            );
             records.push(self.normalized_record(event, value, traceparent));
         }
         Ok(Outcome::Events(records))
