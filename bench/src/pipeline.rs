@@ -152,6 +152,11 @@ impl Pipeline {
                     format!("{upper}__GROUP"),
                     format!("{}{}", self.topics.prefix, service.name()),
                 ));
+                // Its own /metrics port, so it never collides with a running stack.
+                env.push((
+                    format!("{upper}__METRICS_LISTEN"),
+                    format!("127.0.0.1:{}", free_port()?),
+                ));
             }
         }
         if matches!(service, Service::Normalize | Service::Sink) {

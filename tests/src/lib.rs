@@ -371,6 +371,12 @@ impl Pipeline {
                     format!("{upper}__GROUP"),
                     format!("{}{}", self.topics.prefix, service.name()),
                 ));
+                if let Some(port) = self.metrics_ports.get(&service) {
+                    vars.push((
+                        format!("{upper}__METRICS_LISTEN"),
+                        format!("127.0.0.1:{port}"),
+                    ));
+                }
             }
         }
         match service {
@@ -446,16 +452,12 @@ impl Pipeline {
             .open(&log_path)
             .expect("open the service log");
         let mut command = self.command(service);
-        if let Some(port) = self.metrics_ports.get(&service) {
-            // The first instance keeps its port across restarts; extra ones get their own.
-            let port = if log_name == service.name() {
-                *port
-            } else {
-                free_port()
-            };
+        if self.metrics_ports.contains_key(&service) && log_name != service.name() {
+            // The first instance keeps its port across restarts (see
+            // `env_for`); extra instances get their own.
             let _ = command.env(
                 format!("{}__METRICS_LISTEN", service.name().to_ascii_uppercase()),
-                format!("127.0.0.1:{port}"),
+                format!("127.0.0.1:{}", free_port()),
             );
         }
         command
