@@ -22,7 +22,7 @@ use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pipeline::{Infra, Pipeline, Service};
 use crate::{requests, topics};
@@ -44,7 +44,7 @@ pub struct CatchUpLoad {
 }
 
 /// One stage's (or baseline's) catch-up.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Rate {
     /// Records processed in the timed window.
     pub records: u64,
@@ -65,7 +65,7 @@ impl Rate {
 }
 
 /// What the run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CatchUpResult {
     /// Backlog size.
     pub records: u64,

@@ -29,8 +29,9 @@ const WIDTH: f64 = 1000.0;
 const LABEL_WIDTH: f64 = 320.0;
 const BAR_HEIGHT: f64 = 16.0;
 const GROUP_GAP: f64 = 12.0;
-const PALETTE: [&str; 6] = [
-    "#9aa5b1", "#5b8def", "#e4572e", "#29a35a", "#f2a541", "#7d5ba6",
+const PALETTE: [&str; 10] = [
+    "#9aa5b1", "#5b8def", "#e4572e", "#29a35a", "#f2a541", "#7d5ba6", "#17becf", "#8c564b",
+    "#e377c2", "#bcbd22",
 ];
 
 fn escape(text: &str) -> String {
@@ -76,6 +77,10 @@ pub fn render(title: &str, panels: &[Panel]) -> String {
             escape(name)
         );
         x += 24.0 + 7.5 * name.len() as f64;
+        if x > WIDTH - 200.0 {
+            x = 20.0;
+            y += 18.0;
+        }
     }
     y += 20.0;
     for panel in panels {

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http_load::{LoadResult, open_loop};
 use crate::latency::LatencySummary;
@@ -43,7 +43,7 @@ pub struct EndToEndLoad {
 }
 
 /// What the run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndToEndResult {
     /// Target rate, webhooks/s.
     pub target_rate: f64,

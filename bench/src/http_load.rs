@@ -23,7 +23,7 @@ use crate::latency::LatencySummary;
 pub type RequestFactory = Arc<dyn Fn(u64) -> anyhow::Result<Request<Full<Bytes>>> + Send + Sync>;
 
 /// What a closed-loop run measured.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LoadResult {
     /// Responses with status 200 during the measurement.
     pub ok: u64,

@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use axum::body::Bytes;
 use http_body_util::Full;
 use hyper::Request;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http_load::{LoadResult, RequestFactory, closed_loop};
 use crate::pipeline::{Infra, Pipeline, Service};
@@ -42,7 +42,7 @@ pub struct IngestLoad {
 }
 
 /// The measurements for one payload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PayloadResult {
     /// Payload name.
     pub payload: String,

@@ -135,6 +135,13 @@ enum Command {
         #[command(flatten)]
         catch_up: CatchUpArgs,
     },
+    /// Re-renders report.md and bench.svg into --out from a results.json
+    /// an earlier run wrote (no measurement).
+    Render {
+        /// The results.json to render.
+        #[arg(long)]
+        results: PathBuf,
+    },
     /// Internal: the bare HTTP ceiling's server (started by `ingest`).
     #[command(hide = true)]
     ServeBare {
@@ -165,6 +172,18 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let (ingest, end_to_end, catch_up) = match &cli.command {
         Command::ServeBare { listen } => return bare_http::run(*listen).await,
+        Command::Render { results } => {
+            let text = std::fs::read_to_string(results)
+                .with_context(|| format!("cannot read {}", results.display()))?;
+            let report: report::Report = serde_json::from_str(&text).with_context(|| {
+                format!("{} is not an estate-bench results.json", results.display())
+            })?;
+            std::fs::create_dir_all(&cli.out)
+                .with_context(|| format!("cannot create {}", cli.out.display()))?;
+            report.write(&cli.out)?;
+            println!("{}", report.markdown());
+            return Ok(());
+        }
         Command::Ingest(args) => (Some(args.clone()), None, None),
         Command::EndToEnd(args) => (None, Some(args.clone()), None),
         Command::CatchUp(args) => (None, None, Some(args.clone())),

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catch_up::CatchUpResult;
 use crate::chart::{self, Group, Panel};
@@ -14,7 +14,7 @@ use crate::end_to_end::EndToEndResult;
 use crate::ingest_load::PayloadResult;
 
 /// Everything one run measured.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// The command line that produced it.
     pub command: String,
@@ -225,32 +225,6 @@ impl Report {
             vec![throughput, latency]
         };
         if let Some(e) = &self.end_to_end {
-            if let Some(c) = &self.catch_up {
-                panels.push(Panel {
-                    title: format!("Catch-up on {} records, one instance", c.records),
-                    unit: "records/s".into(),
-                    groups: vec![
-                        Group {
-                            label: "normalize".into(),
-                            bars: vec![
-                                ("baseline".into(), c.normalize_baseline.per_sec),
-                                ("stage".into(), c.normalize.per_sec),
-                            ],
-                        },
-                        Group {
-                            label: "dedupe".into(),
-                            bars: vec![("stage".into(), c.dedupe.per_sec)],
-                        },
-                        Group {
-                            label: "sink".into(),
-                            bars: vec![
-                                ("baseline".into(), c.sink_baseline.per_sec),
-                                ("stage".into(), c.sink.per_sec),
-                            ],
-                        },
-                    ],
-                });
-            }
             panels.push(Panel {
                 title: format!(
                     "End to end at {:.0}/s: arrival to PostgreSQL commit",
