@@ -16,8 +16,10 @@ async fn connect(pipeline: &Pipeline) -> TcpStream {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_never_finishes_its_headers_is_disconnected_at_the_deadline() {
     let pipeline = Pipeline::start_ingest("slow_headers").await;
-    let mut stream = connect(&pipeline).await;
+    // Ingest's deadline starts when it accepts the connection, which can be
+    // a moment before `connect` returns here: start the clock before it.
     let started = Instant::now();
+    let mut stream = connect(&pipeline).await;
     stream
         .write_all(b"POST /webhooks/generic HTTP/1.1\r\nhost: ingest\r\n")
         .await
