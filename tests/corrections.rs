@@ -160,6 +160,14 @@ async fn a_replay_as_a_newer_normalizer_corrects_the_row_and_redeliveries_stay_d
         "99.0.0",
         "an older version never overwrites"
     );
+    let property_version: String = pipeline
+        .db()
+        .await
+        .query_one("SELECT last_normalizer_version FROM properties", &[])
+        .await
+        .expect("one property row")
+        .get(0);
+    assert_eq!(property_version, "99.0.0", "nor the property's snapshot");
 
     // Replays never move the live group; an ordinary redelivery is still a duplicate.
     assert_eq!(live_offset(&pipeline, raw.partition()), live);

@@ -17,6 +17,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "corrections",
         include_str!("../migrations/0003_corrections.sql"),
     ),
+    (
+        4,
+        "properties_lineage",
+        include_str!("../migrations/0004_properties_lineage.sql"),
+    ),
 ];
 
 /// Arbitrary advisory lock id for migrations.

@@ -42,29 +42,32 @@ WHERE normalizer_version_key(EXCLUDED.normalizer_version)
     > normalizer_version_key(property_events.normalizer_version)";
 
 /// The newest snapshot of each property in the batch, upserted; a stored
-/// row from a newer event (time, then offset) is kept.
+/// row from a newer event (time, then offset) is kept, and so is a row
+/// from the same event (dedupe key) by a newer normalizer version.
 pub const UPSERT_PROPERTIES: &str = "
 INSERT INTO properties (
     property_key, source, provider, provider_property_id, transaction_type, property_type,
     title, price, currency, price_per_m2, surface_m2, rooms, bedrooms, bathrooms,
     address, city, postcode, department, country, latitude, longitude, status,
     first_seen_at, last_seen_at, last_event_type, last_event_at, last_event_partition,
-    last_event_offset, snapshot)
+    last_event_offset, snapshot, last_dedupe_key, last_normalizer_version)
 SELECT property_key, source, provider, provider_property_id, transaction_type, property_type,
     title, price, currency, price_per_m2, surface_m2, rooms, bedrooms, bathrooms,
     address, city, postcode, department, country, latitude, longitude, status,
     to_timestamp(first_seen_s), to_timestamp(last_seen_s), last_event_type,
-    to_timestamp(last_event_s), last_event_partition, last_event_offset, snapshot::jsonb
+    to_timestamp(last_event_s), last_event_partition, last_event_offset, snapshot::jsonb,
+    last_dedupe_key, last_normalizer_version
 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
     $7::text[], $8::float8[], $9::text[], $10::float8[], $11::float8[], $12::int4[],
     $13::int4[], $14::int4[], $15::text[], $16::text[], $17::text[], $18::text[],
     $19::text[], $20::float8[], $21::float8[], $22::text[], $23::float8[], $24::float8[],
-    $25::text[], $26::float8[], $27::int4[], $28::int8[], $29::text[])
+    $25::text[], $26::float8[], $27::int4[], $28::int8[], $29::text[], $30::text[],
+    $31::text[])
   AS t(property_key, source, provider, provider_property_id, transaction_type, property_type,
     title, price, currency, price_per_m2, surface_m2, rooms, bedrooms, bathrooms,
     address, city, postcode, department, country, latitude, longitude, status,
     first_seen_s, last_seen_s, last_event_type, last_event_s, last_event_partition,
-    last_event_offset, snapshot)
+    last_event_offset, snapshot, last_dedupe_key, last_normalizer_version)
 ON CONFLICT (property_key) DO UPDATE SET
     transaction_type = EXCLUDED.transaction_type, property_type = EXCLUDED.property_type,
     title = EXCLUDED.title, price = EXCLUDED.price, currency = EXCLUDED.currency,
@@ -78,9 +81,14 @@ ON CONFLICT (property_key) DO UPDATE SET
     last_event_type = EXCLUDED.last_event_type, last_event_at = EXCLUDED.last_event_at,
     last_event_partition = EXCLUDED.last_event_partition,
     last_event_offset = EXCLUDED.last_event_offset, snapshot = EXCLUDED.snapshot,
+    last_dedupe_key = EXCLUDED.last_dedupe_key,
+    last_normalizer_version = EXCLUDED.last_normalizer_version,
     updated_at = clock_timestamp()
 WHERE (properties.last_event_at, properties.last_event_offset)
-   <= (EXCLUDED.last_event_at, EXCLUDED.last_event_offset)";
+   <= (EXCLUDED.last_event_at, EXCLUDED.last_event_offset)
+  AND NOT COALESCE(properties.last_dedupe_key = EXCLUDED.last_dedupe_key
+      AND normalizer_version_key(EXCLUDED.last_normalizer_version)
+        < normalizer_version_key(properties.last_normalizer_version), false)";
 
 /// The `property_events` columns of a batch, one array per column.
 #[derive(Debug, Default)]
@@ -222,6 +230,8 @@ pub struct PropertyColumns {
     last_event_partition: Vec<i32>,
     last_event_offset: Vec<i64>,
     snapshot: Vec<String>,
+    last_dedupe_key: Vec<String>,
+    last_normalizer_version: Vec<String>,
 }
 
 impl PropertyColumns {
@@ -266,13 +276,16 @@ impl PropertyColumns {
             c.last_event_s.push(rows::seconds(e.occurred_at));
             c.last_event_partition.push(item.position.partition);
             c.last_event_offset.push(item.position.offset);
+            c.last_dedupe_key.push(e.dedupe_key.clone());
+            c.last_normalizer_version
+                .push(e.lineage.normalizer_version.clone());
             c.snapshot.push(snapshot);
         }
         c
     }
 
     /// The statement parameters, in `UPSERT_PROPERTIES` order.
-    pub fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 29] {
+    pub fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 31] {
         [
             &self.property_key,
             &self.source,
@@ -303,6 +316,8 @@ impl PropertyColumns {
             &self.last_event_partition,
             &self.last_event_offset,
             &self.snapshot,
+            &self.last_dedupe_key,
+            &self.last_normalizer_version,
         ]
     }
 }
