@@ -248,6 +248,22 @@ pub fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(&full).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", full.display()))
 }
 
+/// A free port per consumer stage, none equal to ingest's or each other's
+/// (the kernel may hand out a port again until something binds it).
+fn distinct_metrics_ports(ingest_port: u16) -> HashMap<Service, u16> {
+    let mut taken = vec![ingest_port];
+    [Service::Normalize, Service::Dedupe, Service::Sink]
+        .into_iter()
+        .map(|service| {
+            let port = std::iter::repeat_with(free_port)
+                .find(|port| !taken.contains(port))
+                .expect("a free port");
+            taken.push(port);
+            (service, port)
+        })
+        .collect()
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
@@ -327,10 +343,7 @@ impl Pipeline {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            metrics_ports: [Service::Normalize, Service::Dedupe, Service::Sink]
-                .into_iter()
-                .map(|service| (service, free_port()))
-                .collect(),
+            metrics_ports: distinct_metrics_ports(ingest_port),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
