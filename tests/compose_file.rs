@@ -72,7 +72,12 @@ fn the_compose_file_is_valid_with_and_without_the_tracing_profile() {
 }
 
 /// Variables a service may get that are not its settings.
-const OTHER_VARIABLES: [&str; 3] = ["OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_FORMAT", "RUST_LOG"];
+const OTHER_VARIABLES: [&str; 4] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "LOG_FORMAT",
+    "RUST_LOG",
+];
 
 fn check_environment<T: DeserializeOwned>(compose: &Value, service: &str, prefix: &str) {
     let spec = &compose["services"][service];

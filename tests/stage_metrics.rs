@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_tests::{Pipeline, Service, fixture};
+use pipeline_tests::{Pipeline, Service};
 
 /// The value of the sample named exactly `series` (with its labels), if any.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -46,12 +46,7 @@ async fn wait_for_samples(
 #[tokio::test(flavor = "multi_thread")]
 async fn each_consumer_stage_counts_what_it_did() {
     let pipeline = Pipeline::start("stage_metrics").await;
-    let body = fixture("generic/property.created.json");
-    pipeline.deliver_generic(&body).await;
-    pipeline.deliver_generic(&body).await;
-    pipeline
-        .deliver_generic(&fixture("generic/appointment.scheduled.json"))
-        .await;
+    pipeline.deliver_event_duplicate_and_dead_letter().await;
 
     let _ = wait_for_samples(
         &pipeline,

@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::kafka::KafkaSettings;
-use crate::stage_metrics::{PartitionLabels, StageMetrics};
+use crate::stage_metrics::StageMetrics;
 
 /// How often the lag is sampled.
 const LAG_INTERVAL: Duration = Duration::from_secs(5);
@@ -100,13 +100,7 @@ fn sample_once(client: &BaseConsumer, topic: &str, metrics: &StageMetrics) -> an
             Offset::Offset(offset) => offset,
             _ => low,
         };
-        let _ = metrics
-            .lag
-            .get_or_create(&PartitionLabels {
-                topic: topic.to_string(),
-                partition: element.partition(),
-            })
-            .set((high - position).max(0));
+        metrics.set_lag(topic, element.partition(), (high - position).max(0));
     }
     Ok(())
 }

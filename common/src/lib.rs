@@ -10,6 +10,7 @@ pub mod admin;
 pub mod config;
 pub mod dead_letter;
 pub mod headers;
+pub mod instruments;
 pub mod kafka;
 pub mod produce;
 pub mod shutdown;

@@ -1,32 +1,19 @@
-//! The metrics every consumer stage exposes on `/metrics` (Prometheus text):
+//! The metrics every consumer stage exposes on `/metrics` (Prometheus text)
+//! and pushes over OTLP when telemetry export is on:
 //! records in, out and dead-lettered, batch size and batch latency, and the
 //! consumer group's lag per input partition; a stage registers its own
 //! extra series (dedupe's duplicates and corrections, the sink's commit
 //! latency) through [`StageMetricsBuilder`]. Names are prefixed with the
 //! stage (`normalize_records_in_total`, ...).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use crate::instruments::{Counter, GaugeFamily, Histogram, Instruments, exponential_bounds};
 
-/// Labels of the lag gauge.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PartitionLabels {
-    /// Input topic.
-    pub topic: String,
-    /// Partition number.
-    pub partition: i32,
-}
-
-/// A stage's metrics, shared by its loop and its HTTP endpoint.
+/// A stage's metrics, shared by its loop and its HTTP endpoint; each is
+/// also pushed over OTLP when telemetry export is on.
 pub struct StageMetrics {
-    registry: Registry,
+    instruments: Instruments,
     /// Records read from the input topic and processed.
     pub records_in: Counter,
     /// Records the stage produced (events; rows for the sink).
@@ -39,7 +26,7 @@ pub struct StageMetrics {
     /// (committed, for the sink).
     pub batch_seconds: Histogram,
     /// The group's lag per input partition (high watermark − committed).
-    pub lag: Family<PartitionLabels, Gauge>,
+    lag: GaugeFamily,
 }
 
 impl std::fmt::Debug for StageMetrics {
@@ -56,18 +43,14 @@ pub struct StageMetricsBuilder {
 impl StageMetricsBuilder {
     /// A counter `<stage>_<name>_total`.
     pub fn counter(&mut self, name: &str, help: &str) -> Counter {
-        let counter = Counter::default();
-        self.metrics.registry.register(name, help, counter.clone());
-        counter
+        self.metrics.instruments.counter(name, help)
     }
 
     /// A latency histogram `<stage>_<name>` in seconds (1 ms to about 16 s).
     pub fn seconds(&mut self, name: &str, help: &str) -> Histogram {
-        let histogram = seconds_histogram();
         self.metrics
-            .registry
-            .register(name, help, histogram.clone());
-        histogram
+            .instruments
+            .histogram(name, help, "s", &seconds_bounds())
     }
 
     /// The finished set.
@@ -76,45 +59,39 @@ impl StageMetricsBuilder {
     }
 }
 
-fn seconds_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+fn seconds_bounds() -> Vec<f64> {
+    exponential_bounds(0.001, 2.0, 15)
 }
 
 impl StageMetrics {
     /// The common series of `stage`, ready for extra ones.
-    pub fn builder(stage: &str) -> StageMetricsBuilder {
-        let mut registry = Registry::with_prefix(stage);
-        let records_in = Counter::default();
-        let records_out = Counter::default();
-        let dead_letters = Counter::default();
-        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 12));
-        let batch_seconds = seconds_histogram();
-        let lag = Family::<PartitionLabels, Gauge>::default();
-        registry.register("records_in", "Input records processed", records_in.clone());
-        registry.register(
+    pub fn builder(stage: &'static str) -> StageMetricsBuilder {
+        let mut instruments = Instruments::new(stage);
+        let records_in = instruments.counter("records_in", "Input records processed");
+        let records_out = instruments.counter(
             "records_out",
             "Records produced (rows written, for the sink)",
-            records_out.clone(),
         );
-        registry.register(
-            "dead_letters",
-            "Records sent to the DLQ",
-            dead_letters.clone(),
+        let dead_letters = instruments.counter("dead_letters", "Records sent to the DLQ");
+        let batch_size = instruments.histogram(
+            "batch_size",
+            "Input records per batch",
+            "{record}",
+            &exponential_bounds(1.0, 2.0, 12),
         );
-        registry.register("batch_size", "Input records per batch", batch_size.clone());
-        registry.register(
+        let batch_seconds = instruments.histogram(
             "batch_seconds",
             "Seconds from a batch's first record to its outputs acknowledged or committed",
-            batch_seconds.clone(),
+            "s",
+            &seconds_bounds(),
         );
-        registry.register(
+        let lag = instruments.gauge_family(
             "consumer_lag",
             "Records behind the high watermark, per input partition (the group's committed offset)",
-            lag.clone(),
         );
         StageMetricsBuilder {
             metrics: Self {
-                registry,
+                instruments,
                 records_in,
                 records_out,
                 dead_letters,
@@ -127,23 +104,25 @@ impl StageMetrics {
 
     /// Records one batch of `size` input records that started at `started`.
     pub fn batch(&self, size: usize, started: Instant) {
-        let _ = self.records_in.inc_by(size as u64);
+        self.records_in.inc_by(size as u64);
         self.batch_size.observe(size as f64);
-        self.batch_seconds.observe(started.elapsed().as_secs_f64());
+        self.batch_seconds.observe_duration(started.elapsed());
     }
 
-    /// Observes a duration in seconds on `histogram`.
-    pub fn observe(histogram: &Histogram, elapsed: Duration) {
-        histogram.observe(elapsed.as_secs_f64());
+    /// Sets the sampled lag of one input partition.
+    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.lag.set(
+            vec![
+                ("topic", topic.to_string()),
+                ("partition", partition.to_string()),
+            ],
+            lag,
+        );
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
-        let mut text = String::new();
-        if let Err(e) = encode(&mut text, &self.registry) {
-            tracing::error!(error = %e, "cannot encode the metrics");
-        }
-        text
+        self.instruments.encode()
     }
 }
 
@@ -157,14 +136,8 @@ mod tests {
         let duplicates = builder.counter("duplicates", "Duplicates dropped");
         let metrics = builder.build();
         metrics.batch(3, Instant::now());
-        let _ = duplicates.inc();
-        let _ = metrics
-            .lag
-            .get_or_create(&PartitionLabels {
-                topic: "t".into(),
-                partition: 2,
-            })
-            .set(7);
+        duplicates.inc();
+        metrics.set_lag("t", 2, 7);
         let text = metrics.encode();
         assert!(text.contains("dedupe_records_in_total 3"), "{text}");
         assert!(text.contains("dedupe_duplicates_total 1"), "{text}");

@@ -3,16 +3,23 @@
 //! Logs: `tracing` to stderr, JSON when `LOG_FORMAT=json`, filtered by
 //! `RUST_LOG` (default `info`).
 //!
+//! Metrics: every instrument of [`crate::instruments`] is also pushed over
+//! OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, every
+//! `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (default 60 000), as
+//! cumulative sums, gauges and histograms.
+//!
 //! Traces: an OpenTelemetry layer is always installed, with its own filter
 //! (the pipeline's spans at info), so span contexts exist and travel in the
 //! `traceparent` Kafka header whatever `RUST_LOG` says. Spans are exported
 //! over OTLP/HTTP (protobuf) only when `OTEL_EXPORTER_OTLP_ENDPOINT` is
 //! set; the standard `OTEL_*` variables (headers, timeouts, batch delay)
 //! apply. Keep the [`Telemetry`] guard alive for the life of the process:
-//! dropping it flushes the spans not yet exported, so a SIGTERM loses none.
+//! dropping it flushes the spans and metrics not yet exported, so a SIGTERM
+//! loses none.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::filter::{EnvFilter, Targets};
@@ -20,11 +27,12 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, fmt};
 
-/// Flushes and shuts the span exporter down when dropped.
+/// Flushes and shuts the span and metric exporters down when dropped.
 #[derive(Debug)]
-#[must_use = "dropping the guard stops trace export"]
+#[must_use = "dropping the guard stops trace and metric export"]
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for Telemetry {
@@ -32,7 +40,27 @@ impl Drop for Telemetry {
         if let Err(e) = self.provider.shutdown() {
             eprintln!("trace export did not shut down cleanly: {e}");
         }
+        if let Some(meters) = &self.meters
+            && let Err(e) = meters.shutdown()
+        {
+            eprintln!("metric export did not shut down cleanly: {e}");
+        }
     }
+}
+
+/// The OTLP metric pipeline, installed as the global meter provider so
+/// every instrument created afterwards is exported.
+fn metric_export(resource: Resource) -> Result<SdkMeterProvider, String> {
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let provider = SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_periodic_exporter(exporter)
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    Ok(provider)
 }
 
 /// Installs logging and tracing for `service` (its OpenTelemetry
@@ -42,10 +70,15 @@ pub fn init(service: &'static str) -> Telemetry {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
         .filter(|e| !e.trim().is_empty());
-    let mut builder = SdkTracerProvider::builder()
-        .with_resource(Resource::builder().with_service_name(service).build());
+    let resource = Resource::builder().with_service_name(service).build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource.clone());
     let mut export_error = None;
+    let mut meters = None;
     if endpoint.is_some() {
+        match metric_export(resource) {
+            Ok(provider) => meters = Some(provider),
+            Err(e) => export_error = Some(e),
+        }
         match opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()
@@ -93,7 +126,7 @@ pub fn init(service: &'static str) -> Telemetry {
         );
     }
     if let Some(error) = export_error {
-        tracing::error!(%error, "cannot export traces over OTLP; spans are not exported");
+        tracing::error!(%error, "cannot export over OTLP; spans or metrics are not exported");
     }
-    Telemetry { provider }
+    Telemetry { provider, meters }
 }

@@ -44,10 +44,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use common::headers;
+use common::instruments::Counter;
 use common::kafka::{BatchSettings, KafkaSettings, header_str};
 use common::produce::{OutRecord, Stored, send_all};
 use common::stage_metrics::StageMetrics;
-use prometheus_client::metrics::counter::Counter;
 use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{
@@ -470,7 +470,7 @@ impl Deduper {
         let _ = self
             .shared
             .in_transaction(None, || self.shared.send(&tombstones))?;
-        let _ = self.metrics.expired.inc_by(tombstones.len() as u64);
+        self.metrics.expired.inc_by(tombstones.len() as u64);
         tracing::info!(
             keys = tombstones.len(),
             "expired keys forgotten and tombstoned"
@@ -568,7 +568,7 @@ impl Deduper {
             match decision {
                 BatchDecision::NotOwned => continue,
                 BatchDecision::Duplicate => {
-                    let _ = self.metrics.duplicates.inc();
+                    self.metrics.duplicates.inc();
                     tracing::debug!(
                         key,
                         partition = message.partition(),
@@ -652,12 +652,11 @@ impl Deduper {
                 }
             }
         }
-        let _ = self
-            .metrics
+        self.metrics
             .stage
             .records_out
             .inc_by(forwards.len() as u64 + corrections);
-        let _ = self.metrics.corrections.inc_by(corrections);
+        self.metrics.corrections.inc_by(corrections);
         drop(spans);
         tracing::info!(
             records = processed.len(),

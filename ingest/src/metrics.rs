@@ -1,74 +1,47 @@
-//! Ingest's Prometheus metrics, served as text on `GET /metrics`: requests
+//! Ingest's metrics, served as Prometheus text on `GET /metrics` and pushed
+//! over OTLP when telemetry export is on: requests
 //! by source and status, verification failures by source and reason, the
 //! produce latency (send to broker acknowledgement), and requests in flight.
 //!
 //! Label values are bounded: an unknown source is counted as `unknown`, so a
 //! scanner cannot grow the series without limit.
 
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
-
-type Labels = Vec<(&'static str, String)>;
+use common::instruments::{
+    CounterFamily, HistogramFamily, Instruments, UpDown, exponential_bounds,
+};
 
 /// The metrics and the registry that exposes them.
+#[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
-    requests: Family<Labels, Counter>,
-    verification_failures: Family<Labels, Counter>,
-    produce_latency: Family<Labels, Histogram>,
-    in_flight: Gauge<i64, AtomicI64>,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Metrics")
-    }
-}
-
-fn latency_histogram() -> Histogram {
-    // 1 ms .. about 4 s: the acknowledgement bound is 3 s by default.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.001, 2.0, 13,
-    ))
+    instruments: Instruments,
+    requests: CounterFamily,
+    verification_failures: CounterFamily,
+    produce_latency: HistogramFamily,
+    in_flight: UpDown,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("ingest");
-        let requests = Family::<Labels, Counter>::default();
-        let verification_failures = Family::<Labels, Counter>::default();
-        let produce_latency =
-            Family::<Labels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
-        let in_flight = Gauge::<i64, AtomicI64>::default();
-        registry.register(
-            "requests",
-            "Webhook requests by source and HTTP status",
-            requests.clone(),
-        );
-        registry.register(
+        let mut instruments = Instruments::new("ingest");
+        let requests =
+            instruments.counter_family("requests", "Webhook requests by source and HTTP status");
+        let verification_failures = instruments.counter_family(
             "verification_failures",
             "Requests refused by a source's checks, by reason",
-            verification_failures.clone(),
         );
-        registry.register(
+        // 1 ms .. about 4 s: the acknowledgement bound is 3 s by default.
+        let produce_latency = instruments.histogram_family(
             "produce_latency_seconds",
             "Time from handing a record to the producer to the broker's acknowledgement (or the bound)",
-            produce_latency.clone(),
+            "s",
+            &exponential_bounds(0.001, 2.0, 13),
         );
-        registry.register(
-            "in_flight_requests",
-            "Webhook requests being handled now",
-            in_flight.clone(),
-        );
+        let in_flight =
+            instruments.up_down("in_flight_requests", "Webhook requests being handled now");
         Self {
-            registry,
+            instruments,
             requests,
             verification_failures,
             produce_latency,
@@ -79,56 +52,46 @@ impl Default for Metrics {
 
 /// Decrements the in-flight gauge when the request ends, however it ends.
 #[derive(Debug)]
-pub struct InFlight(Gauge<i64, AtomicI64>);
+pub struct InFlight(UpDown);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let _ = self.0.dec();
+        self.0.dec();
     }
 }
 
 impl Metrics {
     /// Counts a request in flight until the guard is dropped.
     pub fn in_flight(&self) -> InFlight {
-        let _ = self.in_flight.inc();
+        self.in_flight.inc();
         InFlight(self.in_flight.clone())
     }
 
     /// Counts a finished request.
     pub fn request(&self, source: &str, status: u16) {
-        let _ = self
-            .requests
-            .get_or_create(&vec![
-                ("source", source.to_string()),
-                ("status", status.to_string()),
-            ])
-            .inc();
+        self.requests.inc(vec![
+            ("source", source.to_string()),
+            ("status", status.to_string()),
+        ]);
     }
 
     /// Counts a verification failure.
     pub fn verification_failure(&self, source: &str, reason: &'static str) {
-        let _ = self
-            .verification_failures
-            .get_or_create(&vec![
-                ("source", source.to_string()),
-                ("reason", reason.to_string()),
-            ])
-            .inc();
+        self.verification_failures.inc(vec![
+            ("source", source.to_string()),
+            ("reason", reason.to_string()),
+        ]);
     }
 
     /// Records how long a produce took; `outcome` is `acked`, `refused` or `timeout`.
     pub fn produce(&self, outcome: &'static str, elapsed: Duration) {
         self.produce_latency
-            .get_or_create(&vec![("outcome", outcome.to_string())])
-            .observe(elapsed.as_secs_f64());
+            .observe_duration(vec![("outcome", outcome.to_string())], elapsed);
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        self.instruments.encode()
     }
 }
 

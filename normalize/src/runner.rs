@@ -270,8 +270,8 @@ impl Normalizer {
                 Ok(_) => {
                     drop(std::mem::take(&mut spans));
                     self.metrics.batch(batch.len(), started);
-                    let _ = self.metrics.records_out.inc_by(events as u64);
-                    let _ = self.metrics.dead_letters.inc_by(dead_letters as u64);
+                    self.metrics.records_out.inc_by(events as u64);
+                    self.metrics.dead_letters.inc_by(dead_letters as u64);
                     tracing::info!(
                         records = batch.len(),
                         events,

@@ -39,8 +39,8 @@ use tokio::runtime::Handle;
 use crate::rows::{EventToWrite, Position};
 use crate::settings::SinkSettings;
 use crate::store::{PostgresSink, Sink, WriteError};
+use common::instruments::Histogram;
 use common::stage_metrics::StageMetrics;
-use prometheus_client::metrics::histogram::Histogram;
 
 /// Records read but not yet committed to the database.
 #[derive(Debug, Default)]
@@ -119,10 +119,12 @@ impl Shared {
             };
             match result {
                 Ok(()) => {
-                    StageMetrics::observe(&self.metrics.commit_seconds, started.elapsed());
+                    self.metrics
+                        .commit_seconds
+                        .observe_duration(started.elapsed());
                     let stage = &self.metrics.stage;
                     stage.batch(batch.events.len(), batch.started.unwrap_or(started));
-                    let _ = stage.records_out.inc_by(batch.events.len() as u64);
+                    stage.records_out.inc_by(batch.events.len() as u64);
                     tracing::info!(
                         events = batch.events.len(),
                         commit_ms = started.elapsed().as_millis(),
@@ -222,8 +224,8 @@ impl Shared {
             std::thread::sleep(Duration::from_millis(500));
         }
         let n = records.len() as u64;
-        let _ = self.metrics.stage.dead_letters.inc_by(n);
-        let _ = self.metrics.stage.records_in.inc_by(n);
+        self.metrics.stage.dead_letters.inc_by(n);
+        self.metrics.stage.records_in.inc_by(n);
         true
     }
 

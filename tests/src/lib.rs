@@ -626,6 +626,17 @@ impl Pipeline {
         self.client().deliver_generic(body).await;
     }
 
+    /// Three generic webhooks every stage counts differently: a property
+    /// event, the same event again (dedupe drops it), and an event of no
+    /// property (normalize dead-letters it). One row lands.
+    pub async fn deliver_event_duplicate_and_dead_letter(&self) {
+        let body = fixture("generic/property.created.json");
+        self.deliver_generic(&body).await;
+        self.deliver_generic(&body).await;
+        self.deliver_generic(&fixture("generic/appointment.scheduled.json"))
+            .await;
+    }
+
     /// A connection to this pipeline's database.
     pub async fn db(&self) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(

@@ -1,6 +1,7 @@
 //! A small OTLP/HTTP receiver for the tests (no collector can be installed
-//! here): accepts `POST /v1/traces` in protobuf, as the services export,
-//! and keeps every span with its service name and parent.
+//! here): accepts `POST /v1/traces` and `POST /v1/metrics` in protobuf, as
+//! the services export, and keeps every span with its service name and
+//! parent, and the latest value of every metric series.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -9,8 +10,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::number_data_point;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 
 /// One exported span.
@@ -28,64 +34,184 @@ pub struct ReceivedSpan {
     pub parent_span_id: String,
 }
 
+/// The latest exported value of one metric series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedPoint {
+    /// The exporting service's `service.name`.
+    pub service: String,
+    /// Metric name.
+    pub name: String,
+    /// The series' attributes, `key=value`, sorted.
+    pub attributes: Vec<String>,
+    /// A sum's or gauge's value; a histogram's count.
+    pub value: f64,
+}
+
+#[derive(Debug, Default)]
+struct Received {
+    spans: Vec<ReceivedSpan>,
+    points: Vec<ReceivedPoint>,
+}
+
+type Shared = Arc<Mutex<Received>>;
+
 /// A running receiver.
 #[derive(Debug, Clone)]
 pub struct OtlpReceiver {
     /// Base URL, for `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub url: String,
-    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    received: Shared,
 }
 
 impl OtlpReceiver {
     /// Starts on a free port.
     pub async fn start() -> Self {
-        let spans = Arc::new(Mutex::new(Vec::new()));
+        let received = Shared::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the OTLP receiver");
         let address = listener.local_addr().expect("local address");
         let router = Router::new()
-            .route("/v1/traces", post(receive))
-            .with_state(Arc::clone(&spans));
+            .route("/v1/traces", post(receive_spans))
+            .route("/v1/metrics", post(receive_metrics))
+            .with_state(Arc::clone(&received));
         drop(tokio::spawn(async move {
             axum::serve(listener, router).await.expect("OTLP receiver");
         }));
         Self {
             url: format!("http://{address}"),
-            spans,
+            received,
         }
     }
 
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.spans
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.lock().spans.clone()
+    }
+
+    /// The latest value of every metric series received so far.
+    pub fn points(&self) -> Vec<ReceivedPoint> {
+        self.lock().points.clone()
+    }
+
+    /// The latest value of `service`'s metric `name`, summed over its series.
+    pub fn total(&self, service: &str, name: &str) -> Option<f64> {
+        let received = self.lock();
+        let mut matching = received
+            .points
+            .iter()
+            .filter(|p| p.service == service && p.name == name)
+            .peekable();
+        let _ = matching.peek()?;
+        Some(matching.map(|p| p.value).sum())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Received> {
+        self.received.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-async fn receive(
-    State(spans): State<Arc<Mutex<Vec<ReceivedSpan>>>>,
-    body: Bytes,
-) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
-    let protobuf = [(header::CONTENT_TYPE, "application/x-protobuf")];
+type Reply = (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>);
+
+fn reply(status: StatusCode) -> Reply {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        Vec::new(),
+    )
+}
+
+fn text(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn service_name(resource: Option<&Resource>) -> String {
+    resource
+        .iter()
+        .flat_map(|r| &r.attributes)
+        .find(|a| a.key == "service.name")
+        .map(|a| text(a.value.as_ref().and_then(|v| v.value.as_ref())))
+        .unwrap_or_default()
+}
+
+fn sorted_attributes(attributes: &[KeyValue]) -> Vec<String> {
+    let mut out: Vec<String> = attributes
+        .iter()
+        .map(|a| {
+            format!(
+                "{}={}",
+                a.key,
+                text(a.value.as_ref().and_then(|v| v.value.as_ref()))
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn receive_metrics(State(shared): State<Shared>, body: Bytes) -> Reply {
+    let Ok(request) = ExportMetricsServiceRequest::decode(body) else {
+        return reply(StatusCode::BAD_REQUEST);
+    };
+    let mut points = Vec::new();
+    for resource_metrics in request.resource_metrics {
+        let service = service_name(resource_metrics.resource.as_ref());
+        for metric in resource_metrics
+            .scope_metrics
+            .into_iter()
+            .flat_map(|s| s.metrics)
+        {
+            let mut point = |attributes: &[KeyValue], value: f64| {
+                points.push(ReceivedPoint {
+                    service: service.clone(),
+                    name: metric.name.clone(),
+                    attributes: sorted_attributes(attributes),
+                    value,
+                });
+            };
+            let number = |p: &number_data_point::Value| match *p {
+                number_data_point::Value::AsDouble(d) => d,
+                number_data_point::Value::AsInt(i) => i as f64,
+            };
+            match &metric.data {
+                Some(Data::Sum(sum)) => sum.data_points.iter().for_each(|p| {
+                    point(&p.attributes, p.value.as_ref().map_or(0.0, number));
+                }),
+                Some(Data::Gauge(gauge)) => gauge.data_points.iter().for_each(|p| {
+                    point(&p.attributes, p.value.as_ref().map_or(0.0, number));
+                }),
+                Some(Data::Histogram(histogram)) => histogram
+                    .data_points
+                    .iter()
+                    .for_each(|p| point(&p.attributes, p.count as f64)),
+                _ => {}
+            }
+        }
+    }
+    let mut received = shared.lock().unwrap_or_else(PoisonError::into_inner);
+    for point in points {
+        received.points.retain(|p| {
+            !(p.service == point.service
+                && p.name == point.name
+                && p.attributes == point.attributes)
+        });
+        received.points.push(point);
+    }
+    reply(StatusCode::OK)
+}
+
+async fn receive_spans(State(shared): State<Shared>, body: Bytes) -> Reply {
     let Ok(request) = ExportTraceServiceRequest::decode(body) else {
-        return (StatusCode::BAD_REQUEST, protobuf, Vec::new());
+        return reply(StatusCode::BAD_REQUEST);
     };
     let mut received = Vec::new();
     for resource_spans in request.resource_spans {
-        let service = resource_spans
-            .resource
-            .iter()
-            .flat_map(|r| &r.attributes)
-            .find(|a| a.key == "service.name")
-            .and_then(|a| a.value.as_ref()?.value.as_ref())
-            .map(|v| match v {
-                Value::StringValue(s) => s.clone(),
-                other => format!("{other:?}"),
-            })
-            .unwrap_or_default();
+        let service = service_name(resource_spans.resource.as_ref());
         for scope in resource_spans.scope_spans {
             for span in scope.spans {
                 received.push(ReceivedSpan {
@@ -98,9 +224,10 @@ async fn receive(
             }
         }
     }
-    spans
+    shared
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
+        .spans
         .extend(received);
-    (StatusCode::OK, protobuf, Vec::new())
+    reply(StatusCode::OK)
 }
