@@ -22,11 +22,11 @@ pub(crate) fn new_event(
     occurred_at: i64,
 ) -> PropertyEvent {
     PropertyEvent {
-        dedupe_key: format!("{}:{event_id}", context.source),
+        dedupe_key: prefixed(context.source, &event_id),
         event_id,
         source: context.source.to_string(),
         provider,
-        property_key: format!("{}:{property_id}", context.source),
+        property_key: prefixed(context.source, &property_id),
         provider_property_id: property_id,
         event_type,
         occurred_at,
@@ -44,19 +44,48 @@ pub(crate) fn new_event(
     }
 }
 
+/// `<source>:<id>`, allocated once (it runs for every event).
+fn prefixed(source: &str, id: &str) -> String {
+    let mut key = String::with_capacity(source.len() + 1 + id.len());
+    key.push_str(source);
+    key.push(':');
+    key.push_str(id);
+    key
+}
+
 /// The raw body's lowercase hex SHA-256, computed once per record.
-pub(crate) struct BodyHash(String);
+pub(crate) struct BodyHash([u8; 64]);
 
 impl BodyHash {
     /// Hashes the raw body.
     pub(crate) fn of(body: &[u8]) -> Self {
-        Self(hex::encode(Sha256::digest(body)))
+        let mut hex = [0u8; 64];
+        // 32 bytes always fit 64 hex digits.
+        let _ = hex::encode_to_slice(Sha256::digest(body), &mut hex);
+        Self(hex)
+    }
+
+    fn hex(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// Event id for providers that send none: the body hash, `:` and the
     /// item's position in the body (e.g. `created.0.1`).
     pub(crate) fn position_id(&self, position: &str) -> String {
-        format!("{}:{position}", self.0)
+        prefixed(self.hex(), position)
+    }
+
+    /// [`Self::position_id`] of `<list>.<item>.<index>`, in one allocation.
+    pub(crate) fn list_position_id(&self, list: &str, item: usize, index: usize) -> String {
+        use std::fmt::Write as _;
+        let mut id = String::with_capacity(64 + 1 + list.len() + 2 * 20 + 2);
+        id.push_str(self.hex());
+        id.push(':');
+        id.push_str(list);
+        // Writing into a String cannot fail.
+        let _ = write!(id, ".{item}.{index}");
+        id
     }
 }
 
@@ -73,6 +102,10 @@ mod tests {
         assert_eq!(
             a,
             "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a:0"
+        );
+        assert_eq!(
+            BodyHash::of(b"{}").list_position_id("created", 0, 1),
+            BodyHash::of(b"{}").position_id("created.0.1")
         );
     }
 }

@@ -54,15 +54,18 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
                     ));
                 }
             };
+            events.reserve(ids.len());
             for (index, id) in ids.iter().enumerate() {
-                let position = format!("{name}.{item_index}.{index}");
                 let property_id = text(Some(id)).ok_or_else(|| {
-                    invalid(ids_field, format!("{position} is not a property id: {id}"))
+                    invalid(
+                        ids_field,
+                        format!("{name}.{item_index}.{index} is not a property id: {id}"),
+                    )
                 })?;
                 let mut event = new_event(
                     context,
                     Provider::Fluximmo,
-                    hash.position_id(&position),
+                    hash.list_position_id(name, item_index, index),
                     property_id,
                     EventType::ReferenceOnly,
                     context.received_at_ms,
