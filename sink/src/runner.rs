@@ -11,6 +11,12 @@
 //! batched on this one thread, and a revoked partition's pending records are
 //! flushed inside the rebalance callback before the partition is released.
 //!
+//! Write-behind: a full batch is handed to a writer thread, and the consumer
+//! fills the next one while the database commits it, so reading and writing
+//! overlap. At most one batch is in flight: the next hand-over, a
+//! revocation and a stop each wait for it first, so the precondition above
+//! still holds (the in-flight batch is committed before its partitions go).
+//!
 //! PostgreSQL unavailable → the batch is retried with backoff; nothing is
 //! acknowledged meanwhile, so nothing is lost. A record that cannot be
 //! decoded goes to the DLQ with the reason, and its offset still advances.
@@ -18,6 +24,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -90,18 +97,72 @@ struct Shared {
     stopping: Arc<AtomicBool>,
     producer: FutureProducer,
     dlq_topic: String,
+    /// Batches for the writer thread, one at a time.
+    jobs: SyncSender<Batch>,
+    /// The writer thread's outcome for each batch: its committed offsets,
+    /// or `None` if stopping interrupted it.
+    results: Mutex<Receiver<Option<HashMap<i32, i64>>>>,
+    /// Whether a batch is on the writer thread.
+    in_flight: AtomicBool,
 }
+
+/// What the writer thread answers for one batch.
+type Committed = Option<HashMap<i32, i64>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
-    /// Writes the pending batch, retrying until it is committed. Returns the
-    /// committed offsets, or `None` if stopping interrupted the retries (the
-    /// records are then simply read again after restart).
-    fn flush(&self) -> Option<HashMap<i32, i64>> {
-        let mut batch = std::mem::take(&mut *lock(&self.batch));
+    /// Waits for the batch on the writer thread, if any, and returns its
+    /// committed offsets. A writer thread that is gone (it panicked) stops
+    /// the stage: its batch is not in the database, and only a restart reads
+    /// it again from the stored offsets.
+    fn wait_for_write(&self) -> Committed {
+        if !self.in_flight.swap(false, Ordering::SeqCst) {
+            return Some(HashMap::new());
+        }
+        let outcome = lock(&self.results).recv();
+        outcome.unwrap_or_else(|_| {
+            tracing::error!("the sink's writer thread is gone; stopping");
+            self.stopping.store(true, Ordering::SeqCst);
+            None
+        })
+    }
+
+    /// Hands the pending batch to the writer thread, once the previous one
+    /// is committed; returns that previous batch's committed offsets.
+    fn write_behind(&self) -> Committed {
+        let previous = self.wait_for_write();
+        let batch = std::mem::take(&mut *lock(&self.batch));
+        if batch.next_offsets.is_empty() {
+            return previous;
+        }
+        match self.jobs.send(batch) {
+            Ok(()) => self.in_flight.store(true, Ordering::SeqCst),
+            Err(std::sync::mpsc::SendError(batch)) => {
+                tracing::error!("the sink's writer thread is gone; writing here and stopping");
+                self.stopping.store(true, Ordering::SeqCst);
+                let _ = self.write(batch);
+            }
+        }
+        previous
+    }
+
+    /// Writes everything read so far before returning: the batch in
+    /// flight, then the pending one. The committed offsets, or `None` if
+    /// stopping interrupted a write.
+    fn flush(&self) -> Committed {
+        let mut committed = self.wait_for_write()?;
+        let batch = std::mem::take(&mut *lock(&self.batch));
+        committed.extend(self.write(batch)?);
+        Some(committed)
+    }
+
+    /// Writes `batch`, retrying until it is committed. Returns the committed
+    /// offsets, or `None` if stopping interrupted the retries (the records
+    /// are then simply read again after restart).
+    fn write(&self, mut batch: Batch) -> Committed {
         if batch.next_offsets.is_empty() {
             return Some(HashMap::new());
         }
@@ -351,6 +412,8 @@ impl SinkRunner {
         .set_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| anyhow::anyhow!("invalid schema registry settings: {e}"))?;
+        let (jobs, pending) = sync_channel::<Batch>(0);
+        let (done, results) = sync_channel(1);
         let shared = Arc::new(Shared {
             metrics: SinkMetrics::default(),
             sink: Mutex::new(sink),
@@ -361,7 +424,21 @@ impl SinkRunner {
             stopping,
             producer: settings.kafka.producer().create()?,
             dlq_topic,
+            jobs,
+            results: Mutex::new(results),
+            in_flight: AtomicBool::new(false),
         });
+        let writer = Arc::clone(&shared);
+        let _thread = std::thread::Builder::new()
+            .name("sink-writer".into())
+            .spawn(move || {
+                for batch in pending {
+                    if done.send(writer.write(batch)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the sink's writer thread")?;
         let consumer: BaseConsumer<SinkContext> = settings
             .kafka
             .consumer(&settings.group)
@@ -413,16 +490,17 @@ impl SinkRunner {
                         .is_some_and(|s| s.elapsed() >= self.batch_max_wait)
             };
             if due {
-                self.flush_and_commit();
+                self.commit_advisory(self.shared.write_behind());
             }
         }
         tracing::info!("sink stopping; flushing the last batch");
-        self.flush_and_commit();
+        self.commit_advisory(self.shared.flush());
         Ok(())
     }
 
-    fn flush_and_commit(&self) {
-        let Some(committed) = self.shared.flush() else {
+    /// Commits the database's offsets to Kafka too (for lag monitoring).
+    fn commit_advisory(&self, committed: Committed) {
+        let Some(committed) = committed else {
             return;
         };
         if committed.is_empty() {

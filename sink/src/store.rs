@@ -58,9 +58,9 @@ pub struct PostgresSink {
     client: Option<Client>,
 }
 
-const UPSERT_OFFSET: &str = "
+const UPSERT_OFFSETS: &str = "
 INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset)
-VALUES ($1, $2, $3, $4)
+SELECT $1, $2, partition, next_offset FROM UNNEST($3::int4[], $4::int8[]) AS t(partition, next_offset)
 ON CONFLICT (consumer_group, topic, partition) DO UPDATE
 SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()
 WHERE sink_offsets.next_offset < EXCLUDED.next_offset";
@@ -188,12 +188,21 @@ async fn write_events(
     if events.is_empty() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let columns = EventColumns::of(events);
     let _ = tx.execute(INSERT_EVENTS, &columns.params()).await?;
+    let events_ms = started.elapsed().as_secs_f64() * 1e3;
     let properties = PropertyColumns::of(events);
     if properties.len > 0 {
         let _ = tx.execute(UPSERT_PROPERTIES, &properties.params()).await?;
     }
+    tracing::debug!(
+        events = events.len(),
+        properties = properties.len,
+        events_ms,
+        properties_ms = started.elapsed().as_secs_f64() * 1e3 - events_ms,
+        "batch statements"
+    );
     Ok(())
 }
 
@@ -208,11 +217,9 @@ async fn write_in_transaction(
 ) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
     write_events(&tx, events).await?;
-    let upsert_offset = tx.prepare(UPSERT_OFFSET).await?;
-    for (partition, next) in next_offsets {
-        let _ = tx
-            .execute(&upsert_offset, &[&group, &topic, partition, next])
-            .await?;
-    }
+    let (partitions, offsets): (Vec<i32>, Vec<i64>) = next_offsets.iter().unzip();
+    let _ = tx
+        .execute(UPSERT_OFFSETS, &[&group, &topic, &partitions, &offsets])
+        .await?;
     tx.commit().await
 }
