@@ -13,7 +13,8 @@
 #
 # Data (broker, PostgreSQL, logs) lives in $ESTATE_HOME and survives restarts.
 # Ports: BROKER_PORT (9092), REGISTRY_PORT (8081), PG_PORT (5432),
-# INGEST_PORT (8080). Installs are cached under $ESTATE_CACHE.
+# INGEST_PORT (8080). BROKER_LOG (warn) is the broker's own RUST_LOG.
+# Installs are cached under $ESTATE_CACHE.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -145,7 +146,9 @@ start_infra() {
   say "starting the broker (nisshi) on 127.0.0.1:$BROKER_PORT"
   if ! pid_alive broker; then
     port_open "$BROKER_PORT" && die "port $BROKER_PORT is taken by another program; set BROKER_PORT"
-    (cd "$ESTATE_HOME/broker" && start broker "$NISSHI" broker \
+    # The broker logs at its own level: a RUST_LOG=info or debug meant for
+    # our services makes nisshi log every request and run ~100x slower.
+    (cd "$ESTATE_HOME/broker" && RUST_LOG="${BROKER_LOG:-warn}" start broker "$NISSHI" broker \
       --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
       --storage-engine "sqlite://broker.db${BROKER_STORAGE_QUERY:-}")

@@ -8,7 +8,10 @@
 //!   sink's own tables afterwards) into the same tables in a fresh
 //!   database, in one transaction.
 //!
-//! Dedupe has no baseline the issue asks for; its rate is reported alone.
+//! Dedupe has no baseline the issue asks for. For dedupe and the sink the
+//! run also measures a bare consumer of their input topic (no parse, no
+//! output): the rate the broker hands those records out at, the ceiling no
+//! consumer of that topic can pass.
 
 use std::time::{Duration, Instant};
 
@@ -73,8 +76,14 @@ pub struct CatchUpResult {
     pub normalize_baseline: Rate,
     /// Normalize.
     pub normalize: Rate,
+    /// A bare consumer of dedupe's input topic.
+    #[serde(default)]
+    pub dedupe_consume_ceiling: Rate,
     /// Dedupe.
     pub dedupe: Rate,
+    /// A bare consumer of the sink's input topic.
+    #[serde(default)]
+    pub sink_consume_ceiling: Rate,
     /// The sink.
     pub sink: Rate,
     /// PostgreSQL `COPY` of the same rows.
@@ -96,7 +105,7 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
     eprintln!("catch-up: baseline, bare consume + serde_json");
     let normalize_baseline = {
         let (brokers, topic) = (brokers.clone(), pipeline.topics.raw());
-        tokio::task::spawn_blocking(move || consume_and_parse(&brokers, &topic, n))
+        tokio::task::spawn_blocking(move || bare_consume(&brokers, &topic, n, true))
             .await
             .context("the baseline consumer panicked")??
     };
@@ -110,6 +119,9 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
     })
     .await?;
 
+    eprintln!("catch-up: ceiling, bare consume of dedupe's input");
+    let dedupe_consume_ceiling =
+        consume_ceiling(&brokers, &pipeline.topics.normalized(), n).await?;
     eprintln!("catch-up: dedupe");
     pipeline.start(Service::Dedupe).await?;
     let events = pipeline.topics.events();
@@ -119,6 +131,8 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
     })
     .await?;
 
+    eprintln!("catch-up: ceiling, bare consume of the sink's input");
+    let sink_consume_ceiling = consume_ceiling(&brokers, &events, n).await?;
     eprintln!("catch-up: sink");
     let (db, connection) = tokio_postgres::connect(&pipeline.database_url(), tokio_postgres::NoTls)
         .await
@@ -145,7 +159,9 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
         sink_ratio: sink.per_sec / sink_baseline.per_sec.max(f64::EPSILON),
         normalize_baseline,
         normalize,
+        dedupe_consume_ceiling,
         dedupe,
+        sink_consume_ceiling,
         sink,
         sink_baseline,
     })
@@ -213,8 +229,18 @@ async fn fill_raw(brokers: &str, topic: &str, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The normalize baseline: same consumer settings, `serde_json` per record.
-fn consume_and_parse(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Rate> {
+/// [`bare_consume`] of `topic` without parsing, off the async runtime.
+async fn consume_ceiling(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Rate> {
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || bare_consume(&brokers, &topic, n, false))
+        .await
+        .context("the ceiling consumer panicked")?
+}
+
+/// A consumer with the stages' settings reading `n` records of `topic` in a
+/// group of its own; with `parse_json`, `serde_json` parses each (the
+/// normalize baseline).
+fn bare_consume(brokers: &str, topic: &str, n: u64, parse_json: bool) -> anyhow::Result<Rate> {
     let consumer: BaseConsumer = KafkaSettings {
         brokers: brokers.to_string(),
         ..KafkaSettings::default()
@@ -230,9 +256,12 @@ fn consume_and_parse(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Rate>
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 let _ = first.get_or_insert_with(Instant::now);
-                let parsed: Result<serde_json::Value, _> =
-                    serde_json::from_slice(message.payload().unwrap_or_default());
-                if parsed.is_err() {
+                if parse_json
+                    && serde_json::from_slice::<serde_json::Value>(
+                        message.payload().unwrap_or_default(),
+                    )
+                    .is_err()
+                {
                     bail!("record {} of the backlog is not JSON", message.offset());
                 }
                 seen += 1;

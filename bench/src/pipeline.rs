@@ -134,7 +134,12 @@ impl Pipeline {
                 format!("{upper}__TOPICS__PREFIX"),
                 self.topics.prefix.clone(),
             ),
-            ("RUST_LOG".to_string(), "warn".to_string()),
+            // Quiet by default; the bench's own RUST_LOG (e.g. `info`, for
+            // the per-batch lines) reaches the services' logs.
+            (
+                "RUST_LOG".to_string(),
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+            ),
         ];
         match service {
             Service::Ingest => {

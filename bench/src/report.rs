@@ -138,11 +138,18 @@ impl Report {
                 c.normalize_baseline.per_sec,
                 c.normalize_ratio * 100.0
             );
-            let _ = writeln!(
-                md,
-                "| dedupe | {:.0} | (none asked) | | |",
-                c.dedupe.per_sec
-            );
+            for (stage, ceiling, rate) in [
+                ("dedupe", c.dedupe_consume_ceiling, c.dedupe),
+                ("sink", c.sink_consume_ceiling, c.sink),
+            ] {
+                let _ = writeln!(
+                    md,
+                    "| {stage} | {:.0} | bare consume of its input (ceiling) | {:.0} | {:.0} % |",
+                    rate.per_sec,
+                    ceiling.per_sec,
+                    rate.per_sec / ceiling.per_sec.max(f64::EPSILON) * 100.0
+                );
+            }
             let _ = writeln!(
                 md,
                 "| sink | {:.0} | PostgreSQL COPY of the same rows | {:.0} | {:.0} % |",
@@ -256,12 +263,16 @@ impl Report {
                     },
                     Group {
                         label: "dedupe".into(),
-                        bars: vec![("stage".into(), c.dedupe.per_sec)],
+                        bars: vec![
+                            ("consume".into(), c.dedupe_consume_ceiling.per_sec),
+                            ("stage".into(), c.dedupe.per_sec),
+                        ],
                     },
                     Group {
                         label: "sink".into(),
                         bars: vec![
                             ("baseline".into(), c.sink_baseline.per_sec),
+                            ("consume".into(), c.sink_consume_ceiling.per_sec),
                             ("stage".into(), c.sink.per_sec),
                         ],
                     },
