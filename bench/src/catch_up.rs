@@ -8,10 +8,11 @@
 //!   sink's own tables afterwards) into the same tables in a fresh
 //!   database, in one transaction.
 //!
-//! Dedupe has no baseline the issue asks for. For dedupe and the sink the
-//! run also measures a bare consumer of their input topic (no parse, no
-//! output): the rate the broker hands those records out at, the ceiling no
-//! consumer of that topic can pass.
+//! Dedupe has no baseline the issue asks for. Two ceilings say what the
+//! broker alone allows each stage: a bare consumer of its input topic (no
+//! parse, no output; dedupe and the sink), and the stage's own writes
+//! produced again unchanged, batch by batch ([`crate::write_ceiling`];
+//! normalize and dedupe).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::{Infra, Pipeline, Service};
+use crate::write_ceiling::{self, read_all_blocking};
 use crate::{requests, topics};
 
 /// Properties the backlog's events are spread over.
@@ -58,7 +60,8 @@ pub struct Rate {
 }
 
 impl Rate {
-    fn new(records: u64, secs: f64) -> Self {
+    /// `records` in `secs`.
+    pub fn new(records: u64, secs: f64) -> Self {
         Self {
             records,
             secs,
@@ -74,11 +77,17 @@ pub struct CatchUpResult {
     pub records: u64,
     /// Bare consume + `serde_json` parse.
     pub normalize_baseline: Rate,
+    /// The broker taking normalize's writes again, alone.
+    #[serde(default)]
+    pub normalize_write_ceiling: Rate,
     /// Normalize.
     pub normalize: Rate,
     /// A bare consumer of dedupe's input topic.
     #[serde(default)]
     pub dedupe_consume_ceiling: Rate,
+    /// The broker taking dedupe's writes (outputs, then changelog) again, alone.
+    #[serde(default)]
+    pub dedupe_write_ceiling: Rate,
     /// Dedupe.
     pub dedupe: Rate,
     /// A bare consumer of the sink's input topic.
@@ -119,6 +128,20 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
     })
     .await?;
 
+    eprintln!("catch-up: ceiling, the broker taking normalize's writes again");
+    let ceiling = topics::create(
+        &load.infra.bin_dir,
+        &brokers,
+        &format!("bench.{}-ceiling.", load.run_id),
+    )?;
+    let normalized_again = read_all_blocking(
+        &brokers,
+        &pipeline.topics.normalized(),
+        &ceiling.normalized(),
+    )
+    .await?;
+    let normalize_write_ceiling =
+        write_ceiling::measure(&brokers, n as usize, &[normalized_again]).await?;
     eprintln!("catch-up: ceiling, bare consume of dedupe's input");
     let dedupe_consume_ceiling =
         consume_ceiling(&brokers, &pipeline.topics.normalized(), n).await?;
@@ -131,6 +154,24 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
     })
     .await?;
 
+    eprintln!("catch-up: ceiling, the broker taking dedupe's writes again");
+    // One round trip for the outputs (events and snapshots), one for the
+    // changelog, per batch: as dedupe writes them.
+    let mut snapshots = read_all_blocking(&brokers, &pipeline.topics.latest(), &ceiling.latest())
+        .await?
+        .into_iter();
+    let mut outputs = Vec::new();
+    for event in read_all_blocking(&brokers, &events, &ceiling.events()).await? {
+        outputs.push(event);
+        outputs.extend(snapshots.next());
+    }
+    outputs.extend(snapshots);
+    let streams = [
+        outputs,
+        read_all_blocking(&brokers, &pipeline.topics.seen(), &ceiling.seen()).await?,
+    ];
+    let dedupe_write_ceiling = write_ceiling::measure(&brokers, n as usize, &streams).await?;
+    drop(streams);
     eprintln!("catch-up: ceiling, bare consume of the sink's input");
     let sink_consume_ceiling = consume_ceiling(&brokers, &events, n).await?;
     eprintln!("catch-up: sink");
@@ -158,8 +199,10 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
         normalize_ratio: normalize.per_sec / normalize_baseline.per_sec.max(f64::EPSILON),
         sink_ratio: sink.per_sec / sink_baseline.per_sec.max(f64::EPSILON),
         normalize_baseline,
+        normalize_write_ceiling,
         normalize,
         dedupe_consume_ceiling,
+        dedupe_write_ceiling,
         dedupe,
         sink_consume_ceiling,
         sink,

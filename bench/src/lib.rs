@@ -15,3 +15,4 @@ pub mod process;
 pub mod report;
 pub mod requests;
 pub mod topics;
+pub mod write_ceiling;

@@ -138,13 +138,35 @@ impl Report {
                 c.normalize_baseline.per_sec,
                 c.normalize_ratio * 100.0
             );
-            for (stage, ceiling, rate) in [
-                ("dedupe", c.dedupe_consume_ceiling, c.dedupe),
-                ("sink", c.sink_consume_ceiling, c.sink),
+            for (stage, what, ceiling, rate) in [
+                (
+                    "normalize",
+                    "the broker taking its writes alone (ceiling)",
+                    c.normalize_write_ceiling,
+                    c.normalize,
+                ),
+                (
+                    "dedupe",
+                    "bare consume of its input (ceiling)",
+                    c.dedupe_consume_ceiling,
+                    c.dedupe,
+                ),
+                (
+                    "dedupe",
+                    "the broker taking its writes alone (ceiling)",
+                    c.dedupe_write_ceiling,
+                    c.dedupe,
+                ),
+                (
+                    "sink",
+                    "bare consume of its input (ceiling)",
+                    c.sink_consume_ceiling,
+                    c.sink,
+                ),
             ] {
                 let _ = writeln!(
                     md,
-                    "| {stage} | {:.0} | bare consume of its input (ceiling) | {:.0} | {:.0} % |",
+                    "| {stage} | {:.0} | {what} | {:.0} | {:.0} % |",
                     rate.per_sec,
                     ceiling.per_sec,
                     rate.per_sec / ceiling.per_sec.max(f64::EPSILON) * 100.0
@@ -258,6 +280,7 @@ impl Report {
                         label: "normalize".into(),
                         bars: vec![
                             ("baseline".into(), c.normalize_baseline.per_sec),
+                            ("writes".into(), c.normalize_write_ceiling.per_sec),
                             ("stage".into(), c.normalize.per_sec),
                         ],
                     },
@@ -265,6 +288,7 @@ impl Report {
                         label: "dedupe".into(),
                         bars: vec![
                             ("consume".into(), c.dedupe_consume_ceiling.per_sec),
+                            ("writes".into(), c.dedupe_write_ceiling.per_sec),
                             ("stage".into(), c.dedupe.per_sec),
                         ],
                     },

@@ -265,6 +265,7 @@ impl Normalizer {
                 }
             }
         }
+        let processed = Instant::now();
         for attempt in 0u32.. {
             match send_all(&self.producer, &records).await {
                 Ok(_) => {
@@ -276,6 +277,8 @@ impl Normalizer {
                         records = batch.len(),
                         events,
                         dead_letters,
+                        process_ms = (processed - started).as_millis(),
+                        acknowledge_ms = processed.elapsed().as_millis(),
                         "batch normalized"
                     );
                     return true;
