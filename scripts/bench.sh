@@ -26,15 +26,8 @@ fi
 
 "$ROOT/scripts/install-deps.sh"
 export ESTATE_PROFILE=release
-export ESTATE_HOME="${ESTATE_BENCH_HOME:-$(mktemp -d /tmp/estate-bench-stack.XXXXXX)}"
-export BROKER_PORT="${BENCH_BROKER_PORT:-59092}"
-export REGISTRY_PORT="${BENCH_REGISTRY_PORT:-58081}"
-export PG_PORT="${BENCH_PG_PORT:-55432}"
-cleanup() {
-  "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
-  [[ -z "${ESTATE_BENCH_HOME:-}" ]] && rm -rf "$ESTATE_HOME"
-}
-trap cleanup EXIT
-"$ROOT/scripts/stack.sh" infra
+source "$ROOT/scripts/throwaway-stack.sh"
+throwaway_stack bench "${ESTATE_BENCH_HOME:-}" "${BENCH_BROKER_PORT:-59092}" \
+  "${BENCH_REGISTRY_PORT:-58081}" "${BENCH_PG_PORT:-55432}"
 "$BENCH" --brokers "127.0.0.1:$BROKER_PORT" --registry "http://127.0.0.1:$REGISTRY_PORT" \
   --pg-port "$PG_PORT" --bin-dir "$TARGET_DIR/release" "$@"

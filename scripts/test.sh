@@ -27,16 +27,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-export ESTATE_HOME="${ESTATE_TEST_HOME:-$(mktemp -d /tmp/estate-test-stack.XXXXXX)}"
-export BROKER_PORT="${TEST_BROKER_PORT:-19092}"
-export REGISTRY_PORT="${TEST_REGISTRY_PORT:-18081}"
-export PG_PORT="${TEST_PG_PORT:-15432}"
-cleanup() {
-  "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
-  [[ -z "${ESTATE_TEST_HOME:-}" && "${KEEP_TEST_STACK:-0}" != 1 ]] && rm -rf "$ESTATE_HOME"
-}
-trap cleanup EXIT
-"$ROOT/scripts/stack.sh" infra
+source "$ROOT/scripts/throwaway-stack.sh"
+throwaway_stack test "${ESTATE_TEST_HOME:-}" "${TEST_BROKER_PORT:-19092}" \
+  "${TEST_REGISTRY_PORT:-18081}" "${TEST_PG_PORT:-15432}"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export ESTATE_TEST_BROKERS="127.0.0.1:$BROKER_PORT"

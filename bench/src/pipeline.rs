@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use common::isolated_pipeline::IsolatedPipeline;
 use common::topics::TopicNames;
 
 use crate::process::{Running, free_port};
@@ -39,30 +40,7 @@ pub struct Infra {
     pub out_dir: PathBuf,
 }
 
-/// The four services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Service {
-    /// HTTP ingest.
-    Ingest,
-    /// Normalize.
-    Normalize,
-    /// Dedupe.
-    Dedupe,
-    /// PostgreSQL sink.
-    Sink,
-}
-
-impl Service {
-    /// Binary name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ingest => "ingest",
-            Self::Normalize => "normalize",
-            Self::Dedupe => "dedupe",
-            Self::Sink => "sink",
-        }
-    }
-}
+pub use common::isolated_pipeline::Service;
 
 /// A running pipeline.
 #[derive(Debug)]
@@ -124,55 +102,35 @@ impl Pipeline {
 
     /// Starts `service` (ingest: waits until it is ready).
     pub async fn start(&mut self, service: Service) -> anyhow::Result<()> {
-        let upper = service.name().to_ascii_uppercase();
-        let mut env = vec![
-            (
-                format!("{upper}__KAFKA__BROKERS"),
-                self.infra.brokers.clone(),
-            ),
-            (
-                format!("{upper}__TOPICS__PREFIX"),
-                self.topics.prefix.clone(),
-            ),
-            // Quiet by default; the bench's own RUST_LOG (e.g. `info`, for
-            // the per-batch lines) reaches the services' logs.
-            (
-                "RUST_LOG".to_string(),
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
-            ),
-        ];
-        match service {
-            Service::Ingest => {
-                let config = self
-                    .infra
-                    .out_dir
-                    .join(format!("{}-ingest.toml", self.name));
-                std::fs::write(&config, SOURCE_TOML)
-                    .with_context(|| format!("cannot write {}", config.display()))?;
-                env.push(("INGEST_CONFIG".into(), config.display().to_string()));
-                env.push(("INGEST__LISTEN".into(), self.ingest_address.to_string()));
-            }
-            Service::Normalize | Service::Dedupe | Service::Sink => {
-                env.push((
-                    format!("{upper}__GROUP"),
-                    format!("{}{}", self.topics.prefix, service.name()),
-                ));
-                // Its own /metrics port, so it never collides with a running stack.
-                env.push((
-                    format!("{upper}__METRICS_LISTEN"),
-                    format!("127.0.0.1:{}", free_port()?),
-                ));
-            }
+        let ingest_config = self
+            .infra
+            .out_dir
+            .join(format!("{}-ingest.toml", self.name));
+        if service == Service::Ingest {
+            std::fs::write(&ingest_config, SOURCE_TOML)
+                .with_context(|| format!("cannot write {}", ingest_config.display()))?;
         }
-        if matches!(service, Service::Normalize | Service::Sink) {
-            env.push((
-                format!("{upper}__SCHEMA_REGISTRY_URL"),
-                self.infra.registry_url.clone(),
-            ));
-        }
-        if service == Service::Sink {
-            env.push(("SINK__DATABASE_URL".into(), self.database_url()));
-        }
+        let pipeline = IsolatedPipeline {
+            brokers: self.infra.brokers.clone(),
+            topic_prefix: self.topics.prefix.clone(),
+            registry_url: self.infra.registry_url.clone(),
+            database_url: self.database_url(),
+            ingest_listen: self.ingest_address.to_string(),
+            ingest_config: ingest_config.display().to_string(),
+        };
+        // Its own /metrics port, so it never collides with a running stack.
+        let metrics_listen = if service.is_consumer() {
+            Some(format!("127.0.0.1:{}", free_port()?))
+        } else {
+            None
+        };
+        let mut env = pipeline.env(service, metrics_listen.as_deref());
+        // Quiet by default; the bench's own RUST_LOG (e.g. `info`, for the
+        // per-batch lines) reaches the services' logs.
+        env.push((
+            "RUST_LOG".to_string(),
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
+        ));
         let mut running = Running::start(
             &format!("{}-{}", self.name, service.name()),
             &self.infra.bin_dir.join(service.name()),

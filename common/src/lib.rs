@@ -11,6 +11,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod headers;
 pub mod instruments;
+pub mod isolated_pipeline;
 pub mod kafka;
 pub mod produce;
 pub mod shutdown;

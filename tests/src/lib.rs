@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::isolated_pipeline::IsolatedPipeline;
 use common::topics::TopicNames;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
@@ -60,38 +61,7 @@ impl Stack {
     }
 }
 
-/// The four services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Service {
-    /// HTTP ingest.
-    Ingest,
-    /// Normalize.
-    Normalize,
-    /// Dedupe.
-    Dedupe,
-    /// PostgreSQL sink.
-    Sink,
-}
-
-impl Service {
-    /// Every service, in pipeline order.
-    pub const ALL: [Service; 4] = [
-        Service::Ingest,
-        Service::Normalize,
-        Service::Dedupe,
-        Service::Sink,
-    ];
-
-    /// Binary name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ingest => "ingest",
-            Self::Normalize => "normalize",
-            Self::Dedupe => "dedupe",
-            Self::Sink => "sink",
-        }
-    }
-}
+pub use common::isolated_pipeline::Service;
 
 /// The development secret of the test pipelines' `generic` source.
 pub const GENERIC_SECRET: &str = "test-generic-secret";
@@ -357,55 +327,20 @@ impl Pipeline {
     }
 
     fn env_for(&self, service: Service) -> Vec<(String, String)> {
-        let upper = service.name().to_ascii_uppercase();
-        let mut vars = vec![
-            (
-                format!("{upper}__KAFKA__BROKERS"),
-                self.stack.brokers.clone(),
-            ),
-            (
-                format!("{upper}__TOPICS__PREFIX"),
-                self.topics.prefix.clone(),
-            ),
-        ];
-        match service {
-            Service::Ingest => {
-                vars.push((
-                    "INGEST__LISTEN".into(),
-                    format!("127.0.0.1:{}", self.ingest_port),
-                ));
-                vars.push((
-                    "INGEST_CONFIG".into(),
-                    self.dir.join("ingest.toml").display().to_string(),
-                ));
-            }
-            Service::Normalize | Service::Dedupe | Service::Sink => {
-                vars.push((
-                    format!("{upper}__GROUP"),
-                    format!("{}{}", self.topics.prefix, service.name()),
-                ));
-                if let Some(port) = self.metrics_ports.get(&service) {
-                    vars.push((
-                        format!("{upper}__METRICS_LISTEN"),
-                        format!("127.0.0.1:{port}"),
-                    ));
-                }
-            }
-        }
-        match service {
-            Service::Normalize | Service::Sink => {
-                vars.push((
-                    format!("{upper}__SCHEMA_REGISTRY_URL"),
-                    self.stack.registry_url.clone(),
-                ));
-            }
-            _ => {}
-        }
+        let pipeline = IsolatedPipeline {
+            brokers: self.stack.brokers.clone(),
+            topic_prefix: self.topics.prefix.clone(),
+            registry_url: self.stack.registry_url.clone(),
+            database_url: self.stack.pg_url("estate", &self.database),
+            ingest_listen: format!("127.0.0.1:{}", self.ingest_port),
+            ingest_config: self.dir.join("ingest.toml").display().to_string(),
+        };
+        let listen = self
+            .metrics_ports
+            .get(&service)
+            .map(|port| format!("127.0.0.1:{port}"));
+        let mut vars = pipeline.env(service, listen.as_deref());
         if service == Service::Sink {
-            vars.push((
-                "SINK__DATABASE_URL".into(),
-                self.stack.pg_url("estate", &self.database),
-            ));
             vars.push(("SINK__BATCH_MAX_WAIT_MS".into(), "20".into()));
         }
         vars
