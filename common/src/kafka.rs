@@ -62,7 +62,10 @@ impl KafkaSettings {
         config
     }
 
-    /// Consumer settings for `group`: manual commits, short fetch wait.
+    /// Consumer settings for `group`: manual commits. The broker holds an
+    /// empty fetch for up to 500 ms and answers as soon as records arrive,
+    /// so waiting longer costs no latency; a 10 ms wait made three idle
+    /// consumers cost nisshi half a core in empty fetches.
     pub fn consumer(&self, group: &str) -> ClientConfig {
         let mut config = self.client();
         let _ = config
@@ -71,7 +74,7 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .set("fetch.wait.max.ms", "10")
+            .set("fetch.wait.max.ms", "500")
             .set("enable.partition.eof", "false");
         self.apply_overrides(&mut config);
         config
