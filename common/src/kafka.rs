@@ -64,7 +64,7 @@ impl KafkaSettings {
 
     /// Consumer settings for `group`: manual commits. The broker holds an
     /// empty fetch for up to 500 ms and answers as soon as records arrive,
-    /// so waiting longer costs no latency; a 10 ms wait made three idle
+    /// so waiting longer costs no latency; with a 10 ms wait, two idle
     /// consumers cost nisshi half a core in empty fetches.
     pub fn consumer(&self, group: &str) -> ClientConfig {
         let mut config = self.client();
