@@ -68,9 +68,15 @@ impl Instruments {
         self.registry.register(name, help, metric.clone());
     }
 
+    /// The OpenTelemetry name of `name`: `<prefix>_<name>`, the name
+    /// Prometheus shows (before its `_total` suffix on counters).
+    fn otel_name(&self, name: &str) -> String {
+        format!("{}_{name}", self.prefix)
+    }
+
     fn otel_counter(&self, name: &str, help: &str) -> opentelemetry::metrics::Counter<u64> {
         self.meter
-            .u64_counter(format!("{}_{name}", self.prefix))
+            .u64_counter(self.otel_name(name))
             .with_description(help.to_string())
             .build()
     }
@@ -83,7 +89,7 @@ impl Instruments {
         bounds: &[f64],
     ) -> opentelemetry::metrics::Histogram<f64> {
         self.meter
-            .f64_histogram(format!("{}_{name}", self.prefix))
+            .f64_histogram(self.otel_name(name))
             .with_description(help.to_string())
             .with_unit(unit)
             .with_boundaries(bounds.to_vec())
@@ -143,7 +149,7 @@ impl Instruments {
         self.register(name, help, &prom);
         let otel = self
             .meter
-            .i64_gauge(format!("{}_{name}", self.prefix))
+            .i64_gauge(self.otel_name(name))
             .with_description(help.to_string())
             .build();
         GaugeFamily { prom, otel }
@@ -155,7 +161,7 @@ impl Instruments {
         self.register(name, help, &prom);
         let otel = self
             .meter
-            .i64_up_down_counter(format!("{}_{name}", self.prefix))
+            .i64_up_down_counter(self.otel_name(name))
             .with_description(help.to_string())
             .build();
         UpDown { prom, otel }
