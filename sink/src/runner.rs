@@ -86,6 +86,10 @@ impl Default for SinkMetrics {
     }
 }
 
+/// What the writer thread answers for one batch: its committed offsets, or
+/// `None` if stopping interrupted the write.
+type Committed = Option<HashMap<i32, i64>>;
+
 /// What the consumer thread and its rebalance callback share.
 struct Shared {
     metrics: SinkMetrics,
@@ -99,15 +103,11 @@ struct Shared {
     dlq_topic: String,
     /// Batches for the writer thread, one at a time.
     jobs: SyncSender<Batch>,
-    /// The writer thread's outcome for each batch: its committed offsets,
-    /// or `None` if stopping interrupted it.
-    results: Mutex<Receiver<Option<HashMap<i32, i64>>>>,
+    /// The writer thread's outcome for each batch.
+    results: Mutex<Receiver<Committed>>,
     /// Whether a batch is on the writer thread.
     in_flight: AtomicBool,
 }
-
-/// What the writer thread answers for one batch.
-type Committed = Option<HashMap<i32, i64>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
