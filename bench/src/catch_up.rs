@@ -112,12 +112,8 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
     fill_raw(&brokers, &pipeline.topics.raw(), n).await?;
 
     eprintln!("catch-up: baseline, bare consume + serde_json");
-    let normalize_baseline = {
-        let (brokers, topic) = (brokers.clone(), pipeline.topics.raw());
-        tokio::task::spawn_blocking(move || bare_consume(&brokers, &topic, n, true))
-            .await
-            .context("the baseline consumer panicked")??
-    };
+    let normalize_baseline =
+        bare_consume_off_runtime(&brokers, &pipeline.topics.raw(), n, true).await?;
 
     eprintln!("catch-up: normalize");
     pipeline.start(Service::Normalize).await?;
@@ -144,7 +140,7 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
         write_ceiling::measure(&brokers, n as usize, &[normalized_again]).await?;
     eprintln!("catch-up: ceiling, bare consume of dedupe's input");
     let dedupe_consume_ceiling =
-        consume_ceiling(&brokers, &pipeline.topics.normalized(), n).await?;
+        bare_consume_off_runtime(&brokers, &pipeline.topics.normalized(), n, false).await?;
     eprintln!("catch-up: dedupe");
     pipeline.start(Service::Dedupe).await?;
     let events = pipeline.topics.events();
@@ -173,7 +169,7 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
     let dedupe_write_ceiling = write_ceiling::measure(&brokers, n as usize, &streams).await?;
     drop(streams);
     eprintln!("catch-up: ceiling, bare consume of the sink's input");
-    let sink_consume_ceiling = consume_ceiling(&brokers, &events, n).await?;
+    let sink_consume_ceiling = bare_consume_off_runtime(&brokers, &events, n, false).await?;
     eprintln!("catch-up: sink");
     let (db, connection) = tokio_postgres::connect(&pipeline.database_url(), tokio_postgres::NoTls)
         .await
@@ -272,12 +268,17 @@ async fn fill_raw(brokers: &str, topic: &str, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// [`bare_consume`] of `topic` without parsing, off the async runtime.
-async fn consume_ceiling(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Rate> {
+/// [`bare_consume`], off the async runtime.
+async fn bare_consume_off_runtime(
+    brokers: &str,
+    topic: &str,
+    n: u64,
+    parse_json: bool,
+) -> anyhow::Result<Rate> {
     let (brokers, topic) = (brokers.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || bare_consume(&brokers, &topic, n, false))
+    tokio::task::spawn_blocking(move || bare_consume(&brokers, &topic, n, parse_json))
         .await
-        .context("the ceiling consumer panicked")?
+        .context("the bare consumer panicked")?
 }
 
 /// A consumer with the stages' settings reading `n` records of `topic` in a
