@@ -3,7 +3,8 @@
 //! the services export, and keeps every span with its service name and
 //! parent, and the latest value of every metric series.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,7 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::number_data_point;
+use opentelemetry_proto::tonic::metrics::v1::{Gauge, Sum, number_data_point};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 
@@ -47,13 +48,21 @@ pub struct ReceivedPoint {
     pub value: f64,
 }
 
+/// A metric series: service, metric name, sorted `key=value` attributes.
+type Series = (String, String, Vec<String>);
+
 #[derive(Debug, Default)]
 struct Received {
     spans: Vec<ReceivedSpan>,
-    points: Vec<ReceivedPoint>,
+    /// The latest value of each series (cumulative exports replace it).
+    points: BTreeMap<Series, f64>,
 }
 
 type Shared = Arc<Mutex<Received>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Received> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A running receiver.
 #[derive(Debug, Clone)]
@@ -86,28 +95,33 @@ impl OtlpReceiver {
 
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.lock().spans.clone()
+        lock(&self.received).spans.clone()
     }
 
     /// The latest value of every metric series received so far.
     pub fn points(&self) -> Vec<ReceivedPoint> {
-        self.lock().points.clone()
+        lock(&self.received)
+            .points
+            .iter()
+            .map(|((service, name, attributes), value)| ReceivedPoint {
+                service: service.clone(),
+                name: name.clone(),
+                attributes: attributes.clone(),
+                value: *value,
+            })
+            .collect()
     }
 
     /// The latest value of `service`'s metric `name`, summed over its series.
     pub fn total(&self, service: &str, name: &str) -> Option<f64> {
-        let received = self.lock();
+        let received = lock(&self.received);
         let mut matching = received
             .points
             .iter()
-            .filter(|p| p.service == service && p.name == name)
+            .filter(|((s, n, _), _)| s == service && n == name)
             .peekable();
         let _ = matching.peek()?;
-        Some(matching.map(|p| p.value).sum())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Received> {
-        self.received.lock().unwrap_or_else(PoisonError::into_inner)
+        Some(matching.map(|(_, value)| value).sum())
     }
 }
 
@@ -167,41 +181,35 @@ async fn receive_metrics(State(shared): State<Shared>, body: Bytes) -> Reply {
             .flat_map(|s| s.metrics)
         {
             let mut point = |attributes: &[KeyValue], value: f64| {
-                points.push(ReceivedPoint {
-                    service: service.clone(),
-                    name: metric.name.clone(),
-                    attributes: sorted_attributes(attributes),
+                points.push((
+                    (
+                        service.clone(),
+                        metric.name.clone(),
+                        sorted_attributes(attributes),
+                    ),
                     value,
-                });
+                ));
             };
             let number = |p: &number_data_point::Value| match *p {
                 number_data_point::Value::AsDouble(d) => d,
                 number_data_point::Value::AsInt(i) => i as f64,
             };
             match &metric.data {
-                Some(Data::Sum(sum)) => sum.data_points.iter().for_each(|p| {
-                    point(&p.attributes, p.value.as_ref().map_or(0.0, number));
-                }),
-                Some(Data::Gauge(gauge)) => gauge.data_points.iter().for_each(|p| {
-                    point(&p.attributes, p.value.as_ref().map_or(0.0, number));
-                }),
-                Some(Data::Histogram(histogram)) => histogram
-                    .data_points
-                    .iter()
-                    .for_each(|p| point(&p.attributes, p.count as f64)),
+                Some(Data::Sum(Sum { data_points, .. }) | Data::Gauge(Gauge { data_points })) => {
+                    for p in data_points {
+                        point(&p.attributes, p.value.as_ref().map_or(0.0, number));
+                    }
+                }
+                Some(Data::Histogram(histogram)) => {
+                    for p in &histogram.data_points {
+                        point(&p.attributes, p.count as f64);
+                    }
+                }
                 _ => {}
             }
         }
     }
-    let mut received = shared.lock().unwrap_or_else(PoisonError::into_inner);
-    for point in points {
-        received.points.retain(|p| {
-            !(p.service == point.service
-                && p.name == point.name
-                && p.attributes == point.attributes)
-        });
-        received.points.push(point);
-    }
+    lock(&shared).points.extend(points);
     reply(StatusCode::OK)
 }
 
@@ -224,10 +232,6 @@ async fn receive_spans(State(shared): State<Shared>, body: Bytes) -> Reply {
             }
         }
     }
-    shared
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .spans
-        .extend(received);
+    lock(&shared).spans.extend(received);
     reply(StatusCode::OK)
 }
