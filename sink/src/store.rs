@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::rows::EventToWrite;
 use crate::statements::{EventColumns, INSERT_EVENTS, PropertyColumns, UPSERT_PROPERTIES};
@@ -56,6 +56,25 @@ pub trait Sink {
 pub struct PostgresSink {
     url: String,
     client: Option<Client>,
+    prepared: Option<Prepared>,
+}
+
+/// The batch statements, prepared once per connection, so PostgreSQL parses
+/// and plans them once instead of on every batch.
+struct Prepared {
+    events: Statement,
+    properties: Statement,
+    offsets: Statement,
+}
+
+impl Prepared {
+    async fn on(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        Ok(Self {
+            events: client.prepare(INSERT_EVENTS).await?,
+            properties: client.prepare(UPSERT_PROPERTIES).await?,
+            offsets: client.prepare(UPSERT_OFFSETS).await?,
+        })
+    }
 }
 
 const UPSERT_OFFSETS: &str = "
@@ -80,6 +99,29 @@ impl PostgresSink {
         Self {
             url: url.to_string(),
             client: None,
+            prepared: None,
+        }
+    }
+
+    /// The client and its prepared batch statements, connecting and
+    /// preparing if needed (after the migrations, which the statements
+    /// depend on, ran through [`Self::client`]).
+    async fn prepared(&mut self) -> anyhow::Result<(&mut Client, &Prepared)> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.prepared = None;
+        }
+        let _ = self.client().await?;
+        if self.prepared.is_none()
+            && let Some(client) = self.client.as_ref()
+        {
+            let prepared = Prepared::on(client).await.map_err(|e| {
+                anyhow::anyhow!("cannot prepare the batch statements: {}", describe(&e))
+            })?;
+            self.prepared = Some(prepared);
+        }
+        match (self.client.as_mut(), self.prepared.as_ref()) {
+            (Some(client), Some(prepared)) => Ok((client, prepared)),
+            _ => Err(anyhow::anyhow!("no PostgreSQL connection")),
         }
     }
 
@@ -110,11 +152,11 @@ impl Sink for PostgresSink {
         events: &[EventToWrite],
         next_offsets: &HashMap<i32, i64>,
     ) -> Result<(), WriteError> {
-        let client = self
-            .client()
+        let (client, prepared) = self
+            .prepared()
             .await
             .map_err(|e| WriteError::Unavailable(e.to_string()))?;
-        write_in_transaction(client, group, topic, events, next_offsets)
+        write_in_transaction(client, prepared, group, topic, events, next_offsets)
             .await
             .map_err(|e| {
                 if is_data_error(&e) {
@@ -129,7 +171,7 @@ impl Sink for PostgresSink {
         &mut self,
         events: &[EventToWrite],
     ) -> anyhow::Result<Vec<(usize, String)>> {
-        let client = self.client().await?;
+        let (client, prepared) = self.prepared().await?;
         let mut tx = client
             .transaction()
             .await
@@ -141,7 +183,7 @@ impl Sink for PostgresSink {
                 .savepoint("one_event")
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot set a savepoint: {}", describe(&e)))?;
-            match write_events(&savepoint, one).await {
+            match write_events(&savepoint, prepared, one).await {
                 Ok(()) => savepoint.commit().await?,
                 Err(e) if is_data_error(&e) => {
                     rejected.push((index, describe(&e)));
@@ -183,6 +225,7 @@ fn is_data_error(e: &tokio_postgres::Error) -> bool {
 /// The events and newest snapshots of `events`, in `tx`.
 async fn write_events(
     tx: &tokio_postgres::Transaction<'_>,
+    prepared: &Prepared,
     events: &[EventToWrite],
 ) -> Result<(), tokio_postgres::Error> {
     if events.is_empty() {
@@ -190,11 +233,13 @@ async fn write_events(
     }
     let started = std::time::Instant::now();
     let columns = EventColumns::of(events);
-    let _ = tx.execute(INSERT_EVENTS, &columns.params()).await?;
+    let _ = tx.execute(&prepared.events, &columns.params()).await?;
     let events_ms = started.elapsed().as_secs_f64() * 1e3;
     let properties = PropertyColumns::of(events);
     if properties.len > 0 {
-        let _ = tx.execute(UPSERT_PROPERTIES, &properties.params()).await?;
+        let _ = tx
+            .execute(&prepared.properties, &properties.params())
+            .await?;
     }
     tracing::debug!(
         events = events.len(),
@@ -210,16 +255,17 @@ async fn write_events(
 /// whatever the batch size (events, newest snapshots, offsets).
 async fn write_in_transaction(
     client: &mut Client,
+    prepared: &Prepared,
     group: &str,
     topic: &str,
     events: &[EventToWrite],
     next_offsets: &HashMap<i32, i64>,
 ) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
-    write_events(&tx, events).await?;
+    write_events(&tx, prepared, events).await?;
     let (partitions, offsets): (Vec<i32>, Vec<i64>) = next_offsets.iter().unzip();
     let _ = tx
-        .execute(UPSERT_OFFSETS, &[&group, &topic, &partitions, &offsets])
+        .execute(&prepared.offsets, &[&group, &topic, &partitions, &offsets])
         .await?;
     tx.commit().await
 }
