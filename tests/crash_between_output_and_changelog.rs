@@ -34,13 +34,7 @@ async fn an_event_already_on_the_output_is_not_forwarded_again() {
         payload: input.payload().map(<[u8]>::to_vec),
         headers: Vec::new(),
     };
-    for name in [
-        "traceparent",
-        "source",
-        "dedupe-key",
-        "event-type",
-        "has-snapshot",
-    ] {
+    for name in ["traceparent", "dedupe-key", "event-type"] {
         if let Some(value) = header(input, name) {
             output = output.header(name, value);
         }

@@ -9,8 +9,10 @@ use std::time::Duration;
 use ingest::verify::standard_webhooks::{decode_secret, sign};
 use pipeline_tests::{
     FLUXIMMO_TOKEN, IMMOTEUR_TOKEN, Pipeline, STANDARD_SECRET, STREAM_ESTATE_ADDRESSES, fixture,
-    unix_now,
+    header, unix_now,
 };
+use rdkafka::Message;
+use rdkafka::message::Headers;
 
 const IMMOTEUR_EVENT: &str = "0b7c6a1e-5d4f-4e3a-9b2c-1d0e9f8a7b6c";
 const SERVICE_ID: &str = "7e6d5c4b-3a29-4817-a6b5-c4d3e2f1a0b9";
@@ -141,4 +143,45 @@ async fn each_providers_fixture_lands_once_through_http() {
         pipeline.read_topic(&pipeline.topics.dlq()).is_empty(),
         "nothing dead-lettered"
     );
+
+    // Each changelog record points at its own event on `properties.events`
+    // (the offset dedupe's restore starts from), whether or not the event
+    // also went to `properties.latest`, and the outputs carry only the
+    // headers their readers use.
+    let seen = pipeline
+        .wait_for_records(&pipeline.topics.seen(), 5, Duration::from_secs(30))
+        .await;
+    assert_eq!(seen.len(), 5, "{}", pipeline.all_logs());
+    let events = pipeline.read_topic(&pipeline.topics.events());
+    for record in &seen {
+        let key = String::from_utf8_lossy(record.key().expect("a changelog key")).to_string();
+        let value: serde_json::Value =
+            serde_json::from_slice(record.payload().expect("a changelog value"))
+                .expect("JSON changelog value");
+        let event = events
+            .iter()
+            .find(|e| {
+                e.partition() == record.partition()
+                    && Some(e.offset()) == value["output_offset"].as_i64()
+            })
+            .unwrap_or_else(|| panic!("no event at the changelog's offset for {key}: {value}"));
+        assert_eq!(header(event, "dedupe-key").as_deref(), Some(key.as_str()));
+    }
+    for event in &events {
+        let names: Vec<&str> = event
+            .headers()
+            .map(|h| h.iter().map(|h| h.key).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            names,
+            ["traceparent", "dedupe-key", "event-type", "source-offset"]
+        );
+    }
+    for latest in pipeline.read_topic(&pipeline.topics.latest()) {
+        let names: Vec<&str> = latest
+            .headers()
+            .map(|h| h.iter().map(|h| h.key).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["traceparent", "dedupe-key"]);
+    }
 }

@@ -1,7 +1,9 @@
 //! Kafka header names: the contract between stages (DESIGN.md, "Topics").
 //!
-//! Ingest writes the request headers; every later stage copies `traceparent`
-//! and the lineage forward; DLQ records add the `error.*` and origin headers.
+//! Ingest writes the request headers; every later stage carries
+//! `traceparent` forward and writes only the few headers its readers use
+//! (nisshi, the local broker, stores each header as a row of its own);
+//! DLQ records add the `error.*` and origin headers.
 
 /// Configured source name (the URL segment).
 pub const SOURCE: &str = "source";
@@ -25,6 +27,12 @@ pub const VERIFY_SKEW_MS: &str = "verify-skew-ms";
 pub const TRACEPARENT: &str = "traceparent";
 /// Dedupe key of a normalized event (set by normalize so dedupe need not decode).
 pub const DEDUPE_KEY: &str = "dedupe-key";
+/// Event type of a normalized event, for consumers that route without
+/// decoding (normalize sets it; dedupe keeps it on `properties.events`).
+pub const EVENT_TYPE: &str = "event-type";
+/// Whether a normalized event carries a property snapshot ("true"/"false"),
+/// so dedupe knows what to write to `properties.latest` without decoding.
+pub const HAS_SNAPSHOT: &str = "has-snapshot";
 /// Offset of the input record an output record was produced from (dedupe).
 pub const SOURCE_OFFSET: &str = "source-offset";
 /// Set by `normalize replay` on every event it re-drives: dedupe forwards

@@ -41,6 +41,18 @@ impl OutRecord {
         self
     }
 
+    /// Appends the headers of `message` named in `names`, in the message's
+    /// order.
+    pub fn with_headers_named<M: Message>(mut self, message: &M, names: &[&str]) -> Self {
+        if let Some(headers) = message.headers() {
+            for h in headers.iter().filter(|h| names.contains(&h.key)) {
+                self.headers
+                    .push((h.key.to_string(), h.value.unwrap_or_default().to_vec()));
+            }
+        }
+        self
+    }
+
     /// Appends a header.
     pub fn header(mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
         self.headers.push((key.into(), value.into()));

@@ -66,9 +66,6 @@ use crate::settings::DedupeSettings;
 use crate::state::PartitionState;
 use crate::transactions::{Mode, TRANSACTION_TIMEOUT, open_producer};
 
-/// Header normalize sets when the event carries a property snapshot.
-const HAS_SNAPSHOT: &str = "has-snapshot";
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -583,8 +580,8 @@ impl Deduper {
                         offset = message.offset(),
                         "forwarded"
                     );
-                    forwards.push((message.partition(), key, message.offset(), outputs.len()));
-                    self.outputs_of(message, &traceparent, &mut outputs);
+                    let index = self.outputs_of(message, &traceparent, &mut outputs);
+                    forwards.push((message.partition(), key, message.offset(), index));
                 }
                 BatchDecision::Correction => {
                     corrections += 1;
@@ -595,7 +592,7 @@ impl Deduper {
                         replay_id = header_str(message, headers::REPLAY_ID),
                         "correction forwarded"
                     );
-                    self.outputs_of(message, &traceparent, &mut outputs);
+                    let _ = self.outputs_of(message, &traceparent, &mut outputs);
                 }
             }
             processed.push(message);
@@ -669,30 +666,41 @@ impl Deduper {
 
     /// Appends the records a first sighting produces: the event on the
     /// input's partition of `properties.events`, and its snapshot on
-    /// `properties.latest` when it has one.
+    /// `properties.latest` when it has one. Each carries only the headers
+    /// its readers use: the event its `dedupe-key` and `source-offset`
+    /// (state restoration), `event-type` and `replay-id`; the snapshot its
+    /// `dedupe-key`; both the new `traceparent`. Returns the index of the
+    /// event in `outputs`: its acknowledged offset is the one the changelog
+    /// records.
     fn outputs_of(
         &self,
         message: &BorrowedMessage<'_>,
         traceparent: &str,
         outputs: &mut Vec<OutRecord>,
-    ) {
-        let output = OutRecord {
-            topic: self.shared.events_topic.clone(),
-            partition: Some(message.partition()),
+    ) -> usize {
+        let record = |topic: &str, partition| OutRecord {
+            topic: topic.to_string(),
+            partition,
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
             headers: Vec::new(),
+        };
+        if header_str(message, headers::HAS_SNAPSHOT) == Some("true") {
+            outputs.push(
+                record(&self.latest_topic, None)
+                    .header(headers::TRACEPARENT, traceparent)
+                    .with_headers_named(message, &[headers::DEDUPE_KEY]),
+            );
         }
-        .with_headers_of(message, &[headers::SOURCE_OFFSET, headers::TRACEPARENT])
-        .header(headers::SOURCE_OFFSET, message.offset().to_string())
-        .header(headers::TRACEPARENT, traceparent);
-        if header_str(message, HAS_SNAPSHOT) == Some("true") {
-            outputs.push(OutRecord {
-                topic: self.latest_topic.clone(),
-                partition: None,
-                ..output.clone()
-            });
-        }
-        outputs.push(output);
+        outputs.push(
+            record(&self.shared.events_topic, Some(message.partition()))
+                .header(headers::TRACEPARENT, traceparent)
+                .with_headers_named(
+                    message,
+                    &[headers::DEDUPE_KEY, headers::EVENT_TYPE, headers::REPLAY_ID],
+                )
+                .header(headers::SOURCE_OFFSET, message.offset().to_string()),
+        );
+        outputs.len() - 1
     }
 }

@@ -40,10 +40,6 @@ use crate::settings::NormalizeSettings;
 
 /// Stage name in `error.stage`.
 const STAGE: &str = "normalize";
-/// Header telling dedupe whether the event carries a property snapshot.
-pub const HAS_SNAPSHOT: &str = "has-snapshot";
-/// Header with the event type, for consumers that route without decoding.
-pub const EVENT_TYPE: &str = "event-type";
 
 /// What one raw record turns into.
 pub(crate) enum Outcome {
@@ -366,11 +362,10 @@ impl Normalizer {
             headers: Vec::new(),
         }
         .header(headers::TRACEPARENT, traceparent)
-        .header(headers::SOURCE, event.source.as_str())
         .header(headers::DEDUPE_KEY, event.dedupe_key.as_str())
-        .header(EVENT_TYPE, event.event_type.as_str())
+        .header(headers::EVENT_TYPE, event.event_type.as_str())
         .header(
-            HAS_SNAPSHOT,
+            headers::HAS_SNAPSHOT,
             if event.property.is_some() {
                 "true"
             } else {
