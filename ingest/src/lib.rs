@@ -11,6 +11,7 @@
 //! error mapping) and the router; `main.rs` only wires them to the process.
 
 pub mod error;
+pub mod handover;
 pub mod metrics;
 pub mod record;
 pub mod send;

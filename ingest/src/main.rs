@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use ingest::handover::Handover;
 use ingest::serve::{Deadlines, serve};
 use ingest::server::{AppState, router};
 use ingest::settings::IngestSettings;
@@ -35,17 +36,21 @@ async fn main() -> anyhow::Result<()> {
     let raw_topic = settings.topics.raw();
     let kafka = settings.kafka.clone();
     let topic_check = raw_topic.clone();
-    let _ = tokio::task::spawn_blocking(move || {
+    let partitions = tokio::task::spawn_blocking(move || {
         common::kafka::check_topics(&kafka, &[&topic_check], Duration::from_secs(10))
     })
-    .await??;
+    .await??
+    .first()
+    .copied()
+    .unwrap_or(1);
     let producer: FutureProducer = settings
         .kafka
         .producer()
         .create()
         .context("cannot create the Kafka producer")?;
     let env = |name: &str| std::env::var(name).ok();
-    let state = Arc::new(AppState::new(&settings, producer.clone(), &env)?);
+    let (handover, lanes) = Handover::start(&producer, &raw_topic, partitions);
+    let state = Arc::new(AppState::new(&settings, producer.clone(), handover, &env)?);
     let names: Vec<&str> = state.sources.keys().map(String::as_str).collect();
     let addr: SocketAddr = settings
         .listen
@@ -66,6 +71,15 @@ async fn main() -> anyhow::Result<()> {
         common::shutdown::signal(),
     )
     .await;
+    // The router and its state are gone once every connection ended, and
+    // with them the lanes' queues: each lane hands over what was queued,
+    // then ends. A connection that outlived the drain bound still holds the
+    // state; the flush below then covers what reached the producer.
+    let lanes_done =
+        tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(lanes));
+    if lanes_done.await.is_err() {
+        tracing::warn!("records were still queued for the producer after 10 s");
+    }
     tracing::info!("flushing the producer");
     let flushed =
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10))).await?;

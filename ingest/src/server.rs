@@ -20,11 +20,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use serde::Serialize;
 use serde::de::IgnoredAny;
 
 use crate::error::IngestError;
+use crate::handover::{Handover, OwnedRecord};
 use crate::metrics::Metrics;
 use crate::record::{self, Arrival};
 use crate::settings::{IngestSettings, SourceSettings};
@@ -43,8 +44,10 @@ pub struct Source {
 pub struct AppState {
     /// Sources by name.
     pub sources: HashMap<String, Source>,
-    /// The Kafka producer.
+    /// The Kafka producer (its metadata answers readiness).
     pub producer: FutureProducer,
+    /// Where handlers queue their records for the producer.
+    pub handover: Handover,
     /// Full name of `webhooks.raw`.
     pub raw_topic: String,
     /// Body limit, bytes.
@@ -64,6 +67,7 @@ impl AppState {
     pub fn new(
         settings: &IngestSettings,
         producer: FutureProducer,
+        handover: Handover,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
         let mut sources = HashMap::new();
@@ -94,6 +98,7 @@ impl AppState {
         Ok(Self {
             sources,
             producer,
+            handover,
             raw_topic: settings.topics.raw(),
             body_limit: settings.body_limit_bytes,
             ack_timeout: Duration::from_millis(settings.ack_timeout_ms),
@@ -273,35 +278,26 @@ async fn handle(
                 value: Some(v.as_bytes()),
             })
         });
-    let mut kafka_record = FutureRecord::to(&state.raw_topic)
-        .payload(body.as_ref())
-        .headers(headers);
-    if let Some(key) = key.as_deref() {
-        kafka_record = kafka_record.key(key);
-    }
+    let owned = OwnedRecord {
+        key: key.map(String::into_bytes),
+        payload: body,
+        headers,
+    };
     let unavailable = IngestError::Unavailable {
         retry_after_secs: state.retry_after_secs,
     };
     let started = Instant::now();
-    let delivery = match state.producer.send_result(kafka_record) {
-        Ok(delivery) => delivery,
-        Err((e, _)) => {
-            state.metrics.produce("refused", started.elapsed());
-            tracing::warn!(source = %source_name, error = %e, "producer queue refused the record");
-            return Err(unavailable);
-        }
-    };
-    let outcome = tokio::time::timeout(state.ack_timeout, delivery).await;
+    let outcome = tokio::time::timeout(state.ack_timeout, state.handover.publish(owned)).await;
     state.metrics.produce(
         match &outcome {
-            Ok(Ok(Ok(_))) => "acked",
-            Ok(_) => "refused",
+            Ok(Ok(_)) => "acked",
+            Ok(Err(_)) => "refused",
             Err(_) => "timeout",
         },
         started.elapsed(),
     );
     match outcome {
-        Ok(Ok(Ok(delivered))) => {
+        Ok(Ok(delivered)) => {
             tracing::debug!(
                 source = %source_name,
                 request_id,
@@ -314,12 +310,8 @@ async fn handle(
                 id: request_id,
             }))
         }
-        Ok(Ok(Err((e, _)))) => {
-            tracing::warn!(source = %source_name, error = %e, "Kafka refused the record");
-            Err(unavailable)
-        }
-        Ok(Err(_canceled)) => {
-            tracing::warn!(source = %source_name, "producer dropped the record");
+        Ok(Err(e)) => {
+            tracing::warn!(source = %source_name, error = %e, "record not stored");
             Err(unavailable)
         }
         Err(_elapsed) => {
