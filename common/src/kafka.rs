@@ -63,14 +63,15 @@ impl KafkaSettings {
     }
 
     /// Consumer settings for `group`: manual commits, and an empty fetch
-    /// held for up to 500 ms. Apache Kafka answers a held fetch as soon as
-    /// records arrive, so the wait costs no latency there. nisshi re-reads
-    /// storage after half the remaining wait, then half again: a record
-    /// that lands during a held fetch waits up to 250 ms (measured: one
-    /// record every 50 ms, p50 138 ms per hop at 500 ms, 11 ms at 50 ms).
-    /// Shorter waits cost nisshi CPU in empty fetches, which the pipeline
-    /// needs more: three idle consumers took 10 % of a core at 500 ms,
-    /// 26 % at 100 ms and 84 % at 10 ms.
+    /// held for up to 100 ms. Apache Kafka answers a held fetch as soon as
+    /// records arrive. nisshi re-reads storage after half the remaining
+    /// wait, then half again, so a record landing during a held fetch waits
+    /// up to half the wait (`bench/probes/fetch_wait.py`, one record every
+    /// 50 ms: p50 138 ms per hop at 500 ms, 33 ms at 100 ms, 11 ms at
+    /// 50 ms). Shorter waits cost nisshi CPU in empty fetches: three idle
+    /// consumers took 10 % of a core at 500 ms, 26 % at 100 ms and 84 % at
+    /// 10 ms. At 1,000 webhooks/s end to end, 100 ms gave a p50 of 0.63 s
+    /// against 0.97–1.05 s at 500 ms.
     pub fn consumer(&self, group: &str) -> ClientConfig {
         let mut config = self.client();
         let _ = config
@@ -79,7 +80,7 @@ impl KafkaSettings {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000")
-            .set("fetch.wait.max.ms", "500")
+            .set("fetch.wait.max.ms", "100")
             .set("enable.partition.eof", "false");
         self.apply_overrides(&mut config);
         config
