@@ -8,7 +8,8 @@
 //! so the provider retries and nothing is lost.
 //!
 //! The library holds the pure parts (settings, verification, record building,
-//! error mapping) and the router; `main.rs` only wires them to the process.
+//! error mapping), the router, and the hand-over that queues records for the
+//! producer per partition; `main.rs` only wires them to the process.
 
 pub mod error;
 pub mod handover;
