@@ -31,21 +31,20 @@ pub struct OutRecord {
 
 impl OutRecord {
     /// Appends every header of `message` except those named in `skip`.
-    pub fn with_headers_of<M: Message>(mut self, message: &M, skip: &[&str]) -> Self {
-        if let Some(headers) = message.headers() {
-            for h in headers.iter().filter(|h| !skip.contains(&h.key)) {
-                self.headers
-                    .push((h.key.to_string(), h.value.unwrap_or_default().to_vec()));
-            }
-        }
-        self
+    pub fn with_headers_of<M: Message>(self, message: &M, skip: &[&str]) -> Self {
+        self.with_headers_where(message, |key| !skip.contains(&key))
     }
 
     /// Appends the headers of `message` named in `names`, in the message's
     /// order.
-    pub fn with_headers_named<M: Message>(mut self, message: &M, names: &[&str]) -> Self {
+    pub fn with_headers_named<M: Message>(self, message: &M, names: &[&str]) -> Self {
+        self.with_headers_where(message, |key| names.contains(&key))
+    }
+
+    /// Appends the headers of `message` whose name `keep` accepts, in order.
+    fn with_headers_where<M: Message>(mut self, message: &M, keep: impl Fn(&str) -> bool) -> Self {
         if let Some(headers) = message.headers() {
-            for h in headers.iter().filter(|h| names.contains(&h.key)) {
+            for h in headers.iter().filter(|h| keep(h.key)) {
                 self.headers
                     .push((h.key.to_string(), h.value.unwrap_or_default().to_vec()));
             }
