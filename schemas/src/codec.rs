@@ -42,7 +42,61 @@ pub fn encode_datum(event: &PropertyEvent) -> Result<Vec<u8>, CodecError> {
         .map_err(|e| CodecError::Schema(e.to_string()))
 }
 
-/// Decodes a datum written with `writer` into this build's [`PropertyEvent`].
+/// Decodes the datums of one writer schema into this build's
+/// [`PropertyEvent`]; built once per writer schema and kept (the sink keeps
+/// one per schema registry id).
+///
+/// A datum written with this build's schema (the same parsing canonical
+/// form) is deserialized straight into the Rust type. Any other writer's
+/// datum is read into a generic Avro value and resolved against this
+/// build's schema, as [`decode_datum`] does: slower, but it fills the
+/// fields the writer did not know with their defaults.
+#[derive(Debug)]
+pub struct DatumDecoder {
+    /// `None`: the writer is this build's schema.
+    other_writer: Option<Schema>,
+}
+
+impl DatumDecoder {
+    /// The decoder for datums written with `writer`.
+    pub fn for_writer(writer: Schema) -> Self {
+        let other_writer = (writer != *schema()).then_some(writer);
+        Self { other_writer }
+    }
+
+    /// Whether datums are resolved from another schema (tests and logs).
+    pub fn resolves(&self) -> bool {
+        self.other_writer.is_some()
+    }
+
+    /// Decodes one datum.
+    pub fn decode(&self, mut datum: &[u8]) -> Result<PropertyEvent, CodecError> {
+        match &self.other_writer {
+            Some(writer) => decode_datum(writer, datum),
+            None => current_reader()
+                .read_deser(&mut datum)
+                .map_err(|e| CodecError::Decode(e.to_string())),
+        }
+    }
+}
+
+/// The reader of datums written with this build's schema, with its named
+/// types resolved once.
+fn current_reader() -> &'static GenericDatumReader<'static> {
+    static READER: OnceLock<GenericDatumReader<'static>> = OnceLock::new();
+    READER.get_or_init(|| {
+        // Resolving the compiled-in schema's names cannot fail at run time
+        // once the tests pass: a failure here is a build defect.
+        #[allow(clippy::expect_used)]
+        GenericDatumReader::builder(schema())
+            .build()
+            .expect("the bundled PropertyEvent schema resolves")
+    })
+}
+
+/// Decodes a datum written with `writer` into this build's [`PropertyEvent`],
+/// resolving it against this build's schema (see [`DatumDecoder`] for the
+/// repeated case).
 pub fn decode_datum(writer: &Schema, mut datum: &[u8]) -> Result<PropertyEvent, CodecError> {
     let value = GenericDatumReader::builder(writer)
         .reader_schema(schema())
@@ -55,67 +109,10 @@ pub fn decode_datum(writer: &Schema, mut datum: &[u8]) -> Result<PropertyEvent, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        Advert, EnergyClass, EventType, FieldChange, Lineage, Location, PricePoint,
-        PropertySnapshot, Provider, Station,
-    };
+    use crate::{EventType, PropertySnapshot};
 
     fn sample() -> PropertyEvent {
-        let mut property = PropertySnapshot::empty();
-        property.price = Some(750_000.0);
-        property.bedrooms = Some(2);
-        property.surface_m2 = Some(111.48);
-        property.location = Location {
-            address: Some("123 Main St".into()),
-            ..Location::default()
-        };
-        property.dpe_class = Some(EnergyClass::C);
-        property.ges_value = Some(12.0);
-        property.pictures = Some(vec!["https://img/1.jpg".into()]);
-        property.stations = Some(vec![Station {
-            name: "Jules Joffrin".into(),
-            lines: vec!["Ligne 12".into()],
-        }]);
-        let history = vec![PricePoint {
-            at: 1_686_825_000_000,
-            price: 760_000.0,
-        }];
-        property.price_history = Some(history.clone());
-        property.adverts = Some(vec![Advert {
-            url: Some("https://example.fr/ad/1".into()),
-            publisher_name: Some("Agence".into()),
-            publisher_is_professional: Some(true),
-            price_history: Some(history),
-            ..Advert::default()
-        }]);
-        PropertyEvent {
-            event_id: "evt_1".into(),
-            dedupe_key: "generic:evt_1".into(),
-            source: "generic".into(),
-            provider: Provider::Generic,
-            provider_property_id: "prop_1".into(),
-            property_key: "generic:prop_1".into(),
-            event_type: EventType::PriceChanged,
-            occurred_at: 1_686_825_000_000,
-            received_at: 1_686_825_001_000,
-            alert_id: None,
-            provider_event_type: Some("ad.update.price".into()),
-            change: Some(FieldChange {
-                field: "price".into(),
-                old_value: Some("1".into()),
-                new_value: None,
-                percent: Some(-2.81),
-                old_number: Some(1.0),
-                new_number: None,
-            }),
-            property: Some(property),
-            lineage: Lineage {
-                raw_topic: "webhooks.raw".into(),
-                raw_partition: 2,
-                raw_offset: 42,
-                normalizer_version: "0.1.0".into(),
-            },
-        }
+        crate::sample::price_change()
     }
 
     #[test]
@@ -125,14 +122,40 @@ mod tests {
         assert_eq!(decode_datum(schema(), &bytes).expect("decodes"), event);
     }
 
-    #[test]
-    fn round_trips_without_optional_parts() {
+    fn without_optional_parts() -> PropertyEvent {
         let mut event = sample();
         event.property = None;
         event.change = None;
         event.event_type = EventType::ReferenceOnly;
+        event
+    }
+
+    #[test]
+    fn round_trips_without_optional_parts() {
+        let event = without_optional_parts();
         let bytes = encode_datum(&event).expect("encodes");
         assert_eq!(decode_datum(schema(), &bytes).expect("decodes"), event);
+    }
+
+    #[test]
+    fn the_direct_decoder_reads_what_the_resolving_one_reads() {
+        let decoder = DatumDecoder::for_writer(schema().clone());
+        assert!(!decoder.resolves());
+        for event in [sample(), without_optional_parts()] {
+            let bytes = encode_datum(&event).expect("encodes");
+            assert_eq!(decoder.decode(&bytes).expect("decodes"), event);
+            assert_eq!(decode_datum(schema(), &bytes).expect("decodes"), event);
+        }
+    }
+
+    #[test]
+    fn the_direct_decoder_rejects_truncated_and_trailing_garbage() {
+        let decoder = DatumDecoder::for_writer(schema().clone());
+        let bytes = encode_datum(&sample()).expect("encodes");
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(decoder.decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decoder.decode(&[0xff; 64]).is_err());
     }
 
     #[test]
@@ -179,5 +202,8 @@ mod tests {
             .and_then(|w| w.write_value_to_vec(v1_value))
             .expect("writes v1");
         assert_eq!(decode_datum(&v1, &datum).expect("decodes"), event);
+        let decoder = DatumDecoder::for_writer(v1);
+        assert!(decoder.resolves());
+        assert_eq!(decoder.decode(&datum).expect("decodes"), event);
     }
 }

@@ -4,14 +4,17 @@
 //! mirrors it field for field. Normalize encodes events in the Confluent wire
 //! format (magic byte, 4-byte schema id, Avro binary) through the schema
 //! registry; dedupe forwards the bytes untouched; the sink decodes them with
-//! the writer's schema fetched by id, resolved against this crate's schema
-//! (so older and newer writers both decode, per Avro schema resolution).
+//! the writer's schema fetched by id ([`DatumDecoder`]): straight into the
+//! Rust type when the writer is this crate's schema, otherwise resolved
+//! against it (so older and newer writers both decode, per Avro schema
+//! resolution).
 
 pub mod codec;
 pub mod property_event;
+pub mod sample;
 pub mod wire;
 
-pub use codec::{CodecError, decode_datum, encode_datum, schema};
+pub use codec::{CodecError, DatumDecoder, decode_datum, encode_datum, schema};
 pub use property_event::{
     Advert, EnergyClass, EventType, FieldChange, Lineage, Location, PricePoint, PropertyEvent,
     PropertySnapshot, PropertyType, Provider, Station, TransactionType,

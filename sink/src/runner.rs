@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use apache_avro::Schema;
 use common::dead_letter::dead_letter;
 use common::produce::{OutRecord, send_all};
 use rdkafka::client::ClientContext;
@@ -41,6 +40,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Message, Offset};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schemas::DatumDecoder;
 use tokio::runtime::Handle;
 
 use crate::rows::{EventToWrite, Position};
@@ -376,7 +376,7 @@ pub struct SinkRunner {
     consumer: BaseConsumer<SinkContext>,
     shared: Arc<Shared>,
     decoder: AvroDecoder,
-    writer_schemas: RefCell<HashMap<u32, Arc<Schema>>>,
+    writer_schemas: RefCell<HashMap<u32, Arc<DatumDecoder>>>,
     batch_max_events: usize,
     batch_max_wait: Duration,
 }
@@ -552,13 +552,13 @@ impl SinkRunner {
     fn decode(&self, bytes: &[u8]) -> Result<schemas::PropertyEvent, String> {
         let (id, datum) = schemas::wire::split(bytes).map_err(|e| e.to_string())?;
         let cached = self.writer_schemas.borrow().get(&id).cloned();
-        let schema = match cached {
+        let datum_decoder = match cached {
             Some(s) => s,
             None => {
                 let mut attempt = 0u32;
                 let fetched = loop {
                     match self.shared.runtime.block_on(self.decoder.get_schema(id)) {
-                        Ok(s) => break Arc::new(s.parsed.clone()),
+                        Ok(s) => break Arc::new(DatumDecoder::for_writer(s.parsed.clone())),
                         Err(e) if e.retriable && !self.shared.stopping.load(Ordering::Relaxed) => {
                             attempt += 1;
                             tracing::warn!(id, error = %e, "schema registry unavailable; retrying");
@@ -573,6 +573,11 @@ impl SinkRunner {
                         }
                     }
                 };
+                tracing::info!(
+                    id,
+                    resolved_to_current = fetched.resolves(),
+                    "writer schema fetched"
+                );
                 let _ = self
                     .writer_schemas
                     .borrow_mut()
@@ -580,7 +585,7 @@ impl SinkRunner {
                 fetched
             }
         };
-        schemas::decode_datum(&schema, datum).map_err(|e| e.to_string())
+        datum_decoder.decode(datum).map_err(|e| e.to_string())
     }
 
     fn dead_letter(&self, message: &BorrowedMessage<'_>, reason: &str) {
