@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "properties_lineage",
         include_str!("../migrations/0004_properties_lineage.sql"),
     ),
+    (
+        5,
+        "properties_fillfactor",
+        include_str!("../migrations/0005_properties_fillfactor.sql"),
+    ),
 ];
 
 /// Arbitrary advisory lock id for migrations.
