@@ -11,11 +11,17 @@
 //! batched on this one thread, and a revoked partition's pending records are
 //! flushed inside the rebalance callback before the partition is released.
 //!
-//! Write-behind: a full batch is handed to a writer thread, and the consumer
+//! Write-behind: a batch is handed to a writer thread, and the consumer
 //! fills the next one while the database commits it, so reading and writing
 //! overlap. At most one batch is in flight: the next hand-over, a
 //! revocation and a stop each wait for it first, so the precondition above
 //! still holds (the in-flight batch is committed before its partitions go).
+//!
+//! Batches size themselves: while the writer is free, a batch is handed
+//! over as soon as no more records are waiting, so a record at a low rate
+//! waits for no timer; while the writer is busy, records gather, so under
+//! load batches grow towards `batch_max_events`. `batch_max_wait_ms` bounds
+//! how long a batch keeps filling.
 //!
 //! PostgreSQL unavailable → the batch is retried with backoff; nothing is
 //! acknowledged meanwhile, so nothing is lost. A record that cannot be
@@ -107,7 +113,15 @@ struct Shared {
     results: Mutex<Receiver<Committed>>,
     /// Whether a batch is on the writer thread.
     in_flight: AtomicBool,
+    /// Whether the writer thread is still writing its batch (`in_flight`
+    /// stays true until the consumer collects the outcome).
+    writing: AtomicBool,
 }
+
+/// How long the consumer waits for a first record before looking again.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How often the consumer looks whether a busy writer is done.
+const WRITER_CHECK: Duration = Duration::from_millis(2);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -138,9 +152,11 @@ impl Shared {
         if batch.next_offsets.is_empty() {
             return previous;
         }
+        self.writing.store(true, Ordering::SeqCst);
         match self.jobs.send(batch) {
             Ok(()) => self.in_flight.store(true, Ordering::SeqCst),
             Err(std::sync::mpsc::SendError(batch)) => {
+                self.writing.store(false, Ordering::SeqCst);
                 tracing::error!("the sink's writer thread is gone; writing here and stopping");
                 self.stopping.store(true, Ordering::SeqCst);
                 let _ = self.write(batch);
@@ -427,13 +443,16 @@ impl SinkRunner {
             jobs,
             results: Mutex::new(results),
             in_flight: AtomicBool::new(false),
+            writing: AtomicBool::new(false),
         });
         let writer = Arc::clone(&shared);
         let _thread = std::thread::Builder::new()
             .name("sink-writer".into())
             .spawn(move || {
                 for batch in pending {
-                    if done.send(writer.write(batch)).is_err() {
+                    let committed = writer.write(batch);
+                    writer.writing.store(false, Ordering::SeqCst);
+                    if done.send(committed).is_err() {
                         break;
                     }
                 }
@@ -471,13 +490,22 @@ impl SinkRunner {
     /// Runs on the calling (non-async) thread until stopping is set.
     pub fn run(self) -> anyhow::Result<()> {
         while !self.shared.stopping.load(Ordering::Relaxed) {
-            let wait = {
-                let batch = lock(&self.shared.batch);
-                batch.started.map_or(Duration::from_millis(100), |s| {
-                    self.batch_max_wait.saturating_sub(s.elapsed())
-                })
+            let writer_free = !self.shared.writing.load(Ordering::SeqCst);
+            let started = lock(&self.shared.batch).started;
+            let wait = match started {
+                None => IDLE_POLL,
+                // The writer is free: take what has already arrived, then
+                // hand it over rather than wait for more.
+                Some(_) if writer_free => Duration::ZERO,
+                // The writer is busy: keep filling, and look again soon.
+                Some(s) => self
+                    .batch_max_wait
+                    .saturating_sub(s.elapsed())
+                    .min(WRITER_CHECK),
             };
-            match self.consumer.poll(wait) {
+            let polled = self.consumer.poll(wait);
+            let nothing_waiting = polled.is_none();
+            match polled {
                 None => {}
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 Some(Ok(message)) => self.accept(&message),
@@ -485,9 +513,9 @@ impl SinkRunner {
             let due = {
                 let batch = lock(&self.shared.batch);
                 batch.events.len() >= self.batch_max_events
-                    || batch
-                        .started
-                        .is_some_and(|s| s.elapsed() >= self.batch_max_wait)
+                    || batch.started.is_some_and(|s| {
+                        (writer_free && nothing_waiting) || s.elapsed() >= self.batch_max_wait
+                    })
             };
             if due {
                 self.commit_advisory(self.shared.write_behind());

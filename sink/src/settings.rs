@@ -20,7 +20,8 @@ pub struct SinkSettings {
     /// Most events per database transaction.
     #[serde(default = "default_batch_max")]
     pub batch_max_events: usize,
-    /// Longest a batch waits to fill, milliseconds.
+    /// Longest a batch keeps filling, milliseconds. A batch goes to the
+    /// database sooner when the writer is free and no more records wait.
     #[serde(default = "default_batch_ms")]
     pub batch_max_wait_ms: u64,
     /// Kafka connection.
