@@ -7,7 +7,8 @@
 //! timestamps (`track_commit_timestamp`, which the local stack turns on;
 //! without it, the row's `committed_at`, taken at insert, a few ms before
 //! the commit). The backlog drains when the last row is committed; the run
-//! checks that the rows are exactly the accepted requests minus duplicates.
+//! checks that the rows are exactly the accepted requests minus duplicates,
+//! and splits each row's latency at its records' timestamps ([`hops`]).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::hops::{self, HopLatencies, RowTimes};
 use crate::http_load::{LoadResult, open_loop};
 use crate::latency::LatencySummary;
 use crate::pipeline::{Infra, Pipeline, Service};
@@ -63,6 +65,9 @@ pub struct EndToEndResult {
     pub backlog_drain_ms: f64,
     /// Where commit times came from.
     pub commit_time_source: String,
+    /// Arrival → commit split at each topic (absent in older results).
+    #[serde(default)]
+    pub hops: Option<HopLatencies>,
 }
 
 fn event_of(n: u64) -> u64 {
@@ -178,7 +183,9 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
         .query(
             &format!(
                 "SELECT (EXTRACT(EPOCH FROM ({commit_expr} - received_at)) * 1000)::float8, \
-                        (EXTRACT(EPOCH FROM {commit_expr}) * 1000)::float8 \
+                        (EXTRACT(EPOCH FROM {commit_expr}) * 1000)::float8, \
+                        (EXTRACT(EPOCH FROM received_at) * 1000)::float8, \
+                        dedupe_key, raw_partition, raw_offset, kafka_partition, kafka_offset \
                  FROM property_events WHERE event_id LIKE 'evt-%'"
             ),
             &[],
@@ -186,13 +193,35 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
         .await
         .context("cannot read the commit times")?;
     let mut latencies = Vec::with_capacity(rows.len());
+    let mut row_times = Vec::with_capacity(rows.len());
     let mut last_commit_ms = 0.0_f64;
     for row in &rows {
-        let latency: f64 = row.get(0);
-        let committed: f64 = row.get(1);
+        let latency: f64 = row.try_get(0)?;
+        let committed: f64 = row.try_get(1)?;
         latencies.push(Duration::from_secs_f64(latency.max(0.0) / 1000.0));
         last_commit_ms = last_commit_ms.max(committed);
+        row_times.push(RowTimes {
+            dedupe_key: row.try_get(3)?,
+            received_ms: row.try_get(2)?,
+            raw: (row.try_get(4)?, row.try_get(5)?),
+            events: (row.try_get(6)?, row.try_get(7)?),
+            commit_ms: committed,
+        });
     }
+    eprintln!("end to end: splitting the latency at each topic's record timestamps");
+    let brokers = load.infra.brokers.clone();
+    let topics = [
+        pipeline.topics.raw(),
+        pipeline.topics.normalized(),
+        pipeline.topics.events(),
+    ];
+    let times = tokio::task::spawn_blocking(move || {
+        let [raw, normalized, events] = &topics;
+        hops::read_times(&brokers, raw, normalized, events)
+    })
+    .await
+    .context("the topic reader panicked")??;
+    let hops = hops::split(&row_times, &times);
     Ok(EndToEndResult {
         target_rate: load.rate,
         duration_secs: load.duration.as_secs_f64(),
@@ -203,6 +232,7 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
         arrival_to_commit: LatencySummary::of(latencies),
         backlog_drain_ms: (last_commit_ms - load_end_ms as f64).max(0.0),
         commit_time_source: commit_time_source.to_string(),
+        hops: Some(hops),
     })
 }
 

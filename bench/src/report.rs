@@ -120,6 +120,28 @@ impl Report {
                 e.arrival_to_commit.max_ms,
                 e.backlog_drain_ms
             );
+            if let Some(h) = &e.hops {
+                let _ = writeln!(
+                    md,
+                    "\nWhere it goes, split at each record's timestamp ({} rows not matched):\n\n| hop | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|",
+                    h.unmatched
+                );
+                for (hop, s) in [
+                    ("arrival → webhooks.raw", h.arrival_to_raw),
+                    ("webhooks.raw → properties.normalized", h.raw_to_normalized),
+                    (
+                        "properties.normalized → properties.events",
+                        h.normalized_to_events,
+                    ),
+                    ("properties.events → commit", h.events_to_commit),
+                ] {
+                    let _ = writeln!(
+                        md,
+                        "| {hop} | {:.0} | {:.0} | {:.0} |",
+                        s.p50_ms, s.p99_ms, s.max_ms
+                    );
+                }
+            }
         }
         if let Some(c) = &self.catch_up {
             let _ = writeln!(

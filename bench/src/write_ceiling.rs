@@ -7,17 +7,15 @@
 //! allows for that stage. A stage near this figure is limited by the
 //! broker's cost per record (on nisshi, mostly per header).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use common::kafka::KafkaSettings;
 use common::produce::{OutRecord, send_all};
 use rdkafka::Message as _;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::catch_up::Rate;
+use crate::topic_scan::scan;
 
 /// Records per batch, as the stages' default `[batch] max_records`.
 const BATCH: usize = 500;
@@ -37,44 +35,19 @@ pub async fn read_all_blocking(
 /// Every record of `topic`, owned, re-addressed to `to_topic` on the same
 /// partition.
 pub fn read_all(brokers: &str, topic: &str, to_topic: &str) -> anyhow::Result<Vec<OutRecord>> {
-    let consumer: BaseConsumer = KafkaSettings {
-        brokers: brokers.to_string(),
-        ..KafkaSettings::default()
-    }
-    .reader()
-    .create()
-    .context("cannot create the reader")?;
-    let timeout = Duration::from_secs(10);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let mut assignment = TopicPartitionList::new();
-    let mut open = 0;
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            open += 1;
-        }
-    }
-    consumer.assign(&assignment)?;
     let mut records = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while open > 0 {
-        anyhow::ensure!(Instant::now() < deadline, "cannot read all of {topic}");
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => records.push(
-                OutRecord {
-                    topic: to_topic.to_string(),
-                    partition: Some(message.partition()),
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().map(<[u8]>::to_vec),
-                    headers: Vec::new(),
-                }
-                .with_headers_of(&message, &[]),
-            ),
-            Some(Err(KafkaError::PartitionEOF(_))) => open -= 1,
-            Some(Err(e)) => anyhow::bail!("cannot read {topic}: {e}"),
-            None => {}
-        }
-    }
+    scan(brokers, topic, |message| {
+        records.push(
+            OutRecord {
+                topic: to_topic.to_string(),
+                partition: Some(message.partition()),
+                key: message.key().map(<[u8]>::to_vec),
+                payload: message.payload().map(<[u8]>::to_vec),
+                headers: Vec::new(),
+            }
+            .with_headers_of(message, &[]),
+        );
+    })?;
     Ok(records)
 }
 

@@ -1,0 +1,170 @@
+//! Where the end-to-end latency goes: each row's time from arrival to
+//! commit, split at the timestamps its records carry on the way (each set
+//! by the producer that wrote it):
+//!
+//! - arrival → `webhooks.raw`: ingest's verification and hand-over to the
+//!   producer;
+//! - `webhooks.raw` → `properties.normalized`: the broker's acknowledgement
+//!   to ingest, the fetch by normalize, its batch and parse;
+//! - `properties.normalized` → `properties.events`: the same for dedupe;
+//! - `properties.events` → commit: the sink's fetch, batch and write.
+//!
+//! The split is pure ([`split`]); [`read_times`] reads the topics.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::Message as _;
+use serde::{Deserialize, Serialize};
+
+use crate::latency::LatencySummary;
+use crate::topic_scan::scan;
+
+/// The four hops' latencies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct HopLatencies {
+    /// Arrival at ingest → the raw record's timestamp.
+    pub arrival_to_raw: LatencySummary,
+    /// Raw record → normalized record.
+    pub raw_to_normalized: LatencySummary,
+    /// Normalized record → events record.
+    pub normalized_to_events: LatencySummary,
+    /// Events record → the row's commit.
+    pub events_to_commit: LatencySummary,
+    /// Rows whose records were not all found (not in the summaries).
+    pub unmatched: usize,
+}
+
+/// One row's times and where its records are, as the sink stored them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowTimes {
+    /// `dedupe_key` (the normalized record's `dedupe-key` header).
+    pub dedupe_key: String,
+    /// `received_at`, Unix ms.
+    pub received_ms: f64,
+    /// `raw_partition`, `raw_offset`.
+    pub raw: (i32, i64),
+    /// `kafka_partition`, `kafka_offset` (on `properties.events`).
+    pub events: (i32, i64),
+    /// Commit time, Unix ms.
+    pub commit_ms: f64,
+}
+
+/// Record timestamps (Unix ms) of the three topics.
+#[derive(Debug, Default)]
+pub struct TopicTimes {
+    /// `webhooks.raw`, by position.
+    pub raw: HashMap<(i32, i64), i64>,
+    /// `properties.normalized`, by dedupe key: the first record (a
+    /// re-delivery is normalized again and then dropped by dedupe).
+    pub normalized: HashMap<String, i64>,
+    /// `properties.events`, by position.
+    pub events: HashMap<(i32, i64), i64>,
+}
+
+/// Splits each row's latency into its hops.
+pub fn split(rows: &[RowTimes], times: &TopicTimes) -> HopLatencies {
+    let gap = |from: f64, to: f64| Duration::from_secs_f64((to - from).max(0.0) / 1000.0);
+    let mut hops: [Vec<Duration>; 4] = Default::default();
+    let mut unmatched = 0;
+    for row in rows {
+        let found = (
+            times.raw.get(&row.raw),
+            times.normalized.get(&row.dedupe_key),
+            times.events.get(&row.events),
+        );
+        let (Some(&raw), Some(&normalized), Some(&events)) = found else {
+            unmatched += 1;
+            continue;
+        };
+        let (raw, normalized, events) = (raw as f64, normalized as f64, events as f64);
+        hops[0].push(gap(row.received_ms, raw));
+        hops[1].push(gap(raw, normalized));
+        hops[2].push(gap(normalized, events));
+        hops[3].push(gap(events, row.commit_ms));
+    }
+    let [a, b, c, d] = hops;
+    HopLatencies {
+        arrival_to_raw: LatencySummary::of(a),
+        raw_to_normalized: LatencySummary::of(b),
+        normalized_to_events: LatencySummary::of(c),
+        events_to_commit: LatencySummary::of(d),
+        unmatched,
+    }
+}
+
+/// Reads the record timestamps of `raw`, `normalized` and `events`.
+pub fn read_times(
+    brokers: &str,
+    raw: &str,
+    normalized: &str,
+    events: &str,
+) -> anyhow::Result<TopicTimes> {
+    let mut times = TopicTimes::default();
+    scan(brokers, raw, |m| {
+        if let Some(at) = m.timestamp().to_millis() {
+            let _ = times.raw.insert((m.partition(), m.offset()), at);
+        }
+    })?;
+    scan(brokers, normalized, |m| {
+        let key = common::kafka::header_str(m, common::headers::DEDUPE_KEY);
+        if let (Some(key), Some(at)) = (key, m.timestamp().to_millis()) {
+            let first = times.normalized.entry(key.to_string()).or_insert(at);
+            *first = (*first).min(at);
+        }
+    })?;
+    scan(brokers, events, |m| {
+        if let Some(at) = m.timestamp().to_millis() {
+            let _ = times.events.insert((m.partition(), m.offset()), at);
+        }
+    })?;
+    Ok(times)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, raw: (i32, i64), events: (i32, i64)) -> RowTimes {
+        RowTimes {
+            dedupe_key: key.into(),
+            received_ms: 1_000.0,
+            raw,
+            events,
+            commit_ms: 1_400.0,
+        }
+    }
+
+    #[test]
+    fn each_hop_is_the_gap_between_its_timestamps() {
+        let mut times = TopicTimes::default();
+        let _ = times.raw.insert((0, 7), 1_010);
+        let _ = times.normalized.insert("k".into(), 1_110);
+        let _ = times.events.insert((2, 3), 1_310);
+        let hops = split(&[row("k", (0, 7), (2, 3))], &times);
+        assert_eq!(hops.arrival_to_raw.p50_ms, 10.0);
+        assert_eq!(hops.raw_to_normalized.p50_ms, 100.0);
+        assert_eq!(hops.normalized_to_events.p50_ms, 200.0);
+        assert_eq!(hops.events_to_commit.p50_ms, 90.0);
+        assert_eq!(hops.unmatched, 0);
+    }
+
+    #[test]
+    fn a_row_with_a_missing_record_is_counted_not_guessed() {
+        let mut times = TopicTimes::default();
+        let _ = times.raw.insert((0, 7), 1_010);
+        let hops = split(&[row("k", (0, 7), (2, 3))], &times);
+        assert_eq!(hops.unmatched, 1);
+        assert_eq!(hops.raw_to_normalized.count, 0);
+    }
+
+    #[test]
+    fn clock_steps_backwards_count_as_zero() {
+        let mut times = TopicTimes::default();
+        let _ = times.raw.insert((0, 7), 990);
+        let _ = times.normalized.insert("k".into(), 1_110);
+        let _ = times.events.insert((2, 3), 1_310);
+        let hops = split(&[row("k", (0, 7), (2, 3))], &times);
+        assert_eq!(hops.arrival_to_raw.max_ms, 0.0);
+    }
+}
