@@ -135,12 +135,18 @@ mod tests {
         }
     }
 
+    /// Row "k"'s records at `raw`, `normalized` and `events` ms.
+    fn times_of_k(raw: i64, normalized: i64, events: i64) -> TopicTimes {
+        let mut times = TopicTimes::default();
+        let _ = times.raw.insert((0, 7), raw);
+        let _ = times.normalized.insert("k".into(), normalized);
+        let _ = times.events.insert((2, 3), events);
+        times
+    }
+
     #[test]
     fn each_hop_is_the_gap_between_its_timestamps() {
-        let mut times = TopicTimes::default();
-        let _ = times.raw.insert((0, 7), 1_010);
-        let _ = times.normalized.insert("k".into(), 1_110);
-        let _ = times.events.insert((2, 3), 1_310);
+        let times = times_of_k(1_010, 1_110, 1_310);
         let hops = split(&[row("k", (0, 7), (2, 3))], &times);
         assert_eq!(hops.arrival_to_raw.p50_ms, 10.0);
         assert_eq!(hops.raw_to_normalized.p50_ms, 100.0);
@@ -160,10 +166,7 @@ mod tests {
 
     #[test]
     fn clock_steps_backwards_count_as_zero() {
-        let mut times = TopicTimes::default();
-        let _ = times.raw.insert((0, 7), 990);
-        let _ = times.normalized.insert("k".into(), 1_110);
-        let _ = times.events.insert((2, 3), 1_310);
+        let times = times_of_k(990, 1_110, 1_310);
         let hops = split(&[row("k", (0, 7), (2, 3))], &times);
         assert_eq!(hops.arrival_to_raw.max_ms, 0.0);
     }
