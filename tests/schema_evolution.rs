@@ -1,9 +1,17 @@
 //! The `PropertyEvent` schema evolves BACKWARD compatibly: the schema
 //! registry, which refuses an incompatible version with 409, accepts the
 //! current schema on a subject where the first (walking-skeleton) version
-//! is registered, so consumers on the new schema read every old record.
+//! is registered, so consumers on the new schema read every old record;
+//! and the sink does: a record written with v1 lands with the fields v1
+//! did not have left empty.
 
-use pipeline_tests::Stack;
+use std::time::Duration;
+
+use apache_avro::Schema;
+use apache_avro::writer::datum::GenericDatumWriter;
+use common::produce::OutRecord;
+use pipeline_tests::{Pipeline, Stack};
+use schemas::{PropertySnapshot, sample};
 use serde_json::json;
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -53,4 +61,70 @@ async fn the_current_schema_registers_over_v1() {
     }
     let (status, body) = register(&http, &stack, &subject, &breaking.to_string()).await;
     assert_eq!(status, 409, "an incompatible schema is refused: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sink_writes_a_record_written_with_v1() {
+    let pipeline = Pipeline::start_with(
+        "evolution_sink",
+        &[pipeline_tests::Service::Sink],
+        None,
+        &[],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let subject = format!("{}-v1-value", pipeline.topics.events());
+    let (status, body) = register(
+        &http,
+        &pipeline.stack,
+        &subject,
+        schemas::PROPERTY_EVENT_AVSC_V1,
+    )
+    .await;
+    assert_eq!(status, 200, "v1 registers: {body}");
+    let id: u32 = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+        .and_then(|id| u32::try_from(id).ok())
+        .expect("the registry answers the schema id");
+
+    // An event as v1 knew it: resolving against v1 keeps only v1's fields.
+    let v1 = Schema::parse_str(schemas::PROPERTY_EVENT_AVSC_V1).expect("v1 parses");
+    let mut event = sample::price_change();
+    event.event_id = "v1-event".into();
+    event.dedupe_key = "generic:v1-event".into();
+    event.provider_event_type = None;
+    let mut snapshot = PropertySnapshot::empty();
+    snapshot.price = Some(640_000.0);
+    event.property = Some(snapshot);
+    let value = apache_avro::to_value(&event)
+        .and_then(|v| v.resolve(&v1))
+        .expect("the event fits v1");
+    let datum = GenericDatumWriter::builder(&v1)
+        .build()
+        .and_then(|w| w.write_value_to_vec(value))
+        .expect("writes a v1 datum");
+    pipeline
+        .produce(&[OutRecord {
+            topic: pipeline.topics.events(),
+            partition: None,
+            key: Some(event.dedupe_key.clone().into_bytes()),
+            payload: Some(schemas::wire::frame(id, &datum)),
+            headers: vec![("dedupe-key".into(), event.dedupe_key.clone().into_bytes())],
+        }])
+        .await;
+
+    let landed = pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM property_events \
+             WHERE event_id = 'v1-event' AND provider_event_type IS NULL",
+            1,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(landed, 1, "{}", pipeline.all_logs());
+    let price = pipeline
+        .count("SELECT price::int8 FROM properties WHERE property_key = 'generic:prop_1'")
+        .await;
+    assert_eq!(price, 640_000);
 }

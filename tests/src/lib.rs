@@ -475,15 +475,22 @@ impl Pipeline {
         }
     }
 
-    /// Waits until ingest answers `/readyz` with 200 (30 s at most).
+    /// Waits until ingest answers `/readyz` with 200, or, without ingest,
+    /// the first stage answers `/health` (30 s at most).
     pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        // Ingest's readiness when it runs; otherwise the first stage's
+        // health endpoint.
+        let ready_url = if self.children.contains_key(&Service::Ingest) {
+            format!("{}/readyz", self.ingest_url)
+        } else {
+            let first = self.children.keys().next().copied();
+            first.map_or_else(String::new, |s| {
+                self.metrics_url(s).replace("/metrics", "/health")
+            })
+        };
         loop {
-            if let Ok(r) = self
-                .http
-                .get(format!("{}/readyz", self.ingest_url))
-                .send()
-                .await
+            if let Ok(r) = self.http.get(&ready_url).send().await
                 && r.status().is_success()
             {
                 return;
@@ -504,8 +511,8 @@ impl Pipeline {
             }
             assert!(
                 Instant::now() < deadline,
-                "ingest not ready in 30 s:\n{}",
-                self.log_tail(Service::Ingest)
+                "not ready in 30 s ({ready_url}):\n{}",
+                self.all_logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
