@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "properties_fillfactor",
         include_str!("../migrations/0005_properties_fillfactor.sql"),
     ),
+    (
+        6,
+        "prerelease_versions",
+        include_str!("../migrations/0006_prerelease_versions.sql"),
+    ),
 ];
 
 /// Arbitrary advisory lock id for migrations.
