@@ -35,6 +35,24 @@ pub struct HopLatencies {
     pub unmatched: usize,
 }
 
+impl HopLatencies {
+    /// The hops in pipeline order, each with its name.
+    pub fn named(&self) -> [(&'static str, LatencySummary); 4] {
+        [
+            ("arrival → webhooks.raw", self.arrival_to_raw),
+            (
+                "webhooks.raw → properties.normalized",
+                self.raw_to_normalized,
+            ),
+            (
+                "properties.normalized → properties.events",
+                self.normalized_to_events,
+            ),
+            ("properties.events → commit", self.events_to_commit),
+        ]
+    }
+}
+
 /// One row's times and where its records are, as the sink stored them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowTimes {

@@ -126,15 +126,7 @@ impl Report {
                     "\nWhere it goes, split at each record's timestamp ({} rows not matched):\n\n| hop | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|",
                     h.unmatched
                 );
-                for (hop, s) in [
-                    ("arrival → webhooks.raw", h.arrival_to_raw),
-                    ("webhooks.raw → properties.normalized", h.raw_to_normalized),
-                    (
-                        "properties.normalized → properties.events",
-                        h.normalized_to_events,
-                    ),
-                    ("properties.events → commit", h.events_to_commit),
-                ] {
+                for (hop, s) in h.named() {
                     let _ = writeln!(
                         md,
                         "| {hop} | {:.0} | {:.0} | {:.0} |",
@@ -278,11 +270,11 @@ impl Report {
         if let Some(e) = &self.end_to_end {
             panels.push(Panel {
                 title: format!(
-                    "End to end at {:.0}/s: arrival to PostgreSQL commit",
+                    "End to end at {:.0}/s: arrival to PostgreSQL commit, then per hop",
                     e.target_rate
                 ),
                 unit: "ms".into(),
-                groups: vec![Group {
+                groups: std::iter::once(Group {
                     label: "arrival → commit".into(),
                     bars: vec![
                         ("p50".into(), e.arrival_to_commit.p50_ms),
@@ -290,7 +282,16 @@ impl Report {
                         ("max".into(), e.arrival_to_commit.max_ms),
                         ("backlog drain".into(), e.backlog_drain_ms),
                     ],
-                }],
+                })
+                .chain(e.hops.iter().flat_map(|h| h.named()).map(|(hop, s)| Group {
+                    label: hop.into(),
+                    bars: vec![
+                        ("p50".into(), s.p50_ms),
+                        ("p99".into(), s.p99_ms),
+                        ("max".into(), s.max_ms),
+                    ],
+                }))
+                .collect(),
             });
         }
         if let Some(c) = &self.catch_up {
