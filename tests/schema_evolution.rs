@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use apache_avro::Schema;
-use apache_avro::writer::datum::GenericDatumWriter;
 use common::produce::OutRecord;
 use pipeline_tests::{Pipeline, Stack};
 use schemas::{PropertySnapshot, sample};
@@ -97,13 +96,7 @@ async fn the_sink_writes_a_record_written_with_v1() {
     let mut snapshot = PropertySnapshot::empty();
     snapshot.price = Some(640_000.0);
     event.property = Some(snapshot);
-    let value = apache_avro::to_value(&event)
-        .and_then(|v| v.resolve(&v1))
-        .expect("the event fits v1");
-    let datum = GenericDatumWriter::builder(&v1)
-        .build()
-        .and_then(|w| w.write_value_to_vec(value))
-        .expect("writes a v1 datum");
+    let datum = schemas::codec::encode_datum_as(&v1, &event).expect("writes a v1 datum");
     pipeline
         .produce(&[OutRecord {
             topic: pipeline.topics.events(),

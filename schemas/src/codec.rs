@@ -32,11 +32,18 @@ pub fn schema() -> &'static Schema {
 
 /// Encodes `event` as a bare Avro datum (no wire-format header).
 pub fn encode_datum(event: &PropertyEvent) -> Result<Vec<u8>, CodecError> {
+    encode_datum_as(schema(), event)
+}
+
+/// Encodes `event` as a bare Avro datum of `writer`, another version of the
+/// schema: resolving against it keeps only the fields it knows (how tests
+/// write what an older normalizer wrote).
+pub fn encode_datum_as(writer: &Schema, event: &PropertyEvent) -> Result<Vec<u8>, CodecError> {
     let value = apache_avro::to_value(event).map_err(|e| CodecError::Schema(e.to_string()))?;
     let resolved = value
-        .resolve(schema())
+        .resolve(writer)
         .map_err(|e| CodecError::Schema(e.to_string()))?;
-    GenericDatumWriter::builder(schema())
+    GenericDatumWriter::builder(writer)
         .build()
         .and_then(|w| w.write_value_to_vec(resolved))
         .map_err(|e| CodecError::Schema(e.to_string()))
@@ -192,15 +199,7 @@ mod tests {
         let mut old = PropertySnapshot::empty();
         old.price = Some(1.0);
         event.property = Some(old);
-        // Resolving against v1 keeps only the fields v1 knows: a v1 datum.
-        let v1_value = apache_avro::to_value(&event)
-            .expect("to value")
-            .resolve(&v1)
-            .expect("fits v1");
-        let datum = GenericDatumWriter::builder(&v1)
-            .build()
-            .and_then(|w| w.write_value_to_vec(v1_value))
-            .expect("writes v1");
+        let datum = encode_datum_as(&v1, &event).expect("writes v1");
         assert_eq!(decode_datum(&v1, &datum).expect("decodes"), event);
         let decoder = DatumDecoder::for_writer(v1);
         assert!(decoder.resolves());
