@@ -168,20 +168,20 @@ async fn each_providers_fixture_lands_once_through_http() {
         assert_eq!(header(event, "dedupe-key").as_deref(), Some(key.as_str()));
     }
     for event in &events {
-        let names: Vec<&str> = event
-            .headers()
-            .map(|h| h.iter().map(|h| h.key).collect())
-            .unwrap_or_default();
         assert_eq!(
-            names,
+            header_names(event),
             ["traceparent", "dedupe-key", "event-type", "source-offset"]
         );
     }
     for latest in pipeline.read_topic(&pipeline.topics.latest()) {
-        let names: Vec<&str> = latest
-            .headers()
-            .map(|h| h.iter().map(|h| h.key).collect())
-            .unwrap_or_default();
-        assert_eq!(names, ["traceparent", "dedupe-key"]);
+        assert_eq!(header_names(&latest), ["traceparent", "dedupe-key"]);
     }
+}
+
+/// The names of `record`'s headers, in order.
+fn header_names(record: &rdkafka::message::OwnedMessage) -> Vec<&str> {
+    record
+        .headers()
+        .map(|h| h.iter().map(|h| h.key).collect())
+        .unwrap_or_default()
 }

@@ -90,13 +90,9 @@ async fn each_consumer_stage_counts_what_it_did() {
         text = wait_for_samples(&pipeline, Service::Normalize, &[]).await;
     }
 
-    let health = reqwest::get(
-        pipeline
-            .metrics_url(Service::Dedupe)
-            .replace("/metrics", "/health"),
-    )
-    .await
-    .expect("/health answers");
+    let health = reqwest::get(pipeline.health_url(Service::Dedupe))
+        .await
+        .expect("/health answers");
     assert_eq!(health.status(), 200);
 }
 

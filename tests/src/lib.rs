@@ -421,11 +421,21 @@ impl Pipeline {
 
     /// The `/metrics` URL of a consumer stage's first instance.
     pub fn metrics_url(&self, service: Service) -> String {
+        self.admin_url(service, "metrics")
+    }
+
+    /// The `/health` URL of a consumer stage's first instance.
+    pub fn health_url(&self, service: Service) -> String {
+        self.admin_url(service, "health")
+    }
+
+    /// `path` on the admin port (metrics and health) of `service`.
+    fn admin_url(&self, service: Service, path: &str) -> String {
         let port = self
             .metrics_ports
             .get(&service)
-            .unwrap_or_else(|| panic!("{} has no /metrics endpoint", service.name()));
-        format!("http://127.0.0.1:{port}/metrics")
+            .unwrap_or_else(|| panic!("{} has no /{path} endpoint", service.name()));
+        format!("http://127.0.0.1:{port}/{path}")
     }
 
     /// Kills `service` with SIGKILL (a crash, not a clean stop).
@@ -485,9 +495,7 @@ impl Pipeline {
             format!("{}/readyz", self.ingest_url)
         } else {
             let first = self.children.keys().next().copied();
-            first.map_or_else(String::new, |s| {
-                self.metrics_url(s).replace("/metrics", "/health")
-            })
+            first.map_or_else(String::new, |s| self.health_url(s))
         };
         loop {
             if let Ok(r) = self.http.get(&ready_url).send().await
