@@ -118,22 +118,27 @@ pub fn read_times(
     normalized: &str,
     events: &str,
 ) -> anyhow::Result<TopicTimes> {
-    let mut times = TopicTimes::default();
-    scan(brokers, raw, |m| {
-        if let Some(at) = m.timestamp().to_millis() {
-            let _ = times.raw.insert((m.partition(), m.offset()), at);
-        }
-    })?;
+    let mut by_key: HashMap<String, i64> = HashMap::new();
     scan(brokers, normalized, |m| {
         let key = common::kafka::header_str(m, common::headers::DEDUPE_KEY);
         if let (Some(key), Some(at)) = (key, m.timestamp().to_millis()) {
-            let first = times.normalized.entry(key.to_string()).or_insert(at);
+            let first = by_key.entry(key.to_string()).or_insert(at);
             *first = (*first).min(at);
         }
     })?;
-    scan(brokers, events, |m| {
+    Ok(TopicTimes {
+        raw: times_by_position(brokers, raw)?,
+        normalized: by_key,
+        events: times_by_position(brokers, events)?,
+    })
+}
+
+/// The timestamp of every record of `topic`, by partition and offset.
+fn times_by_position(brokers: &str, topic: &str) -> anyhow::Result<HashMap<(i32, i64), i64>> {
+    let mut times = HashMap::new();
+    scan(brokers, topic, |m| {
         if let Some(at) = m.timestamp().to_millis() {
-            let _ = times.events.insert((m.partition(), m.offset()), at);
+            let _ = times.insert((m.partition(), m.offset()), at);
         }
     })?;
     Ok(times)
