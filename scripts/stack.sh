@@ -13,7 +13,8 @@
 #
 # Data (broker, PostgreSQL, logs) lives in $ESTATE_HOME and survives restarts.
 # Ports: BROKER_PORT (9092), REGISTRY_PORT (8081), PG_PORT (5432),
-# INGEST_PORT (8080). BROKER_LOG (warn) is the broker's own RUST_LOG.
+# INGEST_PORT (8080), INGEST_ADMIN_PORT (9100: ingest's /healthz, /readyz and
+# /metrics, on loopback). BROKER_LOG (warn) is the broker's own RUST_LOG.
 # Installs are cached under $ESTATE_CACHE.
 set -euo pipefail
 
@@ -24,6 +25,7 @@ BROKER_PORT="${BROKER_PORT:-9092}"
 REGISTRY_PORT="${REGISTRY_PORT:-8081}"
 PG_PORT="${PG_PORT:-5432}"
 INGEST_PORT="${INGEST_PORT:-8080}"
+INGEST_ADMIN_PORT="${INGEST_ADMIN_PORT:-9100}"
 PROFILE="${ESTATE_PROFILE:-dev}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 if [[ "$PROFILE" == "dev" ]]; then BIN_DIR="$TARGET_DIR/debug"; else BIN_DIR="$TARGET_DIR/$PROFILE"; fi
@@ -177,7 +179,10 @@ start_services() {
   NORMALIZE__KAFKA__BROKERS="$kafka" NORMALIZE__SCHEMA_REGISTRY_URL="$registry" \
     start normalize "$BIN_DIR/normalize" --config "$ROOT/config/normalize.toml"
   port_open "$INGEST_PORT" && ! pid_alive ingest && die "port $INGEST_PORT is taken; set INGEST_PORT"
+  port_open "$INGEST_ADMIN_PORT" && ! pid_alive ingest \
+    && die "port $INGEST_ADMIN_PORT is taken; set INGEST_ADMIN_PORT"
   INGEST__KAFKA__BROKERS="$kafka" INGEST__LISTEN="127.0.0.1:$INGEST_PORT" \
+    INGEST__ADMIN_LISTEN="127.0.0.1:$INGEST_ADMIN_PORT" \
     start ingest "$BIN_DIR/ingest" --config "$ROOT/config/ingest.toml"
   wait_port "$INGEST_PORT" ingest 30 "$LOGS/ingest.log"
   sleep 1
@@ -199,6 +204,7 @@ print_welcome() {
 
 The pipeline is running.
   ingest            http://127.0.0.1:$INGEST_PORT/webhooks/{source}   (sources: config/ingest.toml)
+  ingest operator   http://127.0.0.1:$INGEST_ADMIN_PORT/healthz, /readyz, /metrics
   schema registry   http://127.0.0.1:$REGISTRY_PORT
   Kafka             127.0.0.1:$BROKER_PORT
   PostgreSQL        psql -h 127.0.0.1 -p $PG_PORT -U estate estate

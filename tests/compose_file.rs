@@ -18,11 +18,24 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The secrets compose requires from the user's environment, with values
+/// for the test (compose refuses to resolve the file without them).
+const COMPOSE_SECRETS: [(&str, &str); 4] = [
+    ("GENERIC_WEBHOOK_SECRET", "compose-test-generic-secret"),
+    ("FLUXIMMO_WEBHOOK_TOKEN", "compose-test-fluximmo-token"),
+    ("IMMOTEUR_WEBHOOK_TOKEN", "compose-test-immoteur-token"),
+    (
+        "STANDARD_WEBHOOK_SECRET",
+        "whsec_Y29tcG9zZS10ZXN0LXN0YW5kYXJkLWtleQ==",
+    ),
+];
+
 fn docker_compose(args: &[&str]) -> std::process::Output {
     Command::new("docker-compose")
         .arg("-f")
         .arg(root().join("docker-compose.yml"))
         .args(args)
+        .envs(COMPOSE_SECRETS)
         .output()
         .expect("docker-compose is installed by scripts/install-deps.sh")
 }
@@ -103,7 +116,9 @@ fn check_environment<T: DeserializeOwned>(compose: &Value, service: &str, prefix
     let environment = spec["environment"].as_object().cloned().unwrap_or_default();
     let mut vars = Vec::new();
     for (name, value) in environment {
-        if OTHER_VARIABLES.contains(&name.as_str()) {
+        if OTHER_VARIABLES.contains(&name.as_str())
+            || COMPOSE_SECRETS.iter().any(|(secret, _)| *secret == name)
+        {
             continue;
         }
         assert!(
@@ -129,6 +144,83 @@ fn every_services_environment_is_accepted_by_its_settings() {
     check_environment::<normalize::settings::NormalizeSettings>(&compose, "normalize", "NORMALIZE");
     check_environment::<dedupe::settings::DedupeSettings>(&compose, "dedupe", "DEDUPE");
     check_environment::<sink::settings::SinkSettings>(&compose, "sink", "SINK");
+}
+
+#[test]
+fn compose_ingest_reads_every_secret_from_the_environment_and_allows_no_loopback() {
+    let compose = resolved();
+    let spec = &compose["services"]["ingest"];
+    let environment = spec["environment"].as_object().cloned().unwrap_or_default();
+    let text = std::fs::read_to_string(root().join("config/ingest.compose.toml"))
+        .expect("config/ingest.compose.toml");
+    let settings: ingest::settings::IngestSettings =
+        toml::from_str(&text).expect("the compose ingest config parses");
+    assert!(!settings.sources.is_empty());
+    let lookup = |name: &str| {
+        environment
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    for source in &settings.sources {
+        for check in &source.checks {
+            use ingest::settings::CheckSettings as C;
+            let secrets = match check {
+                C::HmacSha256 { secrets, .. } | C::StandardWebhooks { secrets, .. } => {
+                    secrets.as_slice()
+                }
+                C::Bearer { tokens } | C::SecretToken { tokens, .. } => tokens.as_slice(),
+                C::SourceAddress {
+                    allow,
+                    trusted_proxies,
+                } => {
+                    for cidr in allow.iter().chain(trusted_proxies) {
+                        let ip: std::net::IpAddr = cidr
+                            .split('/')
+                            .next()
+                            .and_then(|a| a.parse().ok())
+                            .unwrap_or_else(|| panic!("{}: `{cidr}` is an address", source.name));
+                        let private = match ip {
+                            std::net::IpAddr::V4(v4) => {
+                                v4.is_loopback() || v4.is_private() || v4.is_unspecified()
+                            }
+                            std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified(),
+                        };
+                        assert!(!private, "{}: `{cidr}` lets local senders in", source.name);
+                    }
+                    &[]
+                }
+                C::ImmoteurHeaders { .. } => &[],
+            };
+            for secret in secrets {
+                assert!(
+                    secret.value.is_none(),
+                    "{}: secret `{}` is inline; compose must read it from the environment",
+                    source.name,
+                    secret.label
+                );
+                let var = secret.env.as_deref().unwrap_or_default();
+                assert!(
+                    lookup(var).is_some(),
+                    "{}: `{var}` is not passed to the ingest container",
+                    source.name
+                );
+            }
+        }
+        if let Err(e) = ingest::verify::SourceVerifier::build(source, &lookup) {
+            panic!("ingest would refuse its compose source: {e}");
+        }
+    }
+    let ports: Vec<String> = spec["ports"]
+        .as_array()
+        .map(|p| p.iter().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.contains("127.0.0.1") && p.contains("9100")),
+        "the operator port is published on the host's loopback only: {ports:?}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `GET /metrics` tells an operator what ingest did: requests by source and
 //! status, verification failures by reason, produce latency, in flight.
 
+use common::isolated_pipeline::Service;
 use pipeline_tests::{Pipeline, fixture};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -28,7 +29,7 @@ async fn metrics_count_requests_refusals_and_produce_latency() {
         .expect("answers");
     assert_eq!(unknown.status(), 404);
 
-    let r = reqwest::get(format!("{}/metrics", pipeline.ingest_url))
+    let r = reqwest::get(pipeline.metrics_url(Service::Ingest))
         .await
         .expect("answers");
     assert_eq!(r.status(), 200);

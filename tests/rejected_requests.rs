@@ -157,11 +157,17 @@ async fn a_client_that_stalls_its_body_gets_408_at_the_read_deadline() {
         .await
         .expect("connect");
     let started = Instant::now();
+    // Headers that pass the checks made before the body (a fresh timestamp,
+    // a well-formed signature), so the body is read, and stalls.
+    let ts = unix_now().to_string();
+    let signature = ingest::verify::hmac_timestamp::sign(GENERIC_SECRET.as_bytes(), &ts, b"{}");
+    let head = format!(
+        "POST /webhooks/generic HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+         x-webhook-timestamp: {ts}\r\nx-webhook-signature: {signature}\r\n\
+         content-length: 100\r\n\r\n{{\"id\":"
+    );
     stream
-        .write_all(
-            b"POST /webhooks/generic HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
-              content-length: 100\r\n\r\n{\"id\":",
-        )
+        .write_all(head.as_bytes())
         .await
         .expect("send a partial request");
     let mut answer = Vec::new();

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use ingest::serve::{Deadlines, serve};
+use ingest::serve::{ServeSettings, serve};
 
 /// Serves `POST /webhooks/{source}` → 200 and `GET /healthz` on `listen`
 /// until SIGTERM or Ctrl-C.
@@ -28,10 +28,13 @@ pub async fn run(listen: SocketAddr) -> anyhow::Result<()> {
             }),
         )
         .route("/healthz", get(|| async { StatusCode::OK }));
-    let deadlines = Deadlines {
+    let settings = ServeSettings {
         header_read_timeout: Duration::from_secs(10),
         drain_timeout: Duration::from_secs(1),
+        max_header_bytes: 16 * 1024,
+        max_connections: 1024,
+        retry_after_secs: 5,
     };
-    serve(listener, router, deadlines, common::shutdown::signal()).await;
+    serve(listener, router, settings, common::shutdown::signal()).await;
     Ok(())
 }

@@ -119,12 +119,8 @@ impl Pipeline {
             ingest_config: ingest_config.display().to_string(),
         };
         // Its own /metrics port, so it never collides with a running stack.
-        let metrics_listen = if service.is_consumer() {
-            Some(format!("127.0.0.1:{}", free_port()?))
-        } else {
-            None
-        };
-        let mut env = pipeline.env(service, metrics_listen.as_deref());
+        let metrics_listen = format!("127.0.0.1:{}", free_port()?);
+        let mut env = pipeline.env(service, Some(&metrics_listen));
         // Quiet by default; the bench's own RUST_LOG (e.g. `info`, for the
         // per-batch lines) reaches the services' logs.
         env.push((
@@ -141,7 +137,7 @@ impl Pipeline {
         if service == Service::Ingest {
             running
                 .wait_healthy(
-                    &format!("http://{}/readyz", self.ingest_address),
+                    &format!("http://{metrics_listen}/readyz"),
                     Duration::from_secs(30),
                 )
                 .await?;

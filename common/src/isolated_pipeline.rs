@@ -38,9 +38,27 @@ impl Service {
         }
     }
 
-    /// Whether it is a consumer stage (a consumer group and `/metrics`).
+    /// Whether it is a consumer stage (a consumer group).
     pub fn is_consumer(self) -> bool {
         self != Self::Ingest
+    }
+
+    /// The setting naming the address of its operator endpoints
+    /// (`/metrics` and health): ingest's `admin_listen`, a consumer stage's
+    /// `metrics_listen`.
+    pub fn admin_listen_var(self) -> String {
+        match self {
+            Self::Ingest => "INGEST__ADMIN_LISTEN".into(),
+            _ => format!("{}__METRICS_LISTEN", self.name().to_ascii_uppercase()),
+        }
+    }
+
+    /// The path of its health endpoint on that address.
+    pub fn health_path(self) -> &'static str {
+        match self {
+            Self::Ingest => "healthz",
+            _ => "health",
+        }
     }
 }
 
@@ -62,8 +80,9 @@ pub struct IsolatedPipeline {
 }
 
 impl IsolatedPipeline {
-    /// The environment of `service`; a consumer stage serves `/metrics` on
-    /// `metrics_listen` when given (its configured default otherwise).
+    /// The environment of `service`; it serves `/metrics` and its health
+    /// endpoint on `metrics_listen` when given (its configured default
+    /// otherwise).
     pub fn env(&self, service: Service, metrics_listen: Option<&str>) -> Vec<(String, String)> {
         let upper = service.name().to_ascii_uppercase();
         let mut vars = vec![
@@ -81,9 +100,9 @@ impl IsolatedPipeline {
                 format!("{upper}__GROUP"),
                 format!("{}{}", self.topic_prefix, service.name()),
             ));
-            if let Some(listen) = metrics_listen {
-                vars.push((format!("{upper}__METRICS_LISTEN"), listen.to_string()));
-            }
+        }
+        if let Some(listen) = metrics_listen {
+            vars.push((service.admin_listen_var(), listen.to_string()));
         }
         if matches!(service, Service::Normalize | Service::Sink) {
             vars.push((

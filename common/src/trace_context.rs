@@ -24,6 +24,23 @@ pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
     }
 }
 
+/// Links `span` to the trace in `traceparent`, when there is a valid one,
+/// without making it the parent: ingest's span stays the root of its own
+/// trace, so a stranger's context cannot graft our spans onto its trace
+/// or decide their sampling, and the sender's trace can still be found.
+pub fn link_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let Some(traceparent) = traceparent.filter(|t| crate::traceparent::is_valid(t)) else {
+        return;
+    };
+    let carrier = HashMap::from([(headers::TRACEPARENT.to_string(), traceparent.to_string())]);
+    let sender = TraceContextPropagator::new().extract(&carrier);
+    let linked = sender.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
 /// The `traceparent` of `span`, for the records produced under it; `None`
 /// when the span has no trace context (tracing not installed).
 pub fn traceparent_of(span: &tracing::Span) -> Option<String> {

@@ -13,6 +13,10 @@ pub fn new_root() -> String {
 
 /// Whether `value` is a well-formed version-00 `traceparent`.
 pub fn is_valid(value: &str) -> bool {
+    // `00-` + 32 + `-` + 16 + `-` + 2: anything longer is refused unsplit.
+    if value.len() != 55 {
+        return false;
+    }
     let parts: Vec<&str> = value.split('-').collect();
     let hex_of = |s: &str, len: usize| {
         s.len() == len

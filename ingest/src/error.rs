@@ -56,6 +56,18 @@ pub enum IngestError {
         /// Seconds to wait before retrying.
         retry_after_secs: u64,
     },
+    /// A cap on requests in flight is reached; the sender should retry.
+    #[error("too many requests are being handled right now; retry later")]
+    Overloaded {
+        /// Seconds to wait before retrying.
+        retry_after_secs: u64,
+    },
+    /// The source's rate limit is exceeded; the sender should slow down.
+    #[error("this source's rate limit is exceeded; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a request will be admitted again.
+        retry_after_secs: u64,
+    },
 }
 
 impl From<VerifyFailure> for IngestError {
@@ -92,7 +104,8 @@ impl IngestError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -110,6 +123,8 @@ impl IngestError {
             Self::Forbidden(_) => "forbidden",
             Self::RequestTimeout { .. } => "request_timeout",
             Self::Unavailable { .. } => "unavailable",
+            Self::Overloaded { .. } => "overloaded",
+            Self::RateLimited { .. } => "rate_limited",
         }
     }
 }
@@ -128,7 +143,9 @@ impl IntoResponse for IngestError {
         };
         let mut response = (self.status(), Json(body)).into_response();
         match &self {
-            Self::Unavailable { retry_after_secs } => {
+            Self::Unavailable { retry_after_secs }
+            | Self::Overloaded { retry_after_secs }
+            | Self::RateLimited { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     let _ = response.headers_mut().insert(header::RETRY_AFTER, v);
                 }

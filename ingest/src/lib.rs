@@ -7,13 +7,25 @@
 //! acknowledge within the handler's bound it answers 503 with `Retry-After`,
 //! so the provider retries and nothing is lost.
 //!
-//! The library holds the pure parts (settings, verification, record building,
-//! error mapping), the router, and the hand-over that queues records for the
-//! producer per partition; `main.rs` only wires them to the process.
+//! It is the only part strangers can reach, so what a request costs is
+//! bounded by our configuration, never by the sender: load beyond the caps
+//! is shed at once (`admission`, `connections`), header-only checks run
+//! before the body is read and signature checks cost one MAC per secret
+//! (`verify`), and the operator endpoints live on a listener of their own
+//! (`operator`).
+//!
+//! The library holds the pure parts (settings, verification, admission,
+//! record building, error mapping), the routers, and the hand-over that
+//! queues records for the producer per partition; `main.rs` only wires them
+//! to the process.
 
+pub mod admission;
+pub mod connections;
 pub mod error;
 pub mod handover;
 pub mod metrics;
+pub mod operator;
+pub mod readiness;
 pub mod record;
 pub mod send;
 pub mod serve;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ingest::handover::Handover;
-use ingest::serve::{Deadlines, serve};
+use ingest::serve::{ServeSettings, serve};
 use ingest::server::{AppState, router};
 use ingest::settings::IngestSettings;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -51,23 +51,39 @@ async fn main() -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok();
     let (handover, lanes) = Handover::start(&producer, &raw_topic, partitions);
     let state = Arc::new(AppState::new(&settings, producer.clone(), handover, &env)?);
+    ingest::readiness::spawn_checker(
+        producer.clone(),
+        raw_topic.clone(),
+        Duration::from_millis(settings.readiness_interval_ms.max(100)),
+        state.readiness.clone(),
+    );
     let names: Vec<&str> = state.sources.keys().map(String::as_str).collect();
-    let addr: SocketAddr = settings
-        .listen
-        .parse()
-        .with_context(|| format!("listen address `{}` is not host:port", settings.listen))?;
+    let addr = parse_address("listen", &settings.listen)?;
+    let admin_addr = parse_address("admin_listen", &settings.admin_listen)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(%addr, topic = %raw_topic, sources = ?names, "ingest listening");
-    let deadlines = Deadlines {
+    let admin_listener = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {admin_addr} (admin_listen)"))?;
+    let operator = ingest::operator::router(Arc::clone(&state));
+    drop(tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, operator).await {
+            tracing::error!(error = %e, "the operator endpoints stopped");
+        }
+    }));
+    tracing::info!(%addr, %admin_addr, topic = %raw_topic, sources = ?names, "ingest listening");
+    let serve_settings = ServeSettings {
         header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
         drain_timeout: Duration::from_millis(settings.drain_timeout_ms),
+        max_header_bytes: settings.max_header_bytes,
+        max_connections: settings.max_connections,
+        retry_after_secs: settings.retry_after_secs,
     };
     serve(
         listener,
         router(state),
-        deadlines,
+        serve_settings,
         common::shutdown::signal(),
     )
     .await;
@@ -87,4 +103,10 @@ async fn main() -> anyhow::Result<()> {
         tracing::error!(error = %e, "producer flush did not complete");
     }
     Ok(())
+}
+
+/// Parses a `host:port` setting, naming the setting when it does not parse.
+fn parse_address(name: &str, text: &str) -> anyhow::Result<SocketAddr> {
+    text.parse()
+        .with_context(|| format!("`{name}` = `{text}` is not host:port"))
 }

@@ -1,11 +1,19 @@
-//! The HTTP surface: routes, the webhook handler, health endpoints.
+//! The public HTTP surface: the webhook route and its handler.
 //!
-//! The handler's order is deliberate: find the source (404), check the
-//! content type (415) and size (413) before reading, read the body with the
-//! limit enforced while streaming, verify on the raw bytes (401), only then
-//! parse it as JSON (400), publish, and answer 200 only after Kafka's
-//! acknowledgement, or 503 once the acknowledgement bound has passed.
-//! A client that does not send its body within the read deadline gets a 408.
+//! The handler's order is deliberate, cheapest refusal first, so that what
+//! a stranger's request costs is bounded by our configuration: find the
+//! source (404); admit the request within the in-flight caps and the
+//! source's rate limit (503 / 429, at once, nothing read); check the
+//! content type (415) and the declared size (413); run every check that
+//! needs only the headers, the query or the peer address (401 / 403,
+//! before the body is read); read the body with the limit enforced while
+//! streaming (413, or 408 past the read deadline); verify the signatures
+//! over the raw bytes (401; off the async workers for large bodies); only
+//! then parse it as JSON (400), publish, and answer 200 only after Kafka's
+//! acknowledgement, or 503 once the acknowledgement bound has passed. A body
+//! Kafka refuses for its size is a 413, never a 503: retrying cannot help.
+//!
+//! The operator endpoints are in [`crate::operator`], on their own listener.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,22 +22,31 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::post;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use serde::de::IgnoredAny;
+use tokio::sync::Semaphore;
 
+use crate::admission::{self, Admission, Refusal};
 use crate::error::IngestError;
-use crate::handover::{Handover, OwnedRecord};
+use crate::handover::{Handover, HandoverError, OwnedRecord};
 use crate::metrics::Metrics;
+use crate::readiness::ReadinessCell;
 use crate::record::{self, Arrival};
 use crate::settings::{IngestSettings, SourceSettings};
-use crate::verify::{RequestView, SourceVerifier};
+use crate::verify::{HeadVerdicts, RequestView, SourceVerifier, Verdict, VerifyFailure};
+
+/// Bodies up to this size are verified on the async worker that read them;
+/// larger ones on a blocking thread, a few at a time, so that hashing
+/// megabytes never holds up the runtime that answers everyone else.
+const INLINE_VERIFY_MAX_BYTES: usize = 64 * 1024;
 
 /// A configured source, ready to verify requests.
 #[derive(Debug)]
@@ -37,14 +54,14 @@ pub struct Source {
     /// Its settings.
     pub settings: SourceSettings,
     /// Its checks.
-    pub verifier: SourceVerifier,
+    pub verifier: Arc<SourceVerifier>,
 }
 
 /// Shared state of the server.
 pub struct AppState {
     /// Sources by name.
     pub sources: HashMap<String, Source>,
-    /// The Kafka producer (its metadata answers readiness).
+    /// The Kafka producer.
     pub producer: FutureProducer,
     /// Where handlers queue their records for the producer.
     pub handover: Handover,
@@ -60,6 +77,12 @@ pub struct AppState {
     pub metrics: Metrics,
     /// `Retry-After` on a 503, seconds.
     pub retry_after_secs: u64,
+    /// In-flight caps and rate limits.
+    pub admission: Admission,
+    /// Large bodies verified at once, off the async workers.
+    pub verify_permits: Arc<Semaphore>,
+    /// The last readiness check (answered by `/readyz`).
+    pub readiness: ReadinessCell,
 }
 
 impl AppState {
@@ -70,6 +93,10 @@ impl AppState {
         handover: Handover,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            settings.max_in_flight > 0 && settings.max_in_flight_per_source > 0,
+            "`max_in_flight` and `max_in_flight_per_source` must be at least 1"
+        );
         let mut sources = HashMap::new();
         for source in &settings.sources {
             anyhow::ensure!(
@@ -81,7 +108,19 @@ impl AppState {
                 "source name `{}` must be non-empty and use only letters, digits, `-` and `_`",
                 source.name
             );
-            let verifier = SourceVerifier::build(source, env)?;
+            anyhow::ensure!(
+                source.max_in_flight != Some(0),
+                "source `{}`: `max_in_flight` must be at least 1",
+                source.name
+            );
+            if let Some(limit) = source.rate_limit {
+                anyhow::ensure!(
+                    limit.per_second.is_finite() && limit.per_second > 0.0 && limit.burst >= 1,
+                    "source `{}`: `rate_limit` needs `per_second` > 0 and `burst` >= 1",
+                    source.name
+                );
+            }
+            let verifier = Arc::new(SourceVerifier::build(source, env)?);
             let previous = sources.insert(
                 source.name.clone(),
                 Source {
@@ -95,6 +134,7 @@ impl AppState {
                 source.name
             );
         }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Self {
             sources,
             producer,
@@ -105,6 +145,9 @@ impl AppState {
             body_read_timeout: Duration::from_millis(settings.body_read_timeout_ms),
             metrics: Metrics::default(),
             retry_after_secs: settings.retry_after_secs,
+            admission: Admission::new(settings, Instant::now()),
+            verify_permits: Arc::new(Semaphore::new(cores)),
+            readiness: ReadinessCell::default(),
         })
     }
 }
@@ -116,13 +159,11 @@ pub struct Accepted {
     id: String,
 }
 
-/// The router with every route and JSON fallbacks for 404 and 405.
+/// The public router: the webhook route, and JSON fallbacks for 404 and
+/// 405. The operator endpoints are not on it ([`crate::operator`]).
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/webhooks/{source}", post(receive))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
         .with_state(state)
@@ -190,6 +231,86 @@ async fn receive(
     result
 }
 
+/// Logs and counts a failed check, and turns it into its answer.
+fn refused(state: &AppState, source_name: &str, failure: VerifyFailure) -> IngestError {
+    tracing::info!(source = %source_name, reason = failure.reason(), "verification failed");
+    state
+        .metrics
+        .verification_failure(source_name, failure.reason());
+    IngestError::from(failure)
+}
+
+/// What the body phase found wrong.
+enum BodyRefusal {
+    Verify(VerifyFailure),
+    NotJson(String),
+}
+
+/// The body phase: the signatures over the raw bytes, then the JSON syntax.
+fn check_body(
+    verifier: &SourceVerifier,
+    view: &RequestView<'_>,
+    head: HeadVerdicts,
+) -> Result<Verdict, BodyRefusal> {
+    let verdict = verifier
+        .verify_body(view, head)
+        .map_err(BodyRefusal::Verify)?;
+    let _: IgnoredAny =
+        serde_json::from_slice(view.body).map_err(|e| BodyRefusal::NotJson(e.to_string()))?;
+    Ok(verdict)
+}
+
+/// Runs [`check_body`] inline for a small body, or on a blocking thread
+/// (a few at a time) for a large one.
+/// `body` is the bytes of `view.body`, shared with the blocking thread.
+async fn check_body_off_runtime(
+    state: &AppState,
+    source: &Source,
+    view: &RequestView<'_>,
+    body: &Bytes,
+    head: HeadVerdicts,
+) -> Result<Verdict, BodyRefusal> {
+    if body.len() <= INLINE_VERIFY_MAX_BYTES {
+        return check_body(&source.verifier, view, head);
+    }
+    let unavailable = || BodyRefusal::NotJson("verification could not run".into());
+    let _permit = Arc::clone(&state.verify_permits)
+        .acquire_owned()
+        .await
+        .map_err(|_| unavailable())?;
+    let (verifier, headers, body, query) = (
+        Arc::clone(&source.verifier),
+        view.headers.clone(),
+        body.clone(),
+        view.query.to_vec(),
+    );
+    let (now_ms, peer) = (view.now_ms, view.peer);
+    tokio::task::spawn_blocking(move || {
+        let view = RequestView {
+            headers: &headers,
+            body: &body,
+            now_ms,
+            peer,
+            query: &query,
+        };
+        check_body(&verifier, &view, head)
+    })
+    .await
+    .map_err(|_| unavailable())?
+}
+
+/// Whether Kafka refused a record for its size (locally, against the
+/// producer's `message.max.bytes`, or at the broker): permanent, a 413.
+fn is_too_large(error: &HandoverError) -> bool {
+    matches!(error, HandoverError::Kafka(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge))
+        || matches!(
+            error,
+            HandoverError::Kafka(KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge
+            ))
+        )
+}
+
 async fn handle(
     state: &AppState,
     source_name: &str,
@@ -200,6 +321,17 @@ async fn handle(
         .sources
         .get(source_name)
         .ok_or_else(|| IngestError::UnknownSource(source_name.to_string()))?;
+    let _admitted = state
+        .admission
+        .admit(source_name, Instant::now())
+        .map_err(|refusal| match refusal {
+            Refusal::Overloaded => IngestError::Overloaded {
+                retry_after_secs: state.retry_after_secs,
+            },
+            Refusal::RateLimited(wait) => IngestError::RateLimited {
+                retry_after_secs: admission::retry_after_secs(wait),
+            },
+        })?;
     let (parts, body) = request.into_parts();
     let content_type = is_json_content_type(&parts.headers)?;
     let declared = parts
@@ -212,6 +344,23 @@ async fn handle(
             limit: state.body_limit,
         });
     }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        .map(|Query(q)| q)
+        .unwrap_or_default();
+    let head = source
+        .verifier
+        .verify_head(&RequestView {
+            headers: &parts.headers,
+            body: &[],
+            now_ms: received_at_ms,
+            peer,
+            query: &query,
+        })
+        .map_err(|failure| refused(state, source_name, failure))?;
     let body = tokio::time::timeout(
         state.body_read_timeout,
         read_limited(body, state.body_limit),
@@ -220,44 +369,34 @@ async fn handle(
     .map_err(|_| IngestError::RequestTimeout {
         secs: state.body_read_timeout.as_secs(),
     })??;
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    let query = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-        .map(|Query(q)| q)
-        .unwrap_or_default();
-    let verdict = source
-        .verifier
-        .verify(&RequestView {
-            headers: &parts.headers,
-            body: &body,
-            now_ms: received_at_ms,
-            peer,
-            query: &query,
-        })
-        .map_err(|failure| {
-            tracing::info!(source = %source_name, reason = failure.reason(), "verification failed");
-            state
-                .metrics
-                .verification_failure(source_name, failure.reason());
-            IngestError::from(failure)
+    let view = RequestView {
+        headers: &parts.headers,
+        body: &body,
+        now_ms: received_at_ms,
+        peer,
+        query: &query,
+    };
+    let verdict = check_body_off_runtime(state, source, &view, &body, head)
+        .await
+        .map_err(|refusal| match refusal {
+            BodyRefusal::Verify(failure) => refused(state, source_name, failure),
+            BodyRefusal::NotJson(message) => IngestError::NotJson(message),
         })?;
-    let _: IgnoredAny =
-        serde_json::from_slice(&body).map_err(|e| IngestError::NotJson(e.to_string()))?;
 
     let request_id = uuid::Uuid::new_v4().to_string();
-    // The root of the webhook's trace (or a child of the sender's, when it
-    // sent a valid `traceparent`); it lasts until Kafka's acknowledgement,
-    // and its context travels on in the record's `traceparent` header.
+    // The root of the webhook's trace. A sender's valid `traceparent` is
+    // kept as a link, or, for a source trusted for tracing, made the
+    // parent; its context travels on in the record's `traceparent` header.
     let span = tracing::info_span!("ingest webhook", source = %source_name, otel.kind = "server");
-    common::trace_context::continue_trace(
-        &span,
-        parts
-            .headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok()),
-    );
+    let sender_trace = parts
+        .headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    if source.settings.trust_traceparent {
+        common::trace_context::continue_trace(&span, sender_trace);
+    } else {
+        common::trace_context::link_trace(&span, sender_trace);
+    }
     let traceparent =
         common::trace_context::traceparent_of(&span).unwrap_or_else(common::traceparent::new_root);
     let arrival = Arrival {
@@ -310,6 +449,12 @@ async fn handle(
                 id: request_id,
             }))
         }
+        Ok(Err(e)) if is_too_large(&e) => {
+            tracing::warn!(source = %source_name, error = %e, "Kafka refused the record for its size; answered 413");
+            Err(IngestError::PayloadTooLarge {
+                limit: state.body_limit,
+            })
+        }
         Ok(Err(e)) => {
             tracing::warn!(source = %source_name, error = %e, "record not stored");
             Err(unavailable)
@@ -322,46 +467,5 @@ async fn handle(
             );
             Err(unavailable)
         }
-    }
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-}
-
-async fn healthz() -> impl IntoResponse {
-    Json(serde_json::json!({"status": "ok"}))
-}
-
-async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let producer = state.producer.clone();
-    let topic = state.raw_topic.clone();
-    let check = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(Some(&topic), Duration::from_secs(1))
-            .map(|m| {
-                m.topics()
-                    .iter()
-                    .any(|t| t.name() == topic && !t.partitions().is_empty())
-            })
-    })
-    .await;
-    match check {
-        Ok(Ok(true)) => (StatusCode::OK, Json(serde_json::json!({"status": "ready"}))),
-        Ok(Ok(false)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "not_ready", "reason": "topic missing"})),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"status": "not_ready", "reason": "Kafka unreachable"})),
-        ),
     }
 }

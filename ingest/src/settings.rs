@@ -15,9 +15,35 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestSettings {
-    /// Address to listen on.
+    /// Address of the public webhook listener.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Address of the operator endpoints (`/healthz`, `/readyz`,
+    /// `/metrics`), apart from the public listener. Default loopback.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    /// Most open connections on the public listener. At the cap, the
+    /// oldest connection that is not in the middle of a request is closed
+    /// to make room; when every one is, the new one is answered 503.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most webhook requests handled at once, all sources together; beyond
+    /// it a 503 with `Retry-After`, at once.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Most requests of one source handled at once, for a source that sets
+    /// no `max_in_flight` of its own: one source under attack cannot take
+    /// every slot from the others.
+    #[serde(default = "default_max_in_flight_per_source")]
+    pub max_in_flight_per_source: usize,
+    /// Largest request head (request line and headers), bytes; beyond it
+    /// the connection gets a 431 and is closed.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// How often readiness (Kafka reachable, `webhooks.raw` present) is
+    /// checked in the background, ms; `/readyz` answers from the last check.
+    #[serde(default = "default_readiness_interval_ms")]
+    pub readiness_interval_ms: u64,
     /// Largest accepted body, bytes (checked while reading).
     #[serde(default = "default_body_limit")]
     pub body_limit_bytes: usize,
@@ -50,6 +76,24 @@ pub struct IngestSettings {
 
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9100".into()
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_in_flight() -> usize {
+    512
+}
+fn default_max_in_flight_per_source() -> usize {
+    256
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_readiness_interval_ms() -> u64 {
+    2000
 }
 fn default_body_limit() -> usize {
     1024 * 1024
@@ -84,6 +128,61 @@ pub struct SourceSettings {
     /// Accept requests with no check at all. Must be said explicitly.
     #[serde(default)]
     pub unverified: bool,
+    /// Accept secrets and tokens shorter than 16 bytes (refused otherwise:
+    /// a short secret can be guessed).
+    #[serde(default)]
+    pub allow_short_secrets: bool,
+    /// Accept a timestamp tolerance over an hour (refused otherwise: a
+    /// captured request can be replayed for as long).
+    #[serde(default)]
+    pub allow_long_tolerance: bool,
+    /// Accept `0.0.0.0/0` or `::/0` in `allow` or `trusted_proxies`
+    /// (refused otherwise: it lets any address in, or lets any peer forge
+    /// `X-Forwarded-For`).
+    #[serde(default)]
+    pub allow_any_address: bool,
+    /// Make a sender's `traceparent` the parent of ingest's span. Off by
+    /// default: a stranger's trace context is kept only as a span link, so
+    /// it cannot steer sampling or graft our spans onto its trace.
+    #[serde(default)]
+    pub trust_traceparent: bool,
+    /// Most requests of this source handled at once; beyond it a 503 with
+    /// `Retry-After`, at once. Default: no cap of its own (the global
+    /// `max_in_flight` still applies).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
+    /// A rate limit for this source; beyond it a 429 with `Retry-After`.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSettings>,
+}
+
+/// A token bucket: `per_second` requests on average, bursts of `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests accepted at once after a quiet period (at least 1).
+    pub burst: u32,
+}
+
+impl SourceSettings {
+    /// A source with no check and every option at its default (tests and
+    /// benches build on it).
+    pub fn named(name: &str, provider: ProviderKind) -> Self {
+        Self {
+            name: name.to_string(),
+            provider,
+            checks: Vec::new(),
+            unverified: false,
+            allow_short_secrets: false,
+            allow_long_tolerance: false,
+            allow_any_address: false,
+            trust_traceparent: false,
+            max_in_flight: None,
+            rate_limit: None,
+        }
+    }
 }
 
 /// Provider kinds ingest knows.

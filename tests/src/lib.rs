@@ -7,6 +7,7 @@
 //! service processes, which it can kill (`SIGKILL`) and restart. Tests
 //! therefore run in parallel without seeing each other's records.
 
+pub mod legit_probe;
 pub mod otlp;
 
 use std::collections::HashMap;
@@ -89,6 +90,7 @@ pub const ALL_SECRETS: [&str; 5] = [
 /// The test pipelines' ingest config: one source per provider.
 ///
 /// - `generic`: generic HMAC with [`GENERIC_SECRET`];
+/// - `generic-traced`: the same, trusted for tracing (`trust_traceparent`);
 /// - `fluximmo`: secret token in the `token` query parameter;
 /// - `stream-estate`: the documented addresses, with 127.0.0.1 as a trusted
 ///   proxy (tests send `X-Forwarded-For`);
@@ -106,6 +108,16 @@ header_read_timeout_ms = {READ_TIMEOUT_MS}
 [[sources]]
 name = "generic"
 provider = "generic"
+[[sources.checks]]
+kind = "hmac-sha256"
+secrets = [{{ label = "test", value = "{GENERIC_SECRET}" }}]
+
+# The same check, trusted for tracing: a sender's `traceparent` becomes
+# the parent of ingest's span instead of a link.
+[[sources]]
+name = "generic-traced"
+provider = "generic"
+trust_traceparent = true
 [[sources.checks]]
 kind = "hmac-sha256"
 secrets = [{{ label = "test", value = "{GENERIC_SECRET}" }}]
@@ -222,7 +234,7 @@ pub fn fixture(path: &str) -> Vec<u8> {
 /// (the kernel may hand out a port again until something binds it).
 fn distinct_metrics_ports(ingest_port: u16) -> HashMap<Service, u16> {
     let mut taken = vec![ingest_port];
-    [Service::Normalize, Service::Dedupe, Service::Sink]
+    Service::ALL
         .into_iter()
         .map(|service| {
             let port = std::iter::repeat_with(free_port)
@@ -404,7 +416,7 @@ impl Pipeline {
             // The first instance keeps its port across restarts (see
             // `env_for`); extra instances get their own.
             let _ = command.env(
-                format!("{}__METRICS_LISTEN", service.name().to_ascii_uppercase()),
+                service.admin_listen_var(),
                 format!("127.0.0.1:{}", free_port()),
             );
         }
@@ -424,12 +436,18 @@ impl Pipeline {
         self.admin_url(service, "metrics")
     }
 
-    /// The `/health` URL of a consumer stage's first instance.
+    /// The health URL of a service's first instance (ingest's `/healthz`,
+    /// a consumer stage's `/health`).
     pub fn health_url(&self, service: Service) -> String {
-        self.admin_url(service, "health")
+        self.admin_url(service, service.health_path())
     }
 
-    /// `path` on the admin port (metrics and health) of `service`.
+    /// Ingest's `/readyz`, on its operator address.
+    pub fn ready_url(&self) -> String {
+        self.admin_url(Service::Ingest, "readyz")
+    }
+
+    /// `path` on the operator port (metrics and health) of `service`.
     fn admin_url(&self, service: Service, path: &str) -> String {
         let port = self
             .metrics_ports
@@ -492,7 +510,7 @@ impl Pipeline {
         // Ingest's readiness when it runs; otherwise the first stage's
         // health endpoint.
         let ready_url = if self.children.contains_key(&Service::Ingest) {
-            format!("{}/readyz", self.ingest_url)
+            self.ready_url()
         } else {
             let first = self.children.keys().next().copied();
             first.map_or_else(String::new, |s| self.health_url(s))

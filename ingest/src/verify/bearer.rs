@@ -2,7 +2,7 @@
 //! configured tokens (Immoteur's personal access token). Compared in
 //! constant time against every active token.
 
-use super::{Check, RequestView, Verdict, VerifyFailure, header_text, match_token};
+use super::{Check, Head, RequestView, Verdict, VerifyFailure, header_text, match_token};
 use crate::settings::SecretBytes;
 
 /// Scheme name reported in `verify-scheme`.
@@ -22,6 +22,10 @@ impl BearerCheck {
 }
 
 impl Check for BearerCheck {
+    fn verify_head(&self, request: &RequestView<'_>) -> Result<Head, VerifyFailure> {
+        self.verify(request).map(Head::Verified)
+    }
+
     fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
         let value = header_text(request.headers, "authorization")
             .ok_or_else(|| VerifyFailure::MissingHeader("authorization".into()))?;

@@ -9,8 +9,8 @@
 use hmac::Mac;
 
 use super::{
-    Check, RequestView, Verdict, VerifyFailure, check_skew, header_text, new_mac, parse_unix_ms,
-    tolerance_ms,
+    Check, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text, new_mac,
+    parse_unix_ms, tolerance_ms,
 };
 use crate::settings::SecretBytes;
 
@@ -51,8 +51,17 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-impl Check for HmacTimestampCheck {
-    fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+/// What the headers of a request say, before its body is read.
+struct Signed<'a> {
+    timestamp: &'a str,
+    skew_ms: i64,
+    provided: Vec<u8>,
+}
+
+impl HmacTimestampCheck {
+    /// The headers' part of the check: both present, the timestamp fresh,
+    /// the signature 32 bytes of hex.
+    fn head<'a>(&self, request: &RequestView<'a>) -> Result<Signed<'a>, VerifyFailure> {
         let timestamp = header_text(request.headers, &self.timestamp_header)
             .ok_or_else(|| VerifyFailure::MissingHeader(self.timestamp_header.clone()))?;
         let signature = header_text(request.headers, &self.signature_header)
@@ -60,22 +69,39 @@ impl Check for HmacTimestampCheck {
         let sent_ms = parse_unix_ms(timestamp).ok_or(VerifyFailure::MalformedTimestamp)?;
         let skew_ms = check_skew(sent_ms, request.now_ms, self.tolerance_ms)?;
         let hex_part = signature.strip_prefix("sha256=").unwrap_or(signature);
-        let provided = hex::decode(hex_part).map_err(|_| VerifyFailure::MalformedSignature)?;
-        if provided.len() != 32 {
+        // 64 hex digits, checked before decoding so a long header costs nothing.
+        if hex_part.len() != 64 {
             return Err(VerifyFailure::MalformedSignature);
         }
+        let provided = hex::decode(hex_part).map_err(|_| VerifyFailure::MalformedSignature)?;
+        Ok(Signed {
+            timestamp,
+            skew_ms,
+            provided,
+        })
+    }
+}
+
+impl Check for HmacTimestampCheck {
+    fn verify_head(&self, request: &RequestView<'_>) -> Result<Head, VerifyFailure> {
+        self.head(request).map(|_| Head::NeedsBody)
+    }
+
+    fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+        let signed = self.head(request)?;
+        // One MAC per configured secret, whatever the request holds.
         let mut matched: Option<&str> = None;
         for (label, secret) in &self.secrets {
             let mut mac = new_mac(secret.expose());
-            mac.update(timestamp.as_bytes());
+            mac.update(signed.timestamp.as_bytes());
             mac.update(request.body);
-            if mac.verify_slice(&provided).is_ok() && matched.is_none() {
+            if mac.verify_slice(&signed.provided).is_ok() && matched.is_none() {
                 matched = Some(label);
             }
         }
         match matched {
             Some(label) => Ok(Verdict {
-                skew_ms: Some(skew_ms),
+                skew_ms: Some(signed.skew_ms),
                 ..Verdict::new(SCHEME, label)
             }),
             None => Err(VerifyFailure::BadSignature),

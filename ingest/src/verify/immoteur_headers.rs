@@ -4,7 +4,9 @@
 //! credential by itself (the bearer token is); it bounds replays and yields
 //! the event id (record key, `event-id`) and the delivery id (`delivery-id`).
 
-use super::{Check, RequestView, Verdict, VerifyFailure, check_skew, header_text, tolerance_ms};
+use super::{
+    Check, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text, tolerance_ms,
+};
 
 /// Scheme name of this check (reported only if it is a source's only check).
 pub const SCHEME: &str = "immoteur-headers";
@@ -44,6 +46,10 @@ fn uuid_header<'a>(request: &RequestView<'a>, name: &str) -> Result<&'a str, Ver
 }
 
 impl Check for ImmoteurHeadersCheck {
+    fn verify_head(&self, request: &RequestView<'_>) -> Result<Head, VerifyFailure> {
+        self.verify(request).map(Head::Verified)
+    }
+
     fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
         let event_id = uuid_header(request, EVENT_ID)?;
         let delivery_id = uuid_header(request, DELIVERY_ID)?;

@@ -1,11 +1,25 @@
 //! Request verification: the checks a source requires, run on the raw bytes.
 //!
 //! Each scheme is one file implementing [`Check`]; a source's checks must all
-//! pass. Verification fails closed: a source without checks, or a check
-//! without a secret, is refused at start unless the source says
-//! `unverified = true`. Failures carry a reason for metrics and logs but the
-//! response never says which secret was close. Secrets are compared in
-//! constant time, and every configured secret is always tried.
+//! pass. Verification runs in two phases so that a stranger's request costs
+//! little: [`SourceVerifier::verify_head`] runs before the body is read and
+//! decides everything the headers, the query and the peer address can
+//! (address allowlist, bearer and secret tokens, Immoteur's headers, and the
+//! timestamp and signature syntax of the signing schemes); only a request
+//! that passes it has its body read, and [`SourceVerifier::verify_body`]
+//! then checks the signatures over the raw bytes. What that costs depends on
+//! our configuration (the number of secrets), never on the sender: each
+//! secret's MAC is computed once per request and compared with every
+//! candidate signature, and the number of candidates is capped.
+//!
+//! Verification fails closed: a source without a check that proves a
+//! credential or an allowed address, or a check without a secret, is refused
+//! at start unless the source says `unverified = true`; so are short
+//! secrets, long tolerances and catch-all networks unless the source allows
+//! them by name (see [`crate::settings::SourceSettings`]). Failures carry a
+//! reason for metrics and logs but the response never says which secret was
+//! close. Secrets are compared in constant time, and every configured secret
+//! is always tried.
 
 pub mod bearer;
 pub mod hmac_timestamp;
@@ -120,10 +134,39 @@ impl VerifyFailure {
     }
 }
 
+/// What a check decided before the body was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// The check passed on the headers, query and peer alone.
+    Verified(Verdict),
+    /// The headers are well formed; the signature over the body remains.
+    NeedsBody,
+}
+
 /// One verification scheme, configured for one source.
 pub trait Check: Send + Sync + std::fmt::Debug {
-    /// Verifies the request, or says why not.
+    /// Everything the check can decide without the body (`request.body` is
+    /// empty here): a header-only check decides, a signing scheme checks
+    /// that its headers are present, fresh and well formed.
+    fn verify_head(&self, request: &RequestView<'_>) -> Result<Head, VerifyFailure>;
+
+    /// Verifies the whole request, body included, or says why not.
     fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure>;
+}
+
+/// The head phase's verdicts of one request, to be completed by
+/// [`SourceVerifier::verify_body`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadVerdicts {
+    /// One per check, in order; `None` where the body remains to be checked.
+    verdicts: Vec<Option<Verdict>>,
+}
+
+impl HeadVerdicts {
+    /// Whether some check still needs the body.
+    pub fn needs_body(&self) -> bool {
+        self.verdicts.iter().any(Option::is_none)
+    }
 }
 
 /// A source's configuration cannot be turned into checks.
@@ -148,12 +191,93 @@ pub enum CheckConfigError {
     /// A check's settings are not usable.
     #[error("source `{0}`: check `{1}`: {2}")]
     Invalid(String, &'static str, String),
+    /// The source's checks prove neither a credential nor an address.
+    #[error(
+        "source `{0}`: `immoteur-headers` proves no credential (anyone can send well-formed \
+         headers); add a `bearer` check with Immoteur's token"
+    )]
+    NoCredential(String),
+    /// A secret is too short to resist guessing.
+    #[error(
+        "source `{source_name}`: check `{scheme}`: secret `{label}` is {len} bytes; use at least \
+         {MIN_SECRET_BYTES} random bytes, or set `allow_short_secrets = true` on the source"
+    )]
+    ShortSecret {
+        /// Source name.
+        source_name: String,
+        /// Scheme of the check.
+        scheme: &'static str,
+        /// The secret's label.
+        label: String,
+        /// Its length, bytes.
+        len: usize,
+    },
 }
+
+/// Shortest secret or token accepted without `allow_short_secrets`, bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Longest timestamp tolerance accepted without `allow_long_tolerance`, s.
+pub const MAX_TOLERANCE_SECS: u64 = 3600;
 
 /// All the checks of one source.
 #[derive(Debug)]
 pub struct SourceVerifier {
     checks: Vec<Box<dyn Check>>,
+}
+
+/// Refuses a secret shorter than [`MIN_SECRET_BYTES`] unless the source
+/// allows short secrets.
+pub(crate) fn check_secret_length(
+    source: &SourceSettings,
+    scheme: &'static str,
+    label: &str,
+    secret: &[u8],
+) -> Result<(), CheckConfigError> {
+    if secret.len() < MIN_SECRET_BYTES && !source.allow_short_secrets {
+        return Err(CheckConfigError::ShortSecret {
+            source_name: source.name.clone(),
+            scheme,
+            label: label.to_string(),
+            len: secret.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a tolerance over [`MAX_TOLERANCE_SECS`] unless the source allows
+/// long tolerances: a captured request could be replayed for that long.
+pub(crate) fn check_tolerance(
+    source: &SourceSettings,
+    scheme: &'static str,
+    tolerance_secs: u64,
+) -> Result<(), CheckConfigError> {
+    if tolerance_secs > MAX_TOLERANCE_SECS && !source.allow_long_tolerance {
+        return Err(CheckConfigError::Invalid(
+            source.name.clone(),
+            scheme,
+            format!(
+                "`tolerance_secs = {tolerance_secs}` lets a captured request be replayed that long; \
+                 use at most {MAX_TOLERANCE_SECS}, or set `allow_long_tolerance = true` on the source"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads a check's labelled secrets and refuses short ones (unless the
+/// source allows them); an empty list fails closed.
+pub(crate) fn load_checked_secrets(
+    source: &SourceSettings,
+    scheme: &'static str,
+    secrets: &[SecretSettings],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, SecretBytes)>, CheckConfigError> {
+    let loaded = load_secrets(&source.name, scheme, secrets, env)?;
+    for (label, secret) in &loaded {
+        check_secret_length(source, scheme, label, secret.expose())?;
+    }
+    Ok(loaded)
 }
 
 /// Loads a check's labelled secrets; an empty list fails closed.
@@ -203,26 +327,38 @@ impl SourceVerifier {
                     tolerance_secs,
                     signature_header,
                     timestamp_header,
-                } => checks.push(Box::new(hmac_timestamp::HmacTimestampCheck::new(
-                    load_secrets(name, hmac_timestamp::SCHEME, secrets, env)?,
-                    *tolerance_secs,
-                    signature_header,
-                    timestamp_header,
-                ))),
+                } => {
+                    check_tolerance(source, hmac_timestamp::SCHEME, *tolerance_secs)?;
+                    checks.push(Box::new(hmac_timestamp::HmacTimestampCheck::new(
+                        load_checked_secrets(source, hmac_timestamp::SCHEME, secrets, env)?,
+                        *tolerance_secs,
+                        signature_header,
+                        timestamp_header,
+                    )));
+                }
                 CheckSettings::StandardWebhooks {
                     secrets,
                     tolerance_secs,
-                } => checks.push(Box::new(standard_webhooks::StandardWebhooksCheck::new(
-                    standard_webhooks::decode_secrets(
-                        name,
-                        load_secrets(name, standard_webhooks::SCHEME, secrets, env)?,
-                    )?,
-                    *tolerance_secs,
-                ))),
-                CheckSettings::Bearer { tokens } => checks.push(Box::new(
-                    bearer::BearerCheck::new(load_secrets(name, bearer::SCHEME, tokens, env)?),
-                )),
+                } => {
+                    check_tolerance(source, standard_webhooks::SCHEME, *tolerance_secs)?;
+                    checks.push(Box::new(standard_webhooks::StandardWebhooksCheck::new(
+                        standard_webhooks::decode_secrets(
+                            source,
+                            load_secrets(name, standard_webhooks::SCHEME, secrets, env)?,
+                        )?,
+                        *tolerance_secs,
+                    )));
+                }
+                CheckSettings::Bearer { tokens } => {
+                    checks.push(Box::new(bearer::BearerCheck::new(load_checked_secrets(
+                        source,
+                        bearer::SCHEME,
+                        tokens,
+                        env,
+                    )?)))
+                }
                 CheckSettings::ImmoteurHeaders { tolerance_secs } => {
+                    check_tolerance(source, immoteur_headers::SCHEME, *tolerance_secs)?;
                     has_immoteur_headers = true;
                     checks.push(Box::new(immoteur_headers::ImmoteurHeadersCheck::new(
                         *tolerance_secs,
@@ -234,7 +370,7 @@ impl SourceVerifier {
                     query,
                 } => checks.push(Box::new(secret_token::SecretTokenCheck::new(
                     name,
-                    load_secrets(name, secret_token::SCHEME, tokens, env)?,
+                    load_checked_secrets(source, secret_token::SCHEME, tokens, env)?,
                     header.as_deref(),
                     query.as_deref(),
                 )?)),
@@ -245,8 +381,16 @@ impl SourceVerifier {
                     name,
                     allow,
                     trusted_proxies,
+                    source.allow_any_address,
                 )?)),
             }
+        }
+        let proves_something = source
+            .checks
+            .iter()
+            .any(|check| !matches!(check, CheckSettings::ImmoteurHeaders { .. }));
+        if !proves_something && !source.unverified {
+            return Err(CheckConfigError::NoCredential(source.name.clone()));
         }
         if source.provider == ProviderKind::Immoteur && !has_immoteur_headers {
             checks.push(Box::new(immoteur_headers::ImmoteurHeadersCheck::new(
@@ -257,14 +401,40 @@ impl SourceVerifier {
         Ok(Self { checks: address })
     }
 
-    /// Runs every check. The scheme and key of the first credential check
-    /// are reported (address checks count only when nothing else ran; an
-    /// unverified source reports scheme `none`); skew and provider ids come
-    /// from whichever check found them.
-    pub fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+    /// The phase before the body: runs every check on the headers, query
+    /// and peer (`request.body` is ignored), in order, stopping at the
+    /// first failure. What it returns goes to [`Self::verify_body`].
+    pub fn verify_head(&self, request: &RequestView<'_>) -> Result<HeadVerdicts, VerifyFailure> {
+        let head = RequestView {
+            body: &[],
+            ..*request
+        };
         let mut verdicts = Vec::with_capacity(self.checks.len());
         for check in &self.checks {
-            verdicts.push(check.verify(request)?);
+            verdicts.push(match check.verify_head(&head)? {
+                Head::Verified(verdict) => Some(verdict),
+                Head::NeedsBody => None,
+            });
+        }
+        Ok(HeadVerdicts { verdicts })
+    }
+
+    /// The phase after the body: runs the checks the head phase left open
+    /// on the whole request, then reports one verdict. The scheme and key
+    /// of the first credential check are reported (address checks count
+    /// only when nothing else ran; an unverified source reports scheme
+    /// `none`); skew and provider ids come from whichever check found them.
+    pub fn verify_body(
+        &self,
+        request: &RequestView<'_>,
+        head: HeadVerdicts,
+    ) -> Result<Verdict, VerifyFailure> {
+        let mut verdicts = Vec::with_capacity(self.checks.len());
+        for (check, early) in self.checks.iter().zip(head.verdicts) {
+            verdicts.push(match early {
+                Some(verdict) => verdict,
+                None => check.verify(request)?,
+            });
         }
         let mut out = verdicts
             .iter()
@@ -278,6 +448,12 @@ impl SourceVerifier {
             out.delivery_id = out.delivery_id.take().or_else(|| v.delivery_id.clone());
         }
         Ok(out)
+    }
+
+    /// Both phases on a request whose body is already at hand.
+    pub fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+        let head = self.verify_head(request)?;
+        self.verify_body(request, head)
     }
 }
 
@@ -354,6 +530,122 @@ pub(crate) fn match_token<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn source(text: &str) -> SourceSettings {
+        toml::from_str(text).unwrap_or_else(|e| panic!("test source does not parse: {e}"))
+    }
+
+    fn refusal(text: &str) -> String {
+        SourceVerifier::build(&source(text), &|_| None)
+            .expect_err("refused at start")
+            .to_string()
+    }
+
+    #[test]
+    fn immoteur_headers_alone_prove_nothing_and_are_refused() {
+        let alone = r#"
+            name = "immo"
+            provider = "immoteur"
+            checks = [{ kind = "immoteur-headers" }]
+        "#;
+        assert!(refusal(alone).contains("proves no credential"));
+        let with_token = r#"
+            name = "immo"
+            provider = "immoteur"
+            checks = [
+              { kind = "immoteur-headers", tolerance_secs = 60 },
+              { kind = "bearer", tokens = [{ label = "t", value = "a-token-of-20-bytes!" }] },
+            ]
+        "#;
+        assert!(SourceVerifier::build(&source(with_token), &|_| None).is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_refused_unless_allowed_by_name() {
+        for check in [
+            r#"{ kind = "hmac-sha256", secrets = [{ label = "s", value = "short" }] }"#,
+            r#"{ kind = "bearer", tokens = [{ label = "s", value = "short" }] }"#,
+            r#"{ kind = "secret-token", query = "t", tokens = [{ label = "s", value = "short" }] }"#,
+        ] {
+            let text = format!("name = \"x\"\nprovider = \"generic\"\nchecks = [{check}]\n");
+            let message = refusal(&text);
+            assert!(message.contains("secret `s` is 5 bytes"), "{message}");
+            assert!(
+                !message.contains("short\u{60}"),
+                "never the secret: {message}"
+            );
+            let allowed = format!("allow_short_secrets = true\n{text}");
+            assert!(
+                SourceVerifier::build(&source(&allowed), &|_| None).is_ok(),
+                "{check}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_tolerances_are_refused_unless_allowed_by_name() {
+        let text = r#"
+            name = "x"
+            provider = "generic"
+            checks = [{ kind = "hmac-sha256", tolerance_secs = 86400, secrets = [{ label = "s", value = "sixteen-bytes-ok" }] }]
+        "#;
+        assert!(refusal(text).contains("allow_long_tolerance"));
+        let allowed = format!("allow_long_tolerance = true\n{text}");
+        assert!(SourceVerifier::build(&source(&allowed), &|_| None).is_ok());
+        let at_max = text.replace("86400", "3600");
+        assert!(SourceVerifier::build(&source(&at_max), &|_| None).is_ok());
+    }
+
+    #[test]
+    fn header_only_checks_decide_before_the_body_and_signatures_after() {
+        let text = r#"
+            name = "x"
+            provider = "generic"
+            checks = [
+              { kind = "bearer", tokens = [{ label = "b", value = "bearer-token-0123" }] },
+              { kind = "hmac-sha256", secrets = [{ label = "h", value = "hmac-secret-01234" }] },
+            ]
+        "#;
+        let verifier = SourceVerifier::build(&source(text), &|_| None).expect("builds");
+        let body = br#"{"id":1}"#;
+        let ts = "1700000000";
+        let mut headers = HeaderMap::new();
+        let _ = headers.insert("authorization", "Bearer wrong".parse().expect("value"));
+        fn view<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> RequestView<'a> {
+            RequestView {
+                headers,
+                body,
+                now_ms: 1_700_000_000_000,
+                peer: None,
+                query: &[],
+            }
+        }
+        assert_eq!(
+            verifier.verify_head(&view(&headers, b"")),
+            Err(VerifyFailure::BadToken),
+            "a bad token is refused before the body"
+        );
+        let _ = headers.insert(
+            "authorization",
+            "Bearer bearer-token-0123".parse().expect("value"),
+        );
+        let _ = headers.insert("x-webhook-timestamp", ts.parse().expect("value"));
+        let sig = hmac_timestamp::sign(b"hmac-secret-01234", ts, body);
+        let _ = headers.insert("x-webhook-signature", sig.parse().expect("value"));
+        let head = verifier
+            .verify_head(&view(&headers, b""))
+            .expect("head passes");
+        assert!(head.needs_body());
+        assert_eq!(
+            verifier.verify_body(&view(&headers, b"{}"), head.clone()),
+            Err(VerifyFailure::BadSignature)
+        );
+        let verdict = verifier
+            .verify_body(&view(&headers, body), head)
+            .expect("signed body");
+        assert_eq!(verdict.scheme, "bearer");
+        assert_eq!(verdict.skew_ms, Some(0));
+    }
 
     #[test]
     fn tokens_match_by_label_whatever_their_length() {

@@ -4,7 +4,7 @@
 //! against every active token.
 
 use super::{
-    Check, CheckConfigError, RequestView, Verdict, VerifyFailure, header_text, match_token,
+    Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, header_text, match_token,
 };
 use crate::settings::SecretBytes;
 
@@ -56,6 +56,10 @@ impl SecretTokenCheck {
 }
 
 impl Check for SecretTokenCheck {
+    fn verify_head(&self, request: &RequestView<'_>) -> Result<Head, VerifyFailure> {
+        self.verify(request).map(Head::Verified)
+    }
+
     fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
         let provided = match &self.location {
             TokenLocation::Header(name) => header_text(request.headers, name),

@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use super::{Check, CheckConfigError, RequestView, Verdict, VerifyFailure};
+use super::{Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "source-address";
@@ -67,26 +67,45 @@ pub struct SourceAddressCheck {
     trusted_proxies: Vec<Cidr>,
 }
 
-fn parse_all(source: &str, list: &[String]) -> Result<Vec<Cidr>, CheckConfigError> {
+fn parse_all(
+    source: &str,
+    field: &str,
+    list: &[String],
+    allow_any_address: bool,
+) -> Result<Vec<Cidr>, CheckConfigError> {
     list.iter()
         .map(|text| {
-            Cidr::parse(text).ok_or_else(|| {
+            let cidr = Cidr::parse(text).ok_or_else(|| {
                 CheckConfigError::Invalid(
                     source.to_string(),
                     SCHEME,
-                    format!("`{text}` is not an address or CIDR"),
+                    format!("`{text}` in `{field}` is not an address or CIDR"),
                 )
-            })
+            })?;
+            if cidr.prefix == 0 && !allow_any_address {
+                return Err(CheckConfigError::Invalid(
+                    source.to_string(),
+                    SCHEME,
+                    format!(
+                        "`{text}` in `{field}` matches every address; list the sender's networks, \
+                         or set `allow_any_address = true` on the source"
+                    ),
+                ));
+            }
+            Ok(cidr)
         })
         .collect()
 }
 
 impl SourceAddressCheck {
-    /// A check from CIDR texts; an empty allowlist fails closed.
+    /// A check from CIDR texts; an empty allowlist fails closed, and so does
+    /// a network that matches every address (`0.0.0.0/0`, `::/0`) unless
+    /// `allow_any_address` says it is meant.
     pub fn new(
         source: &str,
         allow: &[String],
         trusted_proxies: &[String],
+        allow_any_address: bool,
     ) -> Result<Self, CheckConfigError> {
         if allow.is_empty() {
             return Err(CheckConfigError::Invalid(
@@ -96,8 +115,13 @@ impl SourceAddressCheck {
             ));
         }
         Ok(Self {
-            allow: parse_all(source, allow)?,
-            trusted_proxies: parse_all(source, trusted_proxies)?,
+            allow: parse_all(source, "allow", allow, allow_any_address)?,
+            trusted_proxies: parse_all(
+                source,
+                "trusted_proxies",
+                trusted_proxies,
+                allow_any_address,
+            )?,
         })
     }
 
@@ -131,6 +155,10 @@ impl SourceAddressCheck {
 }
 
 impl Check for SourceAddressCheck {
+    fn verify_head(&self, request: &RequestView<'_>) -> Result<Head, VerifyFailure> {
+        self.verify(request).map(Head::Verified)
+    }
+
     fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
         let sender = self.sender(request)?;
         match self.allow.iter().find(|c| c.contains(sender)) {
@@ -150,6 +178,7 @@ mod tests {
             "se",
             &["178.238.226.136".into(), "144.76.91.183/32".into()],
             &["10.0.0.0/8".into()],
+            false,
         )
         .expect("valid")
     }
@@ -230,7 +259,24 @@ mod tests {
 
     #[test]
     fn an_empty_or_invalid_allowlist_is_a_start_error() {
-        assert!(SourceAddressCheck::new("se", &[], &[]).is_err());
-        assert!(SourceAddressCheck::new("se", &["1.2.3.4/40".into()], &[]).is_err());
+        assert!(SourceAddressCheck::new("se", &[], &[], false).is_err());
+        assert!(SourceAddressCheck::new("se", &["1.2.3.4/40".into()], &[], false).is_err());
+    }
+
+    #[test]
+    fn catch_all_networks_are_refused_unless_allowed_by_name() {
+        for (allow, proxies) in [
+            (vec!["0.0.0.0/0".to_string()], vec![]),
+            (vec!["::/0".to_string()], vec![]),
+            (vec!["1.2.3.4".to_string()], vec!["0.0.0.0/0".to_string()]),
+        ] {
+            let refused = SourceAddressCheck::new("se", &allow, &proxies, false)
+                .expect_err("a catch-all network is refused");
+            assert!(
+                refused.to_string().contains("allow_any_address"),
+                "{refused}"
+            );
+            assert!(SourceAddressCheck::new("se", &allow, &proxies, true).is_ok());
+        }
     }
 }

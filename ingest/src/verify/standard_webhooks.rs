@@ -5,19 +5,26 @@
 //! with a `whpk_` public key. `webhook-timestamp` is Unix seconds within the
 //! tolerance. The `webhook-id` is the provider event id.
 //!
-//! Every (entry, key) pair is tried (HMACs compared in constant time), so a
-//! sender may sign with several keys and a receiver may hold several.
+//! A sender may sign with several keys and a receiver may hold several.
+//! The sender does not choose what that costs: the header holds at most
+//! [`MAX_SIGNATURE_ENTRIES`] entries (at most [`MAX_ED25519_ENTRIES`] of them
+//! `v1a`), an entry of the wrong length is dropped before any decoding or
+//! hashing, and each `whsec_` secret's MAC is computed once per request and
+//! compared in constant time with every `v1` entry. Entries of other
+//! versions are ignored, as the specification asks.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::Mac;
 
+use subtle::ConstantTimeEq;
+
 use super::{
-    Check, CheckConfigError, RequestView, Verdict, VerifyFailure, check_skew, header_text, new_mac,
-    tolerance_ms,
+    Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text,
+    new_mac, tolerance_ms,
 };
-use crate::settings::SecretBytes;
+use crate::settings::{SecretBytes, SourceSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "standard-webhooks";
@@ -27,6 +34,19 @@ const TIMESTAMP: &str = "webhook-timestamp";
 const SIGNATURE: &str = "webhook-signature";
 const SECRET_PREFIX: &str = "whsec_";
 const PUBLIC_KEY_PREFIX: &str = "whpk_";
+
+/// Most entries `webhook-signature` may hold; more is a malformed header.
+pub const MAX_SIGNATURE_ENTRIES: usize = 16;
+
+/// Most `v1a` entries one request may hold: each costs a hash of the whole
+/// body per `whpk_` key.
+pub const MAX_ED25519_ENTRIES: usize = 4;
+
+/// Base64 length of a `v1` entry (32 bytes of HMAC-SHA256).
+const V1_BASE64_LEN: usize = 44;
+
+/// Base64 length of a `v1a` entry (64 bytes of ed25519 signature).
+const V1A_BASE64_LEN: usize = 88;
 
 /// A configured key: a `v1` HMAC secret or a `v1a` ed25519 public key.
 #[derive(Debug, Clone)]
@@ -46,20 +66,25 @@ pub struct StandardWebhooksCheck {
 
 /// Turns `whsec_<base64>` secrets and `whpk_<base64>` public keys into
 /// keys; anything else is a start error.
+/// A `whsec_` key shorter than [`super::MIN_SECRET_BYTES`] once decoded is
+/// refused unless the source allows short secrets.
 pub fn decode_secrets(
-    source: &str,
+    source: &SourceSettings,
     secrets: Vec<(String, SecretBytes)>,
 ) -> Result<Vec<(String, Key)>, CheckConfigError> {
     secrets
         .into_iter()
         .map(|(label, secret)| {
             let key = match decode_secret(secret.expose()) {
-                Some(hmac) => Some(Key::Hmac(hmac)),
+                Some(hmac) => {
+                    super::check_secret_length(source, SCHEME, &label, hmac.expose())?;
+                    Some(Key::Hmac(hmac))
+                }
                 None => decode_public_key(secret.expose()).map(Key::Ed25519),
             };
             key.map(|key| (label.clone(), key)).ok_or_else(|| {
                 CheckConfigError::Invalid(
-                    source.to_string(),
+                    source.name.clone(),
                     SCHEME,
                     format!("secret `{label}` is neither `whsec_` nor `whpk_` followed by base64"),
                 )
@@ -109,8 +134,70 @@ impl StandardWebhooksCheck {
     }
 }
 
-impl Check for StandardWebhooksCheck {
-    fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+/// The candidate signatures of one request, decoded.
+#[derive(Debug, Default)]
+struct Candidates {
+    v1: Vec<[u8; 32]>,
+    v1a: Vec<Signature>,
+}
+
+/// Splits `webhook-signature` into candidates: at most
+/// [`MAX_SIGNATURE_ENTRIES`] entries, at most [`MAX_ED25519_ENTRIES`] `v1a`;
+/// an entry of an unknown version or of the wrong length is skipped before
+/// it is decoded. No usable entry is a malformed signature.
+fn candidates(header: &str) -> Result<Candidates, VerifyFailure> {
+    let mut out = Candidates::default();
+    let mut entries = 0usize;
+    let mut v1a_entries = 0usize;
+    for entry in header.split(' ').filter(|e| !e.is_empty()) {
+        entries += 1;
+        if entries > MAX_SIGNATURE_ENTRIES {
+            return Err(VerifyFailure::MalformedSignature);
+        }
+        match entry.split_once(',') {
+            Some(("v1", b64)) if b64.len() == V1_BASE64_LEN => {
+                if let Some(tag) = STANDARD
+                    .decode(b64)
+                    .ok()
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                {
+                    out.v1.push(tag);
+                }
+            }
+            Some(("v1a", b64)) if b64.len() == V1A_BASE64_LEN => {
+                v1a_entries += 1;
+                if v1a_entries > MAX_ED25519_ENTRIES {
+                    return Err(VerifyFailure::MalformedSignature);
+                }
+                if let Some(sig) = STANDARD
+                    .decode(b64)
+                    .ok()
+                    .and_then(|bytes| Signature::from_slice(&bytes).ok())
+                {
+                    out.v1a.push(sig);
+                }
+            }
+            _ => {}
+        }
+    }
+    if out.v1.is_empty() && out.v1a.is_empty() {
+        return Err(VerifyFailure::MalformedSignature);
+    }
+    Ok(out)
+}
+
+/// What the headers of a request say, before its body is read.
+struct Signed<'a> {
+    id: &'a str,
+    timestamp: &'a str,
+    skew_ms: i64,
+    candidates: Candidates,
+}
+
+impl StandardWebhooksCheck {
+    /// The headers' part of the check: the three headers present, the
+    /// timestamp fresh, the signature list well formed.
+    fn head<'a>(&self, request: &RequestView<'a>) -> Result<Signed<'a>, VerifyFailure> {
         let missing = |name: &str| VerifyFailure::MissingHeader(name.to_string());
         let id = header_text(request.headers, ID).ok_or_else(|| missing(ID))?;
         let timestamp =
@@ -124,38 +211,59 @@ impl Check for StandardWebhooksCheck {
             .checked_mul(1000)
             .ok_or(VerifyFailure::MalformedTimestamp)?;
         let skew_ms = check_skew(sent_ms, request.now_ms, self.tolerance_ms)?;
-        let entries: Vec<(&str, Vec<u8>)> = signature
-            .split(' ')
-            .filter_map(|entry| entry.split_once(','))
-            .filter(|(version, _)| *version == "v1" || *version == "v1a")
-            .filter_map(|(version, b64)| STANDARD.decode(b64).ok().map(|sig| (version, sig)))
-            .collect();
-        if entries.is_empty() {
-            return Err(VerifyFailure::MalformedSignature);
-        }
-        let content = signed_content(id, timestamp, request.body);
+        Ok(Signed {
+            id,
+            timestamp,
+            skew_ms,
+            candidates: candidates(signature)?,
+        })
+    }
+}
+
+impl Check for StandardWebhooksCheck {
+    fn verify_head(&self, request: &RequestView<'_>) -> Result<Head, VerifyFailure> {
+        self.head(request).map(|_| Head::NeedsBody)
+    }
+
+    fn verify(&self, request: &RequestView<'_>) -> Result<Verdict, VerifyFailure> {
+        let signed = self.head(request)?;
+        let Candidates { v1, v1a } = &signed.candidates;
+        // ed25519 needs the signed content in one piece; built only if used.
+        let mut content: Option<Vec<u8>> = None;
         let mut matched: Option<&str> = None;
         for (label, key) in &self.keys {
-            for (version, sig) in &entries {
-                let ok = match (key, *version) {
-                    (Key::Hmac(secret), "v1") => {
-                        let mut mac = new_mac(secret.expose());
-                        mac.update(&content);
-                        mac.verify_slice(sig).is_ok()
-                    }
-                    (Key::Ed25519(public), "v1a") => Signature::from_slice(sig)
-                        .is_ok_and(|sig| public.verify_strict(&content, &sig).is_ok()),
-                    _ => false,
-                };
-                if ok && matched.is_none() {
-                    matched = Some(label);
+            let ok = match key {
+                Key::Hmac(secret) if !v1.is_empty() => {
+                    // Once per secret, then compared with every candidate.
+                    let mut mac = new_mac(secret.expose());
+                    mac.update(signed.id.as_bytes());
+                    mac.update(b".");
+                    mac.update(signed.timestamp.as_bytes());
+                    mac.update(b".");
+                    mac.update(request.body);
+                    let tag = mac.finalize().into_bytes();
+                    v1.iter().fold(false, |any, candidate| {
+                        any | bool::from(tag.as_slice().ct_eq(candidate))
+                    })
                 }
+                Key::Ed25519(public) if !v1a.is_empty() => {
+                    let content = content.get_or_insert_with(|| {
+                        signed_content(signed.id, signed.timestamp, request.body)
+                    });
+                    v1a.iter().fold(false, |any, sig| {
+                        any | public.verify_strict(content, sig).is_ok()
+                    })
+                }
+                _ => false,
+            };
+            if ok && matched.is_none() {
+                matched = Some(label);
             }
         }
         match matched {
             Some(label) => Ok(Verdict {
-                skew_ms: Some(skew_ms),
-                event_id: Some(id.to_string()),
+                skew_ms: Some(signed.skew_ms),
+                event_id: Some(signed.id.to_string()),
                 ..Verdict::new(SCHEME, label)
             }),
             None => Err(VerifyFailure::BadSignature),
@@ -181,7 +289,14 @@ mod tests {
             .iter()
             .map(|(l, s)| (l.to_string(), SecretBytes::new(s.as_bytes().to_vec())))
             .collect();
-        StandardWebhooksCheck::new(decode_secrets("sw", raw).expect("whsec secrets"), 300)
+        StandardWebhooksCheck::new(
+            decode_secrets(
+                &SourceSettings::named("sw", crate::settings::ProviderKind::StandardWebhooks),
+                raw,
+            )
+            .expect("whsec secrets"),
+            300,
+        )
     }
 
     fn headers(id: Option<&str>, ts: Option<&str>, sig: Option<&str>) -> HeaderMap {
@@ -298,13 +413,97 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_entries_is_refused_before_any_hashing() {
+        let c = check(&[("spec", SPEC_SECRET)]);
+        let flood = vec!["v1,AAAA"; 20_000].join(" ");
+        let h = headers(Some(SPEC_ID), Some(SPEC_TS), Some(&flood));
+        assert_eq!(
+            run(&c, &h, SPEC_BODY),
+            Err(VerifyFailure::MalformedSignature)
+        );
+        // The cap itself, with the valid entry last: still verified.
+        let filler = "v1,bm90LWEtc2lnbmF0dXJlLW9mLTMyLWJ5dGVzLi4uLg==";
+        let mut at_cap = vec![filler; MAX_SIGNATURE_ENTRIES - 1];
+        at_cap.push(SPEC_SIG);
+        let h = headers(Some(SPEC_ID), Some(SPEC_TS), Some(&at_cap.join(" ")));
+        assert_eq!(
+            run(&c, &h, SPEC_BODY).expect("at the cap").key_label,
+            "spec"
+        );
+        let mut over = at_cap.clone();
+        over.insert(0, filler);
+        let h = headers(Some(SPEC_ID), Some(SPEC_TS), Some(&over.join(" ")));
+        assert_eq!(
+            run(&c, &h, SPEC_BODY),
+            Err(VerifyFailure::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn entries_of_the_wrong_length_or_version_are_skipped_not_hashed() {
+        let parsed = candidates("v1,AAAA v2,xyz v1a,AAAA v1 ,, v1,").expect_err("nothing usable");
+        assert_eq!(parsed, VerifyFailure::MalformedSignature);
+        let parsed = candidates(&format!("v1,AAAA {SPEC_SIG} v9,{}", &SPEC_SIG[3..]))
+            .expect("one usable entry");
+        assert_eq!(parsed.v1.len(), 1);
+        assert!(parsed.v1a.is_empty());
+        let ed = format!("v1a,{}", "A".repeat(V1A_BASE64_LEN));
+        let five = [ed.as_str(); MAX_ED25519_ENTRIES + 1].join(" ");
+        assert_eq!(
+            candidates(&five).map(|c| c.v1a.len()),
+            Err(VerifyFailure::MalformedSignature)
+        );
+    }
+
+    #[test]
+    fn the_head_phase_refuses_stale_or_malformed_headers_without_the_body() {
+        let c = check(&[("spec", SPEC_SECRET)]);
+        let view = |h: &HeaderMap| {
+            c.verify_head(&RequestView {
+                headers: h,
+                body: &[],
+                now_ms: SPEC_NOW_MS,
+                peer: None,
+                query: &[],
+            })
+        };
+        let good = headers(Some(SPEC_ID), Some(SPEC_TS), Some(SPEC_SIG));
+        assert_eq!(view(&good), Ok(Head::NeedsBody));
+        let stale = headers(Some(SPEC_ID), Some("1614265000"), Some(SPEC_SIG));
+        assert!(matches!(
+            view(&stale),
+            Err(VerifyFailure::StaleTimestamp { .. })
+        ));
+        let junk = headers(Some(SPEC_ID), Some(SPEC_TS), Some("v1,AAAA"));
+        assert_eq!(view(&junk), Err(VerifyFailure::MalformedSignature));
+    }
+
+    #[test]
+    fn short_whsec_keys_are_refused_unless_the_source_allows_them() {
+        let short = format!("whsec_{}", STANDARD.encode(b"only-12-byte"));
+        let raw = || vec![("k".to_string(), SecretBytes::new(short.as_bytes().to_vec()))];
+        let mut source =
+            SourceSettings::named("sw", crate::settings::ProviderKind::StandardWebhooks);
+        let refused = decode_secrets(&source, raw()).expect_err("12 bytes is too short");
+        assert!(
+            refused.to_string().contains("allow_short_secrets"),
+            "{refused}"
+        );
+        source.allow_short_secrets = true;
+        assert!(decode_secrets(&source, raw()).is_ok());
+    }
+
+    #[test]
     fn secrets_without_the_whsec_prefix_are_a_start_error() {
         let raw = vec![(
             "k".to_string(),
             SecretBytes::new(b"MfKQ9r8GKYqrTwjU".to_vec()),
         )];
         assert!(matches!(
-            decode_secrets("sw", raw),
+            decode_secrets(
+                &SourceSettings::named("sw", crate::settings::ProviderKind::StandardWebhooks),
+                raw
+            ),
             Err(CheckConfigError::Invalid(..))
         ));
     }

@@ -1,0 +1,256 @@
+//! Load shedding at the front door: which webhook requests ingest takes on
+//! right now, and which it refuses at once instead of queueing them.
+//!
+//! A request is admitted only while fewer than `max_in_flight` requests are
+//! being handled in all, fewer than the source's own cap are being handled
+//! for its source (so one source under attack cannot take every slot from
+//! the others), and, when the source has a rate limit, its token bucket
+//! holds a token. Otherwise it is refused before anything is read: a 503
+//! with `Retry-After` for a cap, a 429 with `Retry-After` for the rate.
+//! Nothing waits for a slot, so a flood costs each refused request almost
+//! nothing and never delays the admitted ones.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::settings::{IngestSettings, RateLimitSettings};
+
+/// A token bucket: refills at `rate` tokens per second up to `burst`.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`. A rate that is not positive admits nothing;
+    /// a burst under 1 is taken as 1.
+    pub fn new(settings: RateLimitSettings, now: Instant) -> Self {
+        let burst = f64::from(settings.burst.max(1));
+        Self {
+            rate: if settings.per_second.is_finite() {
+                settings.per_second.max(0.0)
+            } else {
+                0.0
+            },
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes a token at `now`, or says how long until one is available.
+    pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Ok(());
+        }
+        if self.rate <= 0.0 {
+            return Err(Duration::from_secs(60));
+        }
+        Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+    }
+}
+
+/// Why a request was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A cap on requests in flight is reached (503).
+    Overloaded,
+    /// The source's rate limit is exceeded (429); a token will be
+    /// available after this long.
+    RateLimited(Duration),
+}
+
+/// Held while a request is handled; its slots are free again once dropped.
+#[derive(Debug)]
+pub struct Admitted {
+    _global: OwnedSemaphorePermit,
+    _source: OwnedSemaphorePermit,
+}
+
+#[derive(Debug)]
+struct SourceGate {
+    in_flight: Arc<Semaphore>,
+    bucket: Option<Mutex<TokenBucket>>,
+}
+
+/// The caps and rate limits of every source.
+#[derive(Debug)]
+pub struct Admission {
+    global: Arc<Semaphore>,
+    sources: HashMap<String, SourceGate>,
+}
+
+impl Admission {
+    /// The gates configured in `settings`, with full buckets at `now`.
+    pub fn new(settings: &IngestSettings, now: Instant) -> Self {
+        let sources = settings
+            .sources
+            .iter()
+            .map(|source| {
+                let cap = source
+                    .max_in_flight
+                    .unwrap_or(settings.max_in_flight_per_source);
+                let gate = SourceGate {
+                    in_flight: Arc::new(Semaphore::new(cap)),
+                    bucket: source
+                        .rate_limit
+                        .map(|limit| Mutex::new(TokenBucket::new(limit, now))),
+                };
+                (source.name.clone(), gate)
+            })
+            .collect();
+        Self {
+            global: Arc::new(Semaphore::new(settings.max_in_flight)),
+            sources,
+        }
+    }
+
+    /// Admits a request of `source` at `now`, or refuses it at once. An
+    /// unknown source is never admitted (it is answered 404 before this).
+    pub fn admit(&self, source: &str, now: Instant) -> Result<Admitted, Refusal> {
+        let gate = self.sources.get(source).ok_or(Refusal::Overloaded)?;
+        let source_permit = Arc::clone(&gate.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Overloaded)?;
+        let global_permit = Arc::clone(&self.global)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Overloaded)?;
+        if let Some(bucket) = &gate.bucket {
+            // A poisoned lock only means another request panicked while it
+            // held the bucket; its state is still a valid bucket.
+            let mut bucket = bucket
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            bucket.take(now).map_err(Refusal::RateLimited)?;
+        }
+        Ok(Admitted {
+            _global: global_permit,
+            _source: source_permit,
+        })
+    }
+}
+
+/// `Retry-After` seconds for a wait: rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{ProviderKind, SourceSettings};
+
+    fn settings(global: usize, per_source: usize) -> IngestSettings {
+        let mut settings: IngestSettings = toml::from_str("").expect("defaults");
+        settings.max_in_flight = global;
+        settings.max_in_flight_per_source = per_source;
+        let mut limited = SourceSettings::named("limited", ProviderKind::Generic);
+        limited.rate_limit = Some(RateLimitSettings {
+            per_second: 2.0,
+            burst: 2,
+        });
+        let mut own_cap = SourceSettings::named("own-cap", ProviderKind::Generic);
+        own_cap.max_in_flight = Some(1);
+        settings.sources = vec![
+            SourceSettings::named("a", ProviderKind::Generic),
+            SourceSettings::named("b", ProviderKind::Generic),
+            limited,
+            own_cap,
+        ];
+        settings
+    }
+
+    #[test]
+    fn a_source_at_its_cap_leaves_room_for_the_others() {
+        let now = Instant::now();
+        let admission = Admission::new(&settings(3, 2), now);
+        let held: Vec<_> = (0..2)
+            .map(|_| admission.admit("a", now).expect("under the cap"))
+            .collect();
+        assert_eq!(
+            admission.admit("a", now).map(|_| ()),
+            Err(Refusal::Overloaded)
+        );
+        let b = admission
+            .admit("b", now)
+            .expect("another source still gets in");
+        assert_eq!(
+            admission.admit("b", now).map(|_| ()),
+            Err(Refusal::Overloaded),
+            "the global cap (3) is reached"
+        );
+        drop(held);
+        drop(b);
+        assert!(admission.admit("a", now).is_ok(), "slots come back");
+        assert!(admission.admit("unknown", now).is_err());
+    }
+
+    #[test]
+    fn a_source_may_set_its_own_cap() {
+        let now = Instant::now();
+        let admission = Admission::new(&settings(10, 5), now);
+        let _held = admission.admit("own-cap", now).expect("first");
+        assert_eq!(
+            admission.admit("own-cap", now).map(|_| ()),
+            Err(Refusal::Overloaded)
+        );
+    }
+
+    #[test]
+    fn the_rate_limit_refuses_with_the_time_to_the_next_token() {
+        let now = Instant::now();
+        let admission = Admission::new(&settings(10, 10), now);
+        assert!(admission.admit("limited", now).is_ok());
+        assert!(admission.admit("limited", now).is_ok());
+        assert_eq!(
+            admission.admit("limited", now).map(|_| ()),
+            Err(Refusal::RateLimited(Duration::from_millis(500)))
+        );
+        let later = now + Duration::from_millis(500);
+        assert!(admission.admit("limited", later).is_ok(), "refilled");
+        assert!(admission.admit("a", now).is_ok(), "other sources unlimited");
+    }
+
+    #[test]
+    fn buckets_refill_to_their_burst_only() {
+        let now = Instant::now();
+        let limit = RateLimitSettings {
+            per_second: 10.0,
+            burst: 3,
+        };
+        let mut bucket = TokenBucket::new(limit, now);
+        let later = now + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(bucket.take(later).is_ok());
+        }
+        assert!(bucket.take(later).is_err());
+        let mut never = TokenBucket::new(
+            RateLimitSettings {
+                per_second: f64::NAN,
+                burst: 0,
+            },
+            now,
+        );
+        assert!(never.take(now).is_ok(), "a burst of at least one");
+        assert!(never.take(later).is_err(), "a NaN rate refills nothing");
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(500)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(7)), 7);
+    }
+}
