@@ -8,12 +8,14 @@
 //! so the provider retries and nothing is lost.
 //!
 //! The library holds the pure parts (settings, verification, record building,
-//! error mapping), the router, and the hand-over that queues records for the
-//! producer per partition; `main.rs` only wires them to the process.
+//! error mapping), the router, the hand-over that queues records for the
+//! producer per partition, and the OpenAPI contract (`ingest/openapi.json`,
+//! served at `GET /openapi.json`); `main.rs` only wires them to the process.
 
 pub mod error;
 pub mod handover;
 pub mod metrics;
+pub mod openapi;
 pub mod record;
 pub mod send;
 pub mod serve;
