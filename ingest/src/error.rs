@@ -17,8 +17,8 @@ pub enum IngestError {
     /// No source with this name is configured.
     #[error("unknown source `{0}`")]
     UnknownSource(String),
-    /// The route exists but not for this method.
-    #[error("method not allowed; webhooks are sent with POST")]
+    /// The route exists but not for this method (the router adds `Allow`).
+    #[error("method not allowed; the Allow header lists the methods of this path")]
     MethodNotAllowed,
     /// No route matches.
     #[error("no such endpoint")]
@@ -192,18 +192,13 @@ impl IntoResponse for IngestError {
             request_id: None,
         };
         let mut response = (self.status(), Json(body)).into_response();
-        match &self {
-            Self::Unavailable { retry_after_secs } => {
-                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    let _ = response.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-            }
-            Self::MethodNotAllowed => {
-                let _ = response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            }
-            _ => {}
+        // No `Allow` on a 405 here: the router adds one naming the methods
+        // of the matched path (`POST` for a webhook, `GET,HEAD` for the
+        // others); a fixed `POST` would be wrong for every GET route.
+        if let Self::Unavailable { retry_after_secs } = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            let _ = response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }
