@@ -10,8 +10,10 @@ cd "$ROOT"
 
 "$ROOT/scripts/install-deps.sh"
 
-# Python's stock confluent-kafka client, to prove the wire format and the
-# development registry against a client we did not write. Cached by version.
+# Python test tools, cached by the requirements' hash: the stock
+# confluent-kafka client, to prove the wire format and the development
+# registry against a client we did not write, and schemathesis, which
+# fuzzes a live ingest against its OpenAPI document (tests/openapi_fuzzed.rs).
 PY_ENV="${XDG_CACHE_HOME:-$HOME/.cache}/estate-pipeline/py-$(sha256sum tests/python/requirements.txt | cut -c1-12)"
 if [[ ! -x "$PY_ENV/bin/python" ]]; then
   echo "==> installing the Python test client into $PY_ENV" >&2

@@ -17,8 +17,8 @@ pub enum IngestError {
     /// No source with this name is configured.
     #[error("unknown source `{0}`")]
     UnknownSource(String),
-    /// The route exists but not for this method.
-    #[error("method not allowed; webhooks are sent with POST")]
+    /// The route exists but not for this method (the router adds `Allow`).
+    #[error("method not allowed; the Allow header lists the methods of this path")]
     MethodNotAllowed,
     /// No route matches.
     #[error("no such endpoint")]
@@ -93,6 +93,71 @@ struct ErrorBody<'a> {
 }
 
 impl IngestError {
+    /// Every value [`IngestError::code`] can return, in declaration order.
+    /// `ingest/openapi.json`'s `ErrorCode` enum is checked against it, and a
+    /// test checks that each variant's code is listed here.
+    pub const ALL_CODES: &'static [&'static str] = &[
+        "unknown_source",
+        "not_found",
+        "method_not_allowed",
+        "unsupported_media_type",
+        "payload_too_large",
+        "body_read_error",
+        "invalid_json",
+        "unauthorized",
+        "forbidden",
+        "request_timeout",
+        "unavailable",
+    ];
+
+    /// One value of each variant (and of each refusal reason), for tests
+    /// that must cover them all. [`IngestError::variant_index`] has no
+    /// wildcard arm, so a new variant does not compile until it is given an
+    /// index, and `every_variant_is_sampled_and_its_code_listed` fails until
+    /// it is sampled here.
+    #[cfg(test)]
+    pub(crate) fn every_variant() -> Vec<Self> {
+        let mut all = vec![
+            Self::UnknownSource("nowhere".into()),
+            Self::NotFound,
+            Self::MethodNotAllowed,
+            Self::UnsupportedMediaType("text/plain".into()),
+            Self::PayloadTooLarge { limit: 1024 },
+            Self::BodyRead("connection reset".into()),
+            Self::NotJson("expected value".into()),
+        ];
+        all.extend(VerifyFailure::every_variant().into_iter().map(Self::from));
+        all.extend([
+            Self::RequestTimeout { secs: 10 },
+            Self::Unavailable {
+                retry_after_secs: 5,
+            },
+        ]);
+        all
+    }
+
+    /// The variant's position (see [`IngestError::every_variant`]).
+    #[cfg(test)]
+    pub(crate) fn variant_index(&self) -> usize {
+        match self {
+            Self::UnknownSource(_) => 0,
+            Self::NotFound => 1,
+            Self::MethodNotAllowed => 2,
+            Self::UnsupportedMediaType(_) => 3,
+            Self::PayloadTooLarge { .. } => 4,
+            Self::BodyRead(_) => 5,
+            Self::NotJson(_) => 6,
+            Self::Unauthorized(_) => 7,
+            Self::Forbidden(_) => 8,
+            Self::RequestTimeout { .. } => 9,
+            Self::Unavailable { .. } => 10,
+        }
+    }
+
+    /// How many variants there are (one more than the largest index).
+    #[cfg(test)]
+    pub(crate) const VARIANTS: usize = 11;
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -142,21 +207,41 @@ impl IntoResponse for IngestError {
             request_id: None,
         };
         let mut response = (self.status(), Json(body)).into_response();
-        match &self {
-            Self::Unavailable { retry_after_secs }
-            | Self::Overloaded { retry_after_secs }
-            | Self::RateLimited { retry_after_secs } => {
-                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                    let _ = response.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-            }
-            Self::MethodNotAllowed => {
-                let _ = response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            }
-            _ => {}
+        // No `Allow` on a 405 here: the router adds one naming the methods
+        // of the matched path (`POST` for a webhook, `GET,HEAD` for the
+        // others); a fixed `POST` would be wrong for every GET route.
+        if let Self::Unavailable { retry_after_secs }
+        | Self::Overloaded { retry_after_secs }
+        | Self::RateLimited { retry_after_secs } = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            let _ = response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_is_sampled_and_its_code_listed() {
+        let samples = IngestError::every_variant();
+        let mut indices: Vec<usize> = samples.iter().map(IngestError::variant_index).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        assert_eq!(
+            indices,
+            (0..IngestError::VARIANTS).collect::<Vec<_>>(),
+            "every_variant() holds a value of each variant"
+        );
+        let mut codes: Vec<&str> = samples.iter().map(IngestError::code).collect();
+        codes.dedup();
+        assert_eq!(
+            codes,
+            IngestError::ALL_CODES,
+            "ALL_CODES lists each variant's code, once, in order"
+        );
     }
 }

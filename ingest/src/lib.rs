@@ -15,15 +15,17 @@
 //! (`operator`).
 //!
 //! The library holds the pure parts (settings, verification, admission,
-//! record building, error mapping), the routers, and the hand-over that
-//! queues records for the producer per partition; `main.rs` only wires them
-//! to the process.
+//! record building, error mapping), the routers, the hand-over that queues
+//! records for the producer per partition, and the OpenAPI contract
+//! (`ingest/openapi.json`, served at `GET /openapi.json`); `main.rs` only
+//! wires them to the process.
 
 pub mod admission;
 pub mod connections;
 pub mod error;
 pub mod handover;
 pub mod metrics;
+pub mod openapi;
 pub mod operator;
 pub mod readiness;
 pub mod record;

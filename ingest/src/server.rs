@@ -25,7 +25,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::post;
+use axum::routing::{get, post};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
@@ -164,6 +164,7 @@ pub struct Accepted {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/webhooks/{source}", post(receive))
+        .route("/openapi.json", get(crate::openapi::document))
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
         .with_state(state)

@@ -269,6 +269,12 @@ impl Pipeline {
         Self::start_with(name, &[Service::Ingest], None, &[]).await
     }
 
+    /// Like [`Pipeline::start_ingest`], with ingest configured by
+    /// `ingest_config` (TOML) instead of [`ingest_config()`].
+    pub async fn start_ingest_with_config(name: &str, ingest_config: &str) -> Self {
+        Self::start_configured(name, &[Service::Ingest], None, &[], ingest_config).await
+    }
+
     /// Creates topics and a database for `name` on `brokers` (the shared
     /// stack's broker if `None`), and starts `services` with `env` added.
     pub async fn start_with(
@@ -276,6 +282,16 @@ impl Pipeline {
         services: &[Service],
         brokers: Option<String>,
         env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_configured(name, services, brokers, env, &ingest_config()).await
+    }
+
+    async fn start_configured(
+        name: &str,
+        services: &[Service],
+        brokers: Option<String>,
+        env: &[(&str, &str)],
+        ingest_config: &str,
     ) -> Self {
         let mut stack = Stack::from_env();
         if let Some(brokers) = brokers {
@@ -311,7 +327,7 @@ impl Pipeline {
             .expect("create the test database");
         let ingest_port = free_port();
         let ingest_config_path = dir.join("ingest.toml");
-        std::fs::write(&ingest_config_path, ingest_config()).expect("write the ingest config");
+        std::fs::write(&ingest_config_path, ingest_config).expect("write the ingest config");
         let mut pipeline = Self {
             stack,
             topics,

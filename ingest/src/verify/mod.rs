@@ -118,6 +118,61 @@ pub enum VerifyFailure {
 }
 
 impl VerifyFailure {
+    /// Every value [`VerifyFailure::reason`] can return, in declaration
+    /// order. `ingest/openapi.json`'s `RefusalReason` enum is checked against
+    /// it, and a test checks that each variant's reason is listed here.
+    pub const ALL_REASONS: &'static [&'static str] = &[
+        "missing_header",
+        "malformed_header",
+        "malformed_timestamp",
+        "stale_timestamp",
+        "malformed_signature",
+        "bad_signature",
+        "missing_token",
+        "bad_token",
+        "address_not_allowed",
+    ];
+
+    /// One value of each variant, for tests that must cover them all.
+    /// [`VerifyFailure::variant_index`] has no wildcard arm, so a new
+    /// variant does not compile until it is given an index, and
+    /// `every_variant_is_sampled_and_its_reason_listed` fails until it is
+    /// sampled here.
+    #[cfg(test)]
+    pub(crate) fn every_variant() -> Vec<Self> {
+        vec![
+            Self::MissingHeader("x-webhook-signature".into()),
+            Self::MalformedHeader("x-forwarded-for".into()),
+            Self::MalformedTimestamp,
+            Self::StaleTimestamp { skew_ms: -301_000 },
+            Self::MalformedSignature,
+            Self::BadSignature,
+            Self::MissingToken,
+            Self::BadToken,
+            Self::AddressNotAllowed,
+        ]
+    }
+
+    /// The variant's position (see [`VerifyFailure::every_variant`]).
+    #[cfg(test)]
+    pub(crate) fn variant_index(&self) -> usize {
+        match self {
+            Self::MissingHeader(_) => 0,
+            Self::MalformedHeader(_) => 1,
+            Self::MalformedTimestamp => 2,
+            Self::StaleTimestamp { .. } => 3,
+            Self::MalformedSignature => 4,
+            Self::BadSignature => 5,
+            Self::MissingToken => 6,
+            Self::BadToken => 7,
+            Self::AddressNotAllowed => 8,
+        }
+    }
+
+    /// How many variants there are (one more than the largest index).
+    #[cfg(test)]
+    pub(crate) const VARIANTS: usize = 9;
+
     /// Short machine-readable reason (metrics label, JSON `reason`).
     pub fn reason(&self) -> &'static str {
         match self {
@@ -645,6 +700,24 @@ mod tests {
             .expect("signed body");
         assert_eq!(verdict.scheme, "bearer");
         assert_eq!(verdict.skew_ms, Some(0));
+    }
+
+    #[test]
+    fn every_variant_is_sampled_and_its_reason_listed() {
+        let samples = VerifyFailure::every_variant();
+        let mut indices: Vec<usize> = samples.iter().map(VerifyFailure::variant_index).collect();
+        indices.sort_unstable();
+        assert_eq!(
+            indices,
+            (0..VerifyFailure::VARIANTS).collect::<Vec<_>>(),
+            "every_variant() holds one value of each variant"
+        );
+        let reasons: Vec<&str> = samples.iter().map(VerifyFailure::reason).collect();
+        assert_eq!(
+            reasons,
+            VerifyFailure::ALL_REASONS,
+            "ALL_REASONS lists each variant's reason, once, in order"
+        );
     }
 
     #[test]
