@@ -136,7 +136,7 @@ async fn a_flood_of_signature_entries_costs_nothing_and_stores_nothing() {
             let signature = if worker % 2 == 0 {
                 vec!["v1,AAAA"; 20_000].join(" ")
             } else {
-                vec!["v1,bm90LWEtc2lnbmF0dXJlLW9mLTMyLWJ5dGVzLi4uLg=="; 16].join(" ")
+                vec!["v1,eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg="; 16].join(" ")
             };
             let head = format!(
                 "POST /webhooks/standard HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
@@ -185,27 +185,104 @@ async fn slow_headers_from_many_connections_do_not_hold_ingest() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn slow_bodies_from_many_connections_are_shed_not_queued() {
+async fn slow_bodies_on_every_other_source_leave_the_last_its_share() {
     let _one = ONE_ATTACK_AT_A_TIME.lock().await;
     let pipeline = Pipeline::start_ingest("attack_slow_bodies").await;
-    let _ = under_attack(&pipeline, 300, |target, worker| async move {
+    // Heads that pass every check made before the body (fresh timestamps,
+    // well-formed signatures), then bodies trickled in, on two sources at
+    // once, from more connections than the global in-flight cap. The probe
+    // sends to a third source.
+    let _ = under_attack(&pipeline, 600, |target, worker| async move {
         let Ok(mut stream) = TcpStream::connect(&target).await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             return;
         };
-        // A head that passes every check made before the body (fresh
-        // timestamp, a well-formed signature), then a body trickled in.
-        let head = format!(
-            "POST /webhooks/standard HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
-             webhook-id: msg_slow_{worker}\r\nwebhook-timestamp: {}\r\n\
-             webhook-signature: v1,bm90LWEtc2lnbmF0dXJlLW9mLTMyLWJ5dGVzLi4uLg==\r\n\
-             content-length: 1000000\r\n\r\n{{",
-            unix_now()
-        );
+        let now = unix_now();
+        let head = if worker % 2 == 0 {
+            format!(
+                "POST /webhooks/standard HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+                 webhook-id: msg_slow_{worker}\r\nwebhook-timestamp: {now}\r\n\
+                 webhook-signature: v1,eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg=\r\n\
+                 content-length: 1000000\r\n\r\n{{"
+            )
+        } else {
+            format!(
+                "POST /webhooks/generic-traced HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+                 x-webhook-timestamp: {now}\r\nx-webhook-signature: {}\r\n\
+                 content-length: 1000000\r\n\r\n{{",
+                "ab".repeat(32)
+            )
+        };
         let _ = stream.write_all(head.as_bytes()).await;
         while stream.write_all(b" ").await.is_ok() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_are_413_even_while_their_source_is_at_its_cap() {
+    let _one = ONE_ATTACK_AT_A_TIME.lock().await;
+    let pipeline = Pipeline::start_ingest("attack_oversize_at_cap").await;
+    let address = address(&pipeline);
+    // Hold `generic-capped`'s only slot with a body that never comes.
+    let mut holder = TcpStream::connect(&address).await.expect("connect");
+    let ts = unix_now().to_string();
+    let head = format!(
+        "POST /webhooks/generic-capped HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+         x-webhook-timestamp: {ts}\r\nx-webhook-signature: {}\r\ncontent-length: 10\r\n\r\n{{",
+        "ab".repeat(32)
+    );
+    holder
+        .write_all(head.as_bytes())
+        .await
+        .expect("hold the slot");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let over = format!(
+        "POST /webhooks/generic-capped HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        2 * 1024 * 1024
+    );
+    let answer = exchange(&address, over.as_bytes(), b"", Duration::from_secs(5)).await;
+    assert_eq!(
+        status_of(&answer),
+        Some(413),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let under = "POST /webhooks/generic-capped HTTP/1.1\r\nhost: ingest\r\n\
+                 content-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    let answer = exchange(&address, under.as_bytes(), b"", Duration::from_secs(5)).await;
+    assert_eq!(status_of(&answer), Some(503), "the slot is still held");
+    drop(holder);
+    pipeline.assert_raw_empty();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_churn_does_not_close_a_providers_kept_alive_connection() {
+    let _one = ONE_ATTACK_AT_A_TIME.lock().await;
+    let pipeline = Pipeline::start_with(
+        "attack_churn",
+        &[pipeline_tests::Service::Ingest],
+        None,
+        &[("INGEST__MAX_CONNECTIONS", "64")],
+    )
+    .await;
+    // Strangers that each send one request (a 404), read the answer, then
+    // hold the connection idle, while new ones keep arriving. The probe's
+    // kept-alive connection is used every 50 ms, so it is never the one
+    // idle the longest.
+    let _ = under_attack(&pipeline, 100, |target, _| async move {
+        let Ok(mut stream) = TcpStream::connect(&target).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return;
+        };
+        let _ = stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: ingest\r\n\r\n")
+            .await;
+        let mut buffer = [0u8; 4096];
+        while stream.read(&mut buffer).await.is_ok_and(|n| n > 0) {}
     })
     .await;
 }
@@ -353,4 +430,45 @@ async fn a_senders_traceparent_never_becomes_the_trace_root_of_an_untrusted_sour
         .expect("the trusted source's record");
     let continued = header(trusted, "traceparent").expect("a traceparent");
     assert!(continued.contains(foreign_trace), "{continued}");
+}
+
+/// A JSON body of exactly `len` bytes.
+fn json_of_len(len: usize) -> Vec<u8> {
+    let mut body = br#"{"id":"evt_size","pad":""#.to_vec();
+    body.resize(len - 2, b'x');
+    body.extend_from_slice(br#""}"#);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_at_every_size_boundary_get_200_or_413_never_503() {
+    let _one = ONE_ATTACK_AT_A_TIME.lock().await;
+    let pipeline = Pipeline::start_ingest("attack_sizes").await;
+    let probe = LegitProbe::start(&pipeline);
+    let limit = 1024 * 1024;
+    let client = pipeline.client();
+    let mut stored = 0;
+    for len in [
+        999_500,
+        1_000_000,
+        1_040_000,
+        limit - 1,
+        limit,
+        limit + 1,
+        limit + 100_000,
+    ] {
+        let status = client
+            .post_generic(&json_of_len(len))
+            .await
+            .expect("answers")
+            .status()
+            .as_u16();
+        let expected = if len <= limit { 200 } else { 413 };
+        assert_eq!(status, expected, "a {len}-byte body");
+        stored += usize::from(status == 200);
+    }
+    let report = probe.finish().await;
+    report.assert_served(MIN_LEGIT);
+    let raw = pipeline.read_topic(&pipeline.topics.raw());
+    assert_eq!(raw.len(), report.accepted() + stored);
 }

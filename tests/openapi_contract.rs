@@ -17,32 +17,12 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Documented answers this test does not provoke, each with why.
-const NOT_PROVOKED_YET: [(&str, &str, &str, &str); 4] = [
-    (
-        "/webhooks/{source}",
-        "post",
-        "429",
-        "the rate limit is not in today's ingest; provoke it once it lands",
-    ),
-    (
-        "/webhooks/{source}",
-        "post",
-        "503",
-        "needs Kafka not acknowledging (tests/broker_outage.rs) or the in-flight cap (not landed yet)",
-    ),
-    (
-        "/readyz",
-        "get",
-        "503",
-        "needs Kafka unreachable; tests/broker_outage.rs covers readiness",
-    ),
-    (
-        "/healthz|/readyz|/metrics",
-        "get",
-        "200",
-        "listed only when these have moved to admin_listen, which this test does not know yet",
-    ),
-];
+const NOT_PROVOKED_YET: [(&str, &str, &str, &str); 1] = [(
+    "/readyz",
+    "get",
+    "503",
+    "needs Kafka unreachable; tests/broker_outage.rs covers readiness",
+)];
 
 /// One HTTP answer, from reqwest or from a raw socket.
 struct Answer {
@@ -558,22 +538,68 @@ async fn the_running_ingest_answers_as_its_served_document_says() {
     assert_eq!(answer.status, 415, "no content type");
     let _ = contract.check("no content type", hook, "post", &answer);
 
-    // The operator endpoints: documented on admin_listen. Today's ingest
-    // still serves them on the public listener; check them there while it
-    // does. Once they move (a 404 here), they are listed as not provoked
-    // until this test learns the admin address.
-    for path in ["/healthz", "/readyz", "/metrics"] {
+    // The rate limit (429) and the per-source in-flight cap (503
+    // `overloaded`), each on a source of the test config that sets one.
+    let answer = loop {
         let answer = Answer::from(
-            http.get(format!("{url}{path}"))
+            http.post(format!("{url}/webhooks/generic-limited"))
+                .header("content-type", "application/json")
+                .body("{}")
                 .send()
                 .await
                 .expect("answers"),
         )
         .await;
-        if answer.status == 404 {
-            eprintln!("{path}: not on the public listener (moved to admin_listen); not checked");
-            continue;
+        if answer.status == 429 {
+            break answer;
         }
+        assert_eq!(answer.status, 401, "under the rate limit: checked, refused");
+    };
+    let _ = contract.check("over the rate limit", hook, "post", &answer);
+    let address = url.trim_start_matches("http://").to_string();
+    let mut holder = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let ts = unix_now().to_string();
+    let signature = ingest::verify::hmac_timestamp::sign(GENERIC_SECRET.as_bytes(), &ts, b"{}");
+    holder
+        .write_all(
+            format!(
+                "POST /webhooks/generic-capped HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+                 x-webhook-timestamp: {ts}\r\nx-webhook-signature: {signature}\r\ncontent-length: 10\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("hold the source's only slot with a body not yet sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answer = Answer::from(
+        http.post(format!("{url}/webhooks/generic-capped"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert_eq!(answer.status, 503, "the source's one slot is taken");
+    let _ = contract.check("over the in-flight cap", hook, "post", &answer);
+    drop(holder);
+
+    // The operator endpoints: on admin_listen, and not on the public one.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let public = http
+            .get(format!("{url}{path}"))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(public.status(), 404, "{path} is not on the public listener");
+        let admin = match path {
+            "/healthz" => pipeline.health_url(pipeline_tests::Service::Ingest),
+            "/readyz" => pipeline.ready_url(),
+            _ => pipeline.metrics_url(pipeline_tests::Service::Ingest),
+        };
+        let answer = Answer::from(http.get(admin).send().await.expect("answers")).await;
         assert_eq!(answer.status, 200, "{path}");
         let _ = contract.check(path, path, "get", &answer);
     }
@@ -610,13 +636,10 @@ async fn the_running_ingest_answers_as_its_served_document_says() {
 }
 
 /// Found by this test: a source segment that is not UTF-8 once
-/// percent-decoded is refused by axum's `Path` extractor with a
+/// percent-decoded was refused by axum's `Path` extractor with a
 /// `text/plain` 400 ("Invalid URL: Invalid UTF-8 in `source`"), not the
-/// documented JSON error. The fix belongs in `server.rs` (e.g. extract the
-/// source as raw bytes, or map the rejection to `unknown_source`). Run with
-/// `--ignored` until then.
+/// documented JSON error; it is now a JSON 404 `unknown_source`.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "today's ingest answers a text/plain 400 for a non-UTF-8 source segment"]
 async fn a_source_segment_that_is_not_utf8_gets_a_json_error() {
     let pipeline = Pipeline::start_ingest("openapi_not_utf8").await;
     let response = reqwest::Client::new()

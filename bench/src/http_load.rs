@@ -90,7 +90,10 @@ pub async fn closed_loop(
     })
 }
 
-async fn connect(address: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+/// Opens one HTTP/1.1 connection to `address`.
+pub(crate) async fn connect(
+    address: SocketAddr,
+) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(address)
         .await
         .with_context(|| format!("cannot connect to {address}"))?;
@@ -100,7 +103,8 @@ async fn connect(address: SocketAddr) -> anyhow::Result<http1::SendRequest<Full<
     Ok(sender)
 }
 
-async fn send(
+/// Sends `request` and reads the whole answer; its status.
+pub(crate) async fn send(
     sender: &mut http1::SendRequest<Full<Bytes>>,
     request: Request<Full<Bytes>>,
 ) -> anyhow::Result<StatusCode> {

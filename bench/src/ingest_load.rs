@@ -7,7 +7,10 @@
 //! 3. ingest itself, generic HMAC source, every request signed.
 //!
 //! Afterwards the records on ingest's raw topic are counted: every 200 must
-//! be there. Ingest's peak RSS under load is sampled.
+//! be there. Ingest's peak RSS under load is sampled. For the first payload,
+//! ingest is then measured again with an attacker beside it (`attack`:
+//! unsigned 1 MiB bodies that pass every check made before the body), in
+//! the same run, so the ratio says what an attack costs legit traffic.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,10 +24,28 @@ use http_body_util::Full;
 use hyper::Request;
 use serde::{Deserialize, Serialize};
 
+use crate::attack::{self, AttackTally};
 use crate::http_load::{LoadResult, RequestFactory, closed_loop};
 use crate::pipeline::{Infra, Pipeline, Service};
 use crate::process::{Running, free_port, sample_peak_rss};
 use crate::{broker_ceiling, requests, topics};
+
+/// Attacking connections beside the legit load.
+const ATTACK_CONNECTIONS: usize = 4;
+
+/// Ingest measured again with an attacker beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnderAttack {
+    /// The legit load, measured while the attack ran.
+    pub legit: LoadResult,
+    /// What the attacker did.
+    pub attack: AttackTally,
+    /// Legit req/s under attack ÷ legit req/s without.
+    pub ratio_to_unattacked: f64,
+    /// Records the raw topic gained meanwhile: the legit 200s, and none of
+    /// the attacker's requests.
+    pub records_on_topic: i64,
+}
 
 /// Where the bench runs and how hard.
 #[derive(Debug, Clone)]
@@ -66,12 +87,15 @@ pub struct PayloadResult {
     pub ratio_to_broker_ceiling_with_headers: f64,
     /// Ingest req/s ÷ bare HTTP req/s.
     pub ratio_to_bare_http: f64,
+    /// Ingest with an attacker beside it (first payload only).
+    #[serde(default)]
+    pub under_attack: Option<UnderAttack>,
 }
 
 impl PayloadResult {
     /// The measurements with their report names, baselines first.
-    pub fn runs(&self) -> [(&'static str, &LoadResult); 4] {
-        [
+    pub fn runs(&self) -> Vec<(&'static str, &LoadResult)> {
+        let mut runs = vec![
             ("bare HTTP ceiling", &self.bare_http),
             ("broker ceiling, payload only", &self.broker_ceiling),
             (
@@ -79,7 +103,11 @@ impl PayloadResult {
                 &self.broker_ceiling_with_headers,
             ),
             ("ingest", &self.ingest),
-        ]
+        ];
+        if let Some(attacked) = &self.under_attack {
+            runs.push(("ingest, under attack", &attacked.legit));
+        }
+        runs
     }
 }
 
@@ -150,6 +178,39 @@ pub async fn run(
         let peak_rss = sampler.join().unwrap_or(0);
         let measured = measured?;
         let after = topics::count_records(brokers, &raw_topic)?;
+        let under_attack = if results.is_empty() {
+            eprintln!(
+                "ingest load, payload {name}: ingest with {ATTACK_CONNECTIONS} attacking connections beside it"
+            );
+            let stop = Arc::new(AtomicBool::new(false));
+            let attacker = tokio::spawn(attack::run(
+                pipeline.ingest_address,
+                ATTACK_CONNECTIONS,
+                Arc::clone(&stop),
+            ));
+            let legit = closed_loop(
+                pipeline.ingest_address,
+                load.connections,
+                load.duration,
+                requests::signed(&source, {
+                    let body = Bytes::from(body.clone());
+                    move |_| body.clone()
+                }),
+            )
+            .await;
+            stop.store(true, Ordering::Relaxed);
+            let attack = attacker.await.context("the attacker panicked")?;
+            let legit = legit?;
+            let records_on_topic = topics::count_records(brokers, &raw_topic)? - after;
+            Some(UnderAttack {
+                records_on_topic,
+                ratio_to_unattacked: ratio(legit.requests_per_sec, measured.requests_per_sec),
+                legit,
+                attack,
+            })
+        } else {
+            None
+        };
         pipeline.check_alive()?;
         results.push(PayloadResult {
             payload: name.clone(),
@@ -166,6 +227,7 @@ pub async fn run(
             ingest: measured,
             ingest_records_on_topic: after - before,
             ingest_peak_rss_bytes: peak_rss,
+            under_attack,
         });
     }
     drop(pipeline);

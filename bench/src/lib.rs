@@ -2,6 +2,7 @@
 //! and the report. The binary (`estate-bench`, `src/main.rs`) parses the
 //! command line and calls in here.
 
+pub mod attack;
 pub mod bare_http;
 pub mod broker_ceiling;
 pub mod catch_up;

@@ -95,6 +95,31 @@ impl Report {
                 );
             }
         }
+        let attacked: Vec<_> = self
+            .ingest
+            .iter()
+            .filter_map(|p| p.under_attack.as_ref().map(|a| (p, a)))
+            .collect();
+        if !attacked.is_empty() {
+            let _ = writeln!(
+                md,
+                "\n| payload | legit req/s, under attack ÷ alone | legit p99 ms, alone → under attack | attacking connections | attack requests refused (401) | other answers | records gained |\n|---|---:|---:|---:|---:|---:|---:|"
+            );
+            for (p, a) in attacked {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.0} % | {:.2} → {:.2} | {} | {} | {} | {} |",
+                    p.payload,
+                    a.ratio_to_unattacked * 100.0,
+                    p.ingest.latency.p99_ms,
+                    a.legit.latency.p99_ms,
+                    a.attack.connections,
+                    a.attack.refused,
+                    a.attack.other,
+                    a.records_on_topic
+                );
+            }
+        }
         if let Some(e) = &self.end_to_end {
             let _ = writeln!(md, "\n### End to end\n");
             let _ = writeln!(
@@ -213,6 +238,17 @@ impl Report {
                 )
             })
             .collect();
+        for p in &self.ingest {
+            if let Some(a) = &p.under_attack {
+                let accepted = (a.legit.ok + a.legit.warm_up_ok) as i64;
+                if a.records_on_topic != accepted {
+                    problems.push(format!(
+                        "{} under attack: {accepted} legit requests got a 200 but the topic gained {} records",
+                        p.payload, a.records_on_topic
+                    ));
+                }
+            }
+        }
         if let Some(e) = &self.end_to_end
             && e.rows_found != e.rows_expected
         {

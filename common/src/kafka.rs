@@ -22,8 +22,63 @@ pub struct KafkaSettings {
     #[serde(default = "default_brokers")]
     pub brokers: String,
     /// Extra librdkafka properties applied last (e.g. `security.protocol`).
-    #[serde(default)]
+    /// The settings the delivery guarantees rest on cannot be set here
+    /// ([`PROTECTED_PROPERTIES`]): a config that tries is refused at load.
+    #[serde(default, deserialize_with = "unprotected_properties")]
     pub properties: BTreeMap<String, String>,
+}
+
+/// librdkafka properties `[kafka.properties]` may not set, with the reason:
+/// the delivery guarantees of every stage depend on them.
+pub const PROTECTED_PROPERTIES: [(&str, &str); 6] = [
+    (
+        "acks",
+        "producers wait for every in-sync replica (acks=all)",
+    ),
+    (
+        "request.required.acks",
+        "producers wait for every in-sync replica (acks=all)",
+    ),
+    (
+        "enable.idempotence",
+        "producers are idempotent, so a retry never writes a record twice",
+    ),
+    (
+        "enable.auto.commit",
+        "offsets are committed only after the outputs are acknowledged",
+    ),
+    (
+        "auto.commit.enable",
+        "offsets are committed only after the outputs are acknowledged",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets are committed only after the outputs are acknowledged",
+    ),
+];
+
+/// The reason `key` may not be overridden, if it is protected.
+pub fn protected_property(key: &str) -> Option<&'static str> {
+    let key = key.trim().to_ascii_lowercase();
+    PROTECTED_PROPERTIES
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, why)| *why)
+}
+
+fn unprotected_properties<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let properties = BTreeMap::<String, String>::deserialize(deserializer)?;
+    for key in properties.keys() {
+        if let Some(why) = protected_property(key) {
+            return Err(serde::de::Error::custom(format!(
+                "`[kafka.properties]` cannot set `{key}`: {why}"
+            )));
+        }
+    }
+    Ok(properties)
 }
 
 fn default_brokers() -> String {
@@ -224,8 +279,56 @@ pub fn check_topics(
     Ok(counts)
 }
 
+/// The value of config `name` on `topic` as the broker reports it; `None`
+/// when the broker reports none (the broker's default applies).
+pub async fn topic_config(
+    kafka: &KafkaSettings,
+    topic: &str,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<Option<String>> {
+    use anyhow::Context as _;
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client()
+        .create()
+        .context("cannot create a Kafka admin client")?;
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .with_context(|| format!("cannot read the configuration of topic `{topic}`"))?;
+    let resource = described
+        .into_iter()
+        .next()
+        .context("the broker described no topic")?
+        .map_err(|code| {
+            anyhow::anyhow!("cannot read the configuration of topic `{topic}`: {code}")
+        })?;
+    Ok(resource.get(name).and_then(|entry| entry.value.clone()))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_settings_the_guarantees_rest_on_cannot_be_overridden() {
+        for key in ["acks", "enable.idempotence", "enable.auto.commit", " ACKS "] {
+            let text = format!("[properties]\n\"{key}\" = \"1\"\n");
+            let refused = toml::from_str::<KafkaSettings>(&text)
+                .expect_err("a protected property is refused");
+            assert!(refused.to_string().contains("cannot set"), "{refused}");
+        }
+        let allowed: KafkaSettings =
+            toml::from_str("[properties]\n\"security.protocol\" = \"ssl\"\n").expect("allowed");
+        assert_eq!(
+            allowed.producer().get("security.protocol"),
+            Some("ssl"),
+            "other properties still apply"
+        );
+        assert_eq!(allowed.producer().get("acks"), Some("all"));
+    }
+
     use super::*;
     use rdkafka::Timestamp;
     use rdkafka::message::OwnedMessage;

@@ -3,9 +3,11 @@
 //!
 //! A request is admitted only while fewer than `max_in_flight` requests are
 //! being handled in all, fewer than the source's own cap are being handled
-//! for its source (so one source under attack cannot take every slot from
-//! the others), and, when the source has a rate limit, its token bucket
-//! holds a token. Otherwise it is refused before anything is read: a 503
+//! for its source, and, when the source has a rate limit, its token bucket
+//! holds a token. By default each source's cap is its even share of
+//! `max_in_flight`, so the caps add up to the global one: a stranger who
+//! holds every slot of one source, or of all sources but one, still leaves
+//! the last one its whole share. Otherwise it is refused before anything is read: a 503
 //! with `Retry-After` for a cap, a 429 with `Retry-After` for the rate.
 //! Nothing waits for a slot, so a flood costs each refused request almost
 //! nothing and never delays the admitted ones.
@@ -93,13 +95,12 @@ pub struct Admission {
 impl Admission {
     /// The gates configured in `settings`, with full buckets at `now`.
     pub fn new(settings: &IngestSettings, now: Instant) -> Self {
+        let share = default_share(settings);
         let sources = settings
             .sources
             .iter()
             .map(|source| {
-                let cap = source
-                    .max_in_flight
-                    .unwrap_or(settings.max_in_flight_per_source);
+                let cap = source.max_in_flight.unwrap_or(share);
                 let gate = SourceGate {
                     in_flight: Arc::new(Semaphore::new(cap)),
                     bucket: source
@@ -140,6 +141,27 @@ impl Admission {
     }
 }
 
+/// The cap of a source that sets none of its own: `max_in_flight_per_source`
+/// when set, else an even share of `max_in_flight` (at least one).
+pub fn default_share(settings: &IngestSettings) -> usize {
+    settings.max_in_flight_per_source.unwrap_or_else(|| {
+        let sources = settings.sources.len().max(1);
+        (settings.max_in_flight / sources).max(1)
+    })
+}
+
+/// Whether the sources' caps add up to more than `max_in_flight`: then an
+/// attack on some sources can take slots the others were counting on.
+pub fn caps_overcommit(settings: &IngestSettings) -> bool {
+    let share = default_share(settings);
+    let total: usize = settings
+        .sources
+        .iter()
+        .map(|s| s.max_in_flight.unwrap_or(share))
+        .sum();
+    total > settings.max_in_flight
+}
+
 /// `Retry-After` seconds for a wait: rounded up, at least 1.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -154,7 +176,7 @@ mod tests {
     fn settings(global: usize, per_source: usize) -> IngestSettings {
         let mut settings: IngestSettings = toml::from_str("").expect("defaults");
         settings.max_in_flight = global;
-        settings.max_in_flight_per_source = per_source;
+        settings.max_in_flight_per_source = Some(per_source);
         let mut limited = SourceSettings::named("limited", ProviderKind::Generic);
         limited.rate_limit = Some(RateLimitSettings {
             per_second: 2.0,
@@ -194,6 +216,27 @@ mod tests {
         drop(b);
         assert!(admission.admit("a", now).is_ok(), "slots come back");
         assert!(admission.admit("unknown", now).is_err());
+    }
+
+    #[test]
+    fn by_default_each_source_has_its_share_and_the_caps_add_up() {
+        let now = Instant::now();
+        let mut settings = settings(8, 1);
+        settings.max_in_flight_per_source = None;
+        settings.sources.truncate(2);
+        assert_eq!(default_share(&settings), 4);
+        assert!(!caps_overcommit(&settings));
+        let admission = Admission::new(&settings, now);
+        let held: Vec<_> = (0..4)
+            .map(|_| admission.admit("a", now).expect("a's share"))
+            .collect();
+        assert!(admission.admit("a", now).is_err(), "a's share is spent");
+        let b: Vec<_> = (0..4)
+            .map(|_| admission.admit("b", now).expect("b keeps its whole share"))
+            .collect();
+        drop((held, b));
+        settings.max_in_flight_per_source = Some(6);
+        assert!(caps_overcommit(&settings), "2 x 6 > 8");
     }
 
     #[test]

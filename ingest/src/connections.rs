@@ -2,16 +2,17 @@
 //!
 //! At most `max_connections` connections are open. When a new one arrives
 //! at the cap, a connection that is not in the middle of a request is
-//! closed to make room: first the oldest that has not yet sent a whole
-//! request (a slow-headers attacker, or a socket held open and silent),
-//! then the oldest idle keep-alive one. Holding sockets open therefore gains
-//! an attacker nothing over a provider that actually sends, and a provider's
-//! kept-alive connection is the last to go. Only when every connection is
+//! closed to make room: first the one idle the longest among those that
+//! have not yet sent a whole request (a slow-headers attacker, or a socket
+//! held open and silent), then the idle keep-alive connection used the
+//! longest ago. Holding sockets open therefore gains an attacker nothing
+//! over a provider that actually sends, and a provider's kept-alive
+//! connection, in use every few seconds, is among the last to go. Only when every connection is
 //! handling a request is the new one refused (with a 503); those are bounded
 //! by the in-flight caps and the body read deadline.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -19,10 +20,51 @@ use tokio::sync::Notify;
 
 #[derive(Debug)]
 struct Entry {
-    opened: Instant,
-    busy: Arc<AtomicBool>,
-    served: Arc<AtomicBool>,
+    activity: Arc<Activity>,
     close: Arc<Notify>,
+}
+
+/// What a connection is doing, updated by its task and read by the table.
+#[derive(Debug)]
+pub struct Activity {
+    epoch: Instant,
+    /// Set while the connection is handling a request.
+    busy: AtomicBool,
+    /// Set once the connection has sent a whole request head.
+    served: AtomicBool,
+    /// When it last started or finished a request (or opened), ms since
+    /// the table's epoch.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn ms_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A request has arrived on the connection, at `now`.
+    pub fn request_started(&self, now: Instant) {
+        self.busy.store(true, Ordering::Release);
+        self.served.store(true, Ordering::Release);
+        self.last_ms.store(self.ms_at(now), Ordering::Release);
+    }
+
+    /// Its answer is ready, at `now`.
+    pub fn request_finished(&self, now: Instant) {
+        self.last_ms.store(self.ms_at(now), Ordering::Release);
+        self.busy.store(false, Ordering::Release);
+    }
+
+    /// The eviction order: never-served before served, then least
+    /// recently active; `None` while busy.
+    fn eviction_key(&self) -> Option<(bool, u64)> {
+        (!self.busy.load(Ordering::Acquire)).then(|| {
+            (
+                self.served.load(Ordering::Acquire),
+                self.last_ms.load(Ordering::Acquire),
+            )
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +77,7 @@ struct Inner {
 #[derive(Debug)]
 pub struct ConnectionTable {
     cap: usize,
+    epoch: Instant,
     inner: Mutex<Inner>,
 }
 
@@ -43,10 +86,8 @@ pub struct ConnectionTable {
 pub struct ConnectionSlot {
     id: u64,
     table: Arc<ConnectionTable>,
-    /// Set while the connection is handling a request.
-    pub busy: Arc<AtomicBool>,
-    /// Set once the connection has sent a whole request head.
-    pub served: Arc<AtomicBool>,
+    /// What the connection is doing.
+    pub activity: Arc<Activity>,
     /// Notified when the table closes this connection to make room.
     pub close: Arc<Notify>,
 }
@@ -66,6 +107,7 @@ impl ConnectionTable {
     pub fn new(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             cap: cap.max(1),
+            epoch: Instant::now(),
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -95,9 +137,9 @@ impl ConnectionTable {
             let victim = inner
                 .open
                 .iter()
-                .filter(|(_, e)| !e.busy.load(Ordering::Acquire))
-                .min_by_key(|(id, e)| (e.served.load(Ordering::Acquire), e.opened, **id))
-                .map(|(id, _)| *id)
+                .filter_map(|(id, e)| e.activity.eviction_key().map(|key| (key, *id)))
+                .min()
+                .map(|(_, id)| id)
                 .ok_or(Full)?;
             if let Some(entry) = inner.open.remove(&victim) {
                 entry.close.notify_one();
@@ -105,23 +147,27 @@ impl ConnectionTable {
         }
         let id = inner.next_id;
         inner.next_id += 1;
-        let busy = Arc::new(AtomicBool::new(false));
-        let served = Arc::new(AtomicBool::new(false));
+        let activity = Arc::new(Activity {
+            epoch: self.epoch,
+            busy: AtomicBool::new(false),
+            served: AtomicBool::new(false),
+            last_ms: AtomicU64::new(0),
+        });
+        activity
+            .last_ms
+            .store(activity.ms_at(now), Ordering::Release);
         let close = Arc::new(Notify::new());
         let _ = inner.open.insert(
             id,
             Entry {
-                opened: now,
-                busy: Arc::clone(&busy),
-                served: Arc::clone(&served),
+                activity: Arc::clone(&activity),
                 close: Arc::clone(&close),
             },
         );
         Ok(ConnectionSlot {
             id,
             table: Arc::clone(self),
-            busy,
-            served,
+            activity,
             close,
         })
     }
@@ -133,15 +179,19 @@ mod tests {
 
     use super::*;
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[tokio::test]
-    async fn the_oldest_idle_connection_gives_way_at_the_cap() {
+    async fn the_longest_idle_connection_gives_way_at_the_cap() {
         let table = ConnectionTable::new(2);
         let t0 = Instant::now();
         let first = table.admit(t0).expect("room");
-        let second = table.admit(t0 + Duration::from_millis(1)).expect("room");
+        let second = table.admit(t0 + ms(1)).expect("room");
         let third = table
-            .admit(t0 + Duration::from_millis(2))
-            .expect("the oldest idle one gives way");
+            .admit(t0 + ms(2))
+            .expect("the longest idle one gives way");
         assert_eq!(table.len(), 2);
         // The first was told to close, and its notification waits for it.
         tokio::time::timeout(Duration::from_secs(1), first.close.notified())
@@ -149,17 +199,15 @@ mod tests {
             .expect("first is closed");
         drop(first);
         assert_eq!(table.len(), 2, "its slot was already taken over");
-        second.busy.store(true, Ordering::Release);
-        third.busy.store(true, Ordering::Release);
+        second.activity.request_started(t0 + ms(3));
+        third.activity.request_started(t0 + ms(3));
         assert_eq!(
-            table.admit(t0 + Duration::from_millis(3)).map(|_| ()),
+            table.admit(t0 + ms(4)).map(|_| ()),
             Err(Full),
             "every connection is in a request"
         );
-        third.busy.store(false, Ordering::Release);
-        let _fourth = table
-            .admit(t0 + Duration::from_millis(4))
-            .expect("third is idle again");
+        third.activity.request_finished(t0 + ms(5));
+        let _fourth = table.admit(t0 + ms(6)).expect("third is idle again");
         drop(second);
         assert_eq!(table.len(), 1);
     }
@@ -169,16 +217,30 @@ mod tests {
         let table = ConnectionTable::new(2);
         let t0 = Instant::now();
         let provider = table.admit(t0).expect("room");
-        provider.served.store(true, Ordering::Release);
-        let silent = table.admit(t0 + Duration::from_millis(1)).expect("room");
-        let _newcomer = table
-            .admit(t0 + Duration::from_millis(2))
-            .expect("the silent one gives way");
+        provider.activity.request_started(t0);
+        provider.activity.request_finished(t0);
+        let silent = table.admit(t0 + ms(1)).expect("room");
+        let _newcomer = table.admit(t0 + ms(2)).expect("the silent one gives way");
         tokio::time::timeout(Duration::from_secs(1), silent.close.notified())
             .await
             .expect("the silent connection is closed, not the older kept-alive one");
         assert_eq!(table.len(), 2);
-        drop(silent);
-        drop(provider);
+    }
+
+    #[tokio::test]
+    async fn among_served_connections_the_least_recently_used_goes_first() {
+        let table = ConnectionTable::new(2);
+        let t0 = Instant::now();
+        // The provider's connection is the oldest, but it was used last.
+        let provider = table.admit(t0).expect("room");
+        let stranger = table.admit(t0 + ms(1)).expect("room");
+        stranger.activity.request_started(t0 + ms(2));
+        stranger.activity.request_finished(t0 + ms(3));
+        provider.activity.request_started(t0 + ms(50));
+        provider.activity.request_finished(t0 + ms(51));
+        let _newcomer = table.admit(t0 + ms(60)).expect("room is made");
+        tokio::time::timeout(Duration::from_secs(1), stranger.close.notified())
+            .await
+            .expect("the stranger, idle longest, is closed");
     }
 }

@@ -108,6 +108,8 @@ impl IngestError {
         "forbidden",
         "request_timeout",
         "unavailable",
+        "overloaded",
+        "rate_limited",
     ];
 
     /// One value of each variant (and of each refusal reason), for tests
@@ -132,6 +134,12 @@ impl IngestError {
             Self::Unavailable {
                 retry_after_secs: 5,
             },
+            Self::Overloaded {
+                retry_after_secs: 5,
+            },
+            Self::RateLimited {
+                retry_after_secs: 2,
+            },
         ]);
         all
     }
@@ -151,12 +159,14 @@ impl IngestError {
             Self::Forbidden(_) => 8,
             Self::RequestTimeout { .. } => 9,
             Self::Unavailable { .. } => 10,
+            Self::Overloaded { .. } => 11,
+            Self::RateLimited { .. } => 12,
         }
     }
 
     /// How many variants there are (one more than the largest index).
     #[cfg(test)]
-    pub(crate) const VARIANTS: usize = 11;
+    pub(crate) const VARIANTS: usize = 13;
 
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {

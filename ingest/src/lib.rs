@@ -33,4 +33,5 @@ pub mod send;
 pub mod serve;
 pub mod server;
 pub mod settings;
+pub mod size_limit;
 pub mod verify;

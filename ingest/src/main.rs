@@ -43,9 +43,9 @@ async fn main() -> anyhow::Result<()> {
     .first()
     .copied()
     .unwrap_or(1);
-    let producer: FutureProducer = settings
-        .kafka
-        .producer()
+    let producer_config = settings.kafka.producer();
+    check_record_size(&settings, &producer_config, &raw_topic).await?;
+    let producer: FutureProducer = producer_config
         .create()
         .context("cannot create the Kafka producer")?;
     let env = |name: &str| std::env::var(name).ok();
@@ -66,12 +66,21 @@ async fn main() -> anyhow::Result<()> {
     let admin_listener = tokio::net::TcpListener::bind(admin_addr)
         .await
         .with_context(|| format!("cannot listen on {admin_addr} (admin_listen)"))?;
+    // The operator endpoints hold the state too: they stop with the public
+    // listener, so that the state, and with it the lanes' queues, can go.
     let operator = ingest::operator::router(Arc::clone(&state));
-    drop(tokio::spawn(async move {
-        if let Err(e) = axum::serve(admin_listener, operator).await {
+    let (stop_operator, operator_stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator_task = tokio::spawn(async move {
+        let stopped = async {
+            let _ = operator_stopped.await;
+        };
+        if let Err(e) = axum::serve(admin_listener, operator)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
             tracing::error!(error = %e, "the operator endpoints stopped");
         }
-    }));
+    });
     tracing::info!(%addr, %admin_addr, topic = %raw_topic, sources = ?names, "ingest listening");
     let serve_settings = ServeSettings {
         header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
@@ -87,6 +96,15 @@ async fn main() -> anyhow::Result<()> {
         common::shutdown::signal(),
     )
     .await;
+    let _ = stop_operator.send(());
+    let mut operator_task = operator_task;
+    if tokio::time::timeout(Duration::from_secs(2), &mut operator_task)
+        .await
+        .is_err()
+    {
+        // A probe's connection held open; the state must go regardless.
+        operator_task.abort();
+    }
     // The router and its state are gone once every connection ended, and
     // with them the lanes' queues: each lane hands over what was queued,
     // then ends. A connection that outlived the drain bound still holds the
@@ -109,4 +127,45 @@ async fn main() -> anyhow::Result<()> {
 fn parse_address(name: &str, text: &str) -> anyhow::Result<SocketAddr> {
     text.parse()
         .with_context(|| format!("`{name}` = `{text}` is not host:port"))
+}
+
+/// Refuses to start when a body ingest would accept could be refused by
+/// the producer or the raw topic for its size (see `ingest::size_limit`).
+async fn check_record_size(
+    settings: &IngestSettings,
+    producer: &rdkafka::ClientConfig,
+    raw_topic: &str,
+) -> anyhow::Result<()> {
+    use ingest::size_limit::{self, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, RecordLimits};
+    let parse = |what: &str, value: &str| {
+        value
+            .parse::<usize>()
+            .with_context(|| format!("{what} `{value}` is not a number of bytes"))
+    };
+    let producer_limit = match producer.get("message.max.bytes") {
+        Some(value) => parse("message.max.bytes", value)?,
+        // librdkafka's default.
+        None => 1_000_000,
+    };
+    let topic_limit = match common::kafka::topic_config(
+        &settings.kafka,
+        raw_topic,
+        "max.message.bytes",
+        Duration::from_secs(10),
+    )
+    .await?
+    {
+        Some(value) => parse("the topic's max.message.bytes", &value)?,
+        None => KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
+    };
+    size_limit::check(
+        settings.body_limit_bytes,
+        settings.max_header_bytes,
+        RecordLimits {
+            producer: producer_limit,
+            topic: topic_limit,
+        },
+        raw_topic,
+    )
+    .map_err(anyhow::Error::msg)
 }

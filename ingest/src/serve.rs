@@ -18,7 +18,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -109,15 +108,14 @@ fn serve_connection(
     settings: &ServeSettings,
 ) {
     let router = router.layer(Extension(ConnectInfo::<SocketAddr>(peer)));
-    let (busy, served) = (Arc::clone(&slot.busy), Arc::clone(&slot.served));
+    let activity = Arc::clone(&slot.activity);
     let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
         let router = router.clone();
-        let busy = Arc::clone(&busy);
-        busy.store(true, Ordering::Release);
-        served.store(true, Ordering::Release);
+        let activity = Arc::clone(&activity);
+        activity.request_started(Instant::now());
         async move {
             let response = router.oneshot(request.map(axum::body::Body::new)).await;
-            busy.store(false, Ordering::Release);
+            activity.request_finished(Instant::now());
             response
         }
     });

@@ -2,9 +2,10 @@
 //!
 //! The handler's order is deliberate, cheapest refusal first, so that what
 //! a stranger's request costs is bounded by our configuration: find the
-//! source (404); admit the request within the in-flight caps and the
-//! source's rate limit (503 / 429, at once, nothing read); check the
-//! content type (415) and the declared size (413); run every check that
+//! source (404); check the content type (415) and the declared size (413),
+//! permanent refusals that must not turn into a 503 under load; admit the
+//! request within the in-flight caps and the source's rate limit (503 /
+//! 429, at once, nothing read); run every check that
 //! needs only the headers, the query or the peer address (401 / 403,
 //! before the body is read); read the body with the limit enforced while
 //! streaming (413, or 408 past the read deadline); verify the signatures
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
@@ -55,6 +57,9 @@ pub struct Source {
     pub settings: SourceSettings,
     /// Its checks.
     pub verifier: Arc<SourceVerifier>,
+    /// Its large bodies verified at once, off the async workers: one
+    /// source's flood of large bodies waits for its own permits only.
+    pub verify_permits: Arc<Semaphore>,
 }
 
 /// Shared state of the server.
@@ -79,8 +84,6 @@ pub struct AppState {
     pub retry_after_secs: u64,
     /// In-flight caps and rate limits.
     pub admission: Admission,
-    /// Large bodies verified at once, off the async workers.
-    pub verify_permits: Arc<Semaphore>,
     /// The last readiness check (answered by `/readyz`).
     pub readiness: ReadinessCell,
 }
@@ -94,9 +97,17 @@ impl AppState {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(
-            settings.max_in_flight > 0 && settings.max_in_flight_per_source > 0,
+            settings.max_in_flight > 0 && settings.max_in_flight_per_source != Some(0),
             "`max_in_flight` and `max_in_flight_per_source` must be at least 1"
         );
+        if admission::caps_overcommit(settings) {
+            tracing::warn!(
+                max_in_flight = settings.max_in_flight,
+                "the sources' in-flight caps add up to more than max_in_flight: an attack on \
+                 some sources can take the slots of the others"
+            );
+        }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut sources = HashMap::new();
         for source in &settings.sources {
             anyhow::ensure!(
@@ -126,6 +137,7 @@ impl AppState {
                 Source {
                     settings: source.clone(),
                     verifier,
+                    verify_permits: Arc::new(Semaphore::new(cores)),
                 },
             );
             anyhow::ensure!(
@@ -134,7 +146,6 @@ impl AppState {
                 source.name
             );
         }
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Self {
             sources,
             producer,
@@ -146,7 +157,6 @@ impl AppState {
             metrics: Metrics::default(),
             retry_after_secs: settings.retry_after_secs,
             admission: Admission::new(settings, Instant::now()),
-            verify_permits: Arc::new(Semaphore::new(cores)),
             readiness: ReadinessCell::default(),
         })
     }
@@ -214,9 +224,17 @@ async fn read_limited(body: Body, limit: usize) -> Result<axum::body::Bytes, Ing
 
 async fn receive(
     State(state): State<Arc<AppState>>,
-    Path(source_name): Path<String>,
+    source_name: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Json<Accepted>, IngestError> {
+    // A segment that is not UTF-8 once decoded names no source: a JSON 404
+    // like any other unknown source, not axum's text/plain 400.
+    let Ok(Path(source_name)) = source_name else {
+        state
+            .metrics
+            .request("unknown", StatusCode::NOT_FOUND.as_u16());
+        return Err(IngestError::UnknownSource("(not UTF-8)".into()));
+    };
     let _in_flight = state.metrics.in_flight();
     let result = handle(&state, &source_name, request).await;
     let status = match &result {
@@ -265,7 +283,6 @@ fn check_body(
 /// (a few at a time) for a large one.
 /// `body` is the bytes of `view.body`, shared with the blocking thread.
 async fn check_body_off_runtime(
-    state: &AppState,
     source: &Source,
     view: &RequestView<'_>,
     body: &Bytes,
@@ -275,7 +292,7 @@ async fn check_body_off_runtime(
         return check_body(&source.verifier, view, head);
     }
     let unavailable = || BodyRefusal::NotJson("verification could not run".into());
-    let _permit = Arc::clone(&state.verify_permits)
+    let _permit = Arc::clone(&source.verify_permits)
         .acquire_owned()
         .await
         .map_err(|_| unavailable())?;
@@ -322,17 +339,8 @@ async fn handle(
         .sources
         .get(source_name)
         .ok_or_else(|| IngestError::UnknownSource(source_name.to_string()))?;
-    let _admitted = state
-        .admission
-        .admit(source_name, Instant::now())
-        .map_err(|refusal| match refusal {
-            Refusal::Overloaded => IngestError::Overloaded {
-                retry_after_secs: state.retry_after_secs,
-            },
-            Refusal::RateLimited(wait) => IngestError::RateLimited {
-                retry_after_secs: admission::retry_after_secs(wait),
-            },
-        })?;
+    // Permanent refusals first: a body over the limit is a 413 and a wrong
+    // content type a 415 whatever the load, never a 503 to retry.
     let (parts, body) = request.into_parts();
     let content_type = is_json_content_type(&parts.headers)?;
     let declared = parts
@@ -345,6 +353,17 @@ async fn handle(
             limit: state.body_limit,
         });
     }
+    let _admitted = state
+        .admission
+        .admit(source_name, Instant::now())
+        .map_err(|refusal| match refusal {
+            Refusal::Overloaded => IngestError::Overloaded {
+                retry_after_secs: state.retry_after_secs,
+            },
+            Refusal::RateLimited(wait) => IngestError::RateLimited {
+                retry_after_secs: admission::retry_after_secs(wait),
+            },
+        })?;
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -377,7 +396,7 @@ async fn handle(
         peer,
         query: &query,
     };
-    let verdict = check_body_off_runtime(state, source, &view, &body, head)
+    let verdict = check_body_off_runtime(source, &view, &body, head)
         .await
         .map_err(|refusal| match refusal {
             BodyRefusal::Verify(failure) => refused(state, source_name, failure),

@@ -32,10 +32,11 @@ pub struct IngestSettings {
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
     /// Most requests of one source handled at once, for a source that sets
-    /// no `max_in_flight` of its own: one source under attack cannot take
-    /// every slot from the others.
-    #[serde(default = "default_max_in_flight_per_source")]
-    pub max_in_flight_per_source: usize,
+    /// no `max_in_flight` of its own. Default: `max_in_flight` shared out
+    /// evenly between the sources, so every source keeps its share however
+    /// many of the others are attacked.
+    #[serde(default)]
+    pub max_in_flight_per_source: Option<usize>,
     /// Largest request head (request line and headers), bytes; beyond it
     /// the connection gets a 431 and is closed.
     #[serde(default = "default_max_header_bytes")]
@@ -85,9 +86,6 @@ fn default_max_connections() -> usize {
 }
 fn default_max_in_flight() -> usize {
     512
-}
-fn default_max_in_flight_per_source() -> usize {
-    256
 }
 fn default_max_header_bytes() -> usize {
     16 * 1024

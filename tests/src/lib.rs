@@ -91,6 +91,8 @@ pub const ALL_SECRETS: [&str; 5] = [
 ///
 /// - `generic`: generic HMAC with [`GENERIC_SECRET`];
 /// - `generic-traced`: the same, trusted for tracing (`trust_traceparent`);
+/// - `generic-limited`, `generic-capped`: the same, with a rate limit of one
+///   request per 1,000 s, and one request in flight at most;
 /// - `fluximmo`: secret token in the `token` query parameter;
 /// - `stream-estate`: the documented addresses, with 127.0.0.1 as a trusted
 ///   proxy (tests send `X-Forwarded-For`);
@@ -118,6 +120,24 @@ secrets = [{{ label = "test", value = "{GENERIC_SECRET}" }}]
 name = "generic-traced"
 provider = "generic"
 trust_traceparent = true
+[[sources.checks]]
+kind = "hmac-sha256"
+secrets = [{{ label = "test", value = "{GENERIC_SECRET}" }}]
+
+# The same check, with a rate limit of one request per 1,000 s.
+[[sources]]
+name = "generic-limited"
+provider = "generic"
+rate_limit = {{ per_second = 0.001, burst = 1 }}
+[[sources.checks]]
+kind = "hmac-sha256"
+secrets = [{{ label = "test", value = "{GENERIC_SECRET}" }}]
+
+# The same check, one request at a time.
+[[sources]]
+name = "generic-capped"
+provider = "generic"
+max_in_flight = 1
 [[sources.checks]]
 kind = "hmac-sha256"
 secrets = [{{ label = "test", value = "{GENERIC_SECRET}" }}]
