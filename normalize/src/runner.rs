@@ -35,7 +35,7 @@ use schema_registry_converter::schema_registry_common::{
 use schemas::PropertyEvent;
 use tokio::sync::watch;
 
-use crate::providers::{self, ParseError, RawContext};
+use crate::providers::{self, Limits, ParseError, RawContext};
 use crate::settings::NormalizeSettings;
 
 /// Stage name in `error.stage`.
@@ -59,6 +59,7 @@ pub struct Normalizer {
     batch: BatchSettings,
     normalizer_version: Option<String>,
     metrics: Arc<StageMetrics>,
+    limits: Limits,
 }
 
 /// Exponential backoff from 100 ms to 10 s.
@@ -130,6 +131,7 @@ impl Normalizer {
             batch: settings.batch,
             normalizer_version: settings.normalizer_version.clone(),
             metrics: Arc::new(StageMetrics::builder("normalize").build()),
+            limits: settings.limits,
         };
         normalizer.register_schema().await?;
         Ok(normalizer)
@@ -305,7 +307,7 @@ impl Normalizer {
         traceparent: &str,
     ) -> Result<Outcome, schema_registry_converter::error::SRCError> {
         let body = message.payload().unwrap_or_default();
-        let parsed = parse_message(message, body, origin).map(|mut events| {
+        let parsed = parse_message(message, body, origin, self.limits).map(|mut events| {
             if let Some(version) = &self.normalizer_version {
                 for event in &mut events {
                     event.lineage.normalizer_version.clone_from(version);
@@ -410,6 +412,7 @@ pub(crate) fn parse_message<M: Message>(
     message: &M,
     body: &[u8],
     origin: Option<(&str, i32, i64)>,
+    limits: Limits,
 ) -> Result<Vec<PropertyEvent>, ParseError> {
     let source =
         header_str(message, headers::SOURCE).ok_or(ParseError::MissingHeader(headers::SOURCE))?;
@@ -428,6 +431,7 @@ pub(crate) fn parse_message<M: Message>(
         topic,
         partition,
         offset,
+        limits,
     };
     providers::parse(&context, body)
 }
