@@ -45,6 +45,14 @@ pub const ERROR_STAGE: &str = "error.stage";
 pub const ERROR_KIND: &str = "error.kind";
 /// Human-readable failure reason, on DLQ records.
 pub const ERROR_MESSAGE: &str = "error.message";
+/// On a DLQ record whose value was cut to fit the size limit: the original
+/// value's length in bytes (the value kept is its first bytes). Replay the
+/// raw record (by offset) instead of such a dead letter.
+pub const ERROR_PAYLOAD_TRUNCATED: &str = "error.payload-truncated";
+/// On a DLQ record whose key and original headers alone exceeded the size
+/// limit: how many original headers were dropped (the key is dropped too
+/// when needed; the error and origin headers are always kept).
+pub const ERROR_HEADERS_DROPPED: &str = "error.headers-dropped";
 /// Origin topic of a DLQ record.
 pub const ORIGIN_TOPIC: &str = "topic";
 /// Origin partition of a DLQ record.

@@ -3,8 +3,10 @@
 //! One place decides the settings the delivery guarantees depend on: producers
 //! are idempotent with `acks=all` and a long `message.timeout.ms` (callers bound
 //! their own waits instead), consumers never auto-commit and fetch with a short
-//! `fetch.wait.max.ms` so each hop adds little latency. Anything else can be
-//! set per service under `[kafka.properties]` in its config file.
+//! `fetch.wait.max.ms` so each hop adds little latency. The largest record a
+//! producer may send is explicit (`message_max_bytes`), so a stage can check
+//! its outputs against it before sending. Anything else can be set per
+//! service under `[kafka.properties]` in its config file.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,11 +23,58 @@ pub struct KafkaSettings {
     /// Bootstrap servers, comma separated.
     #[serde(default = "default_brokers")]
     pub brokers: String,
+    /// Largest record a producer may send, in bytes as librdkafka counts
+    /// them (key + value + headers + framing, see
+    /// `common::produce::OutRecord::wire_size`), applied to producers as
+    /// `message.max.bytes`. Stages check their outputs against it before
+    /// sending. At least [`MIN_MESSAGE_MAX_BYTES`].
+    #[serde(
+        default = "default_message_max_bytes",
+        deserialize_with = "message_max_bytes_in_range"
+    )]
+    pub message_max_bytes: usize,
     /// Extra librdkafka properties applied last (e.g. `security.protocol`).
     /// The settings the delivery guarantees rest on cannot be set here
     /// ([`PROTECTED_PROPERTIES`]): a config that tries is refused at load.
     #[serde(default, deserialize_with = "unprotected_properties")]
     pub properties: BTreeMap<String, String>,
+}
+
+/// The smallest `message_max_bytes` accepted: room for a dead letter's
+/// error and origin headers even when its payload is dropped.
+pub const MIN_MESSAGE_MAX_BYTES: usize = 4096;
+
+/// 2 MiB, the `max.message.bytes` of every topic in config/topics.toml: a
+/// 1 MiB body with its headers fits, and so does what each stage makes of
+/// it.
+fn default_message_max_bytes() -> usize {
+    2 * 1024 * 1024
+}
+
+fn message_max_bytes_in_range<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let value = usize::deserialize(d)?;
+    // librdkafka's own upper bound for `message.max.bytes`.
+    if !(MIN_MESSAGE_MAX_BYTES..=1_000_000_000).contains(&value) {
+        return Err(serde::de::Error::custom(format!(
+            "`message_max_bytes` is {value}; it must be from {MIN_MESSAGE_MAX_BYTES} to 1000000000"
+        )));
+    }
+    Ok(value)
+}
+
+/// Refuses `message.max.bytes` in `[kafka.properties]`: the size limit is
+/// `message_max_bytes`, which the stages also check their outputs against,
+/// so it must not be overridden behind their back.
+pub fn refuse_size_limit_override(properties: &BTreeMap<String, String>) -> Result<(), String> {
+    if properties.contains_key("message.max.bytes") {
+        return Err(
+            "`[kafka.properties]` sets `message.max.bytes`: set `message_max_bytes` \
+                    in `[kafka]` instead (e.g. NORMALIZE__KAFKA__MESSAGE_MAX_BYTES), the limit \
+                    the stages check their outputs against"
+                .to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// librdkafka properties `[kafka.properties]` may not set, with the reason:
@@ -78,6 +127,7 @@ where
             )));
         }
     }
+    refuse_size_limit_override(&properties).map_err(serde::de::Error::custom)?;
     Ok(properties)
 }
 
@@ -89,6 +139,7 @@ impl Default for KafkaSettings {
     fn default() -> Self {
         Self {
             brokers: default_brokers(),
+            message_max_bytes: default_message_max_bytes(),
             properties: BTreeMap::new(),
         }
     }
@@ -104,10 +155,12 @@ impl KafkaSettings {
         config
     }
 
-    /// Producer settings: idempotent, `acks=all`, long delivery timeout.
+    /// Producer settings: idempotent, `acks=all`, long delivery timeout,
+    /// records up to `message_max_bytes`.
     pub fn producer(&self) -> ClientConfig {
         let mut config = self.client();
         let _ = config
+            .set("message.max.bytes", self.message_max_bytes.to_string())
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "300000")
@@ -368,6 +421,49 @@ mod tests {
                 ("u".to_string(), 0, Offset::Offset(2)),
             ]
         );
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Wrapper {
+        #[serde(default)]
+        kafka: KafkaSettings,
+    }
+
+    fn load(vars: &[(&str, &str)]) -> Result<KafkaSettings, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::config::load_from::<Wrapper>("T", None, &vars)
+            .map(|w| w.kafka)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_size_limit_is_explicit_and_applied_to_producers() {
+        let settings = load(&[]).expect("defaults");
+        assert_eq!(settings.message_max_bytes, 1_048_576);
+        let settings = load(&[("T__KAFKA__MESSAGE_MAX_BYTES", "20000")]).expect("loads");
+        assert_eq!(settings.message_max_bytes, 20_000);
+        assert_eq!(settings.producer().get("message.max.bytes"), Some("20000"));
+        assert_eq!(settings.consumer("g").get("message.max.bytes"), None);
+    }
+
+    #[test]
+    fn a_size_limit_out_of_range_or_in_the_properties_is_refused() {
+        let low = load(&[("T__KAFKA__MESSAGE_MAX_BYTES", "100")]).expect_err("too small");
+        assert!(low.contains("message_max_bytes"), "{low}");
+        let both =
+            toml::from_str::<Wrapper>("[kafka.properties]\n\"message.max.bytes\" = \"5000000\"\n")
+                .expect_err("refused")
+                .to_string();
+        assert!(
+            both.contains("message.max.bytes") && both.contains("message_max_bytes"),
+            "{both}"
+        );
+        let mut properties = BTreeMap::new();
+        let _ = properties.insert("linger.ms".to_string(), "1".to_string());
+        assert_eq!(refuse_size_limit_override(&properties), Ok(()));
     }
 
     #[test]

@@ -672,6 +672,18 @@ impl Deduper {
     /// `dedupe-key`; both the new `traceparent`. Returns the index of the
     /// event in `outputs`: its acknowledged offset is the one the changelog
     /// records.
+    ///
+    /// Size: these outputs cannot exceed the producer's `message_max_bytes`
+    /// when dedupe and normalize share it (the default), so dedupe has no
+    /// size check and no dead-letter path. Each output is the input's key
+    /// and value with at most the input's headers, minus `has-snapshot`,
+    /// plus `source-offset` and a fresh `traceparent`: at most 72 bytes
+    /// more, and normalize sends only events that fit its budget minus
+    /// `common::produce::FORWARDING_ALLOWANCE` (128 bytes) for this. A lower
+    /// limit here than in normalize, or a `properties.events` topic whose
+    /// `max.message.bytes` is below it, would make `send` retry a refused
+    /// batch forever: keep the limits equal (issue 19 will give dedupe
+    /// per-record results).
     fn outputs_of(
         &self,
         message: &BorrowedMessage<'_>,

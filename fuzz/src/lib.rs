@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use normalize::providers::{RawContext, parse};
+use normalize::providers::{Limits, RawContext, parse};
 
 /// Parses `body` as `provider` would send it and encodes every event.
 pub fn check(provider: &str, event_id: Option<&str>, body: &[u8]) {
@@ -18,6 +18,7 @@ pub fn check(provider: &str, event_id: Option<&str>, body: &[u8]) {
         topic: "webhooks.raw",
         partition: 0,
         offset: 0,
+        limits: Limits::default(),
     };
     if let Ok(events) = parse(&context, body) {
         for event in &events {

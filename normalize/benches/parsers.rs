@@ -13,7 +13,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use normalize::providers::{RawContext, parse};
+use normalize::providers::{Limits, RawContext, parse};
 
 /// (provider header, fixture name, body, provider event id header)
 const FIXTURES: &[(&str, &str, &[u8], Option<&str>)] = &[
@@ -54,6 +54,7 @@ fn parsers(c: &mut Criterion) {
             topic: "webhooks.raw",
             partition: 0,
             offset: 42,
+            limits: Limits::default(),
         };
         match parse(&context, body) {
             Ok(events) if !events.is_empty() => {}

@@ -15,6 +15,8 @@ pub mod replay;
 pub mod runner;
 #[cfg(feature = "runtime")]
 pub mod settings;
+#[cfg(feature = "runtime")]
+pub(crate) mod sizing;
 
 /// Version stamped on every event's lineage.
 pub const NORMALIZER_VERSION: &str = env!("CARGO_PKG_VERSION");

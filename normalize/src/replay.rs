@@ -16,7 +16,10 @@
 //! own consumer group (`<group>-replay`), and commits nothing, so the live
 //! `normalize` group's offsets never move and a second replay re-reads
 //! everything. A record that still fails is not dead-lettered again (that
-//! would duplicate the DLQ); it is counted and logged with its reason.
+//! would duplicate the DLQ); it is counted and logged with its reason. So
+//! is a dead letter whose value was cut to fit the size limit
+//! (`error.payload-truncated`): replay its raw record by offset instead, and
+//! an event the broker refuses for its size.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use common::headers;
 use common::kafka::header_str;
-use common::produce::send_all;
+use common::produce::{is_size_error, send_all};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -146,6 +149,14 @@ pub async fn replay(
                     summary.skipped += 1;
                     continue;
                 }
+                if header_str(&message, headers::ERROR_PAYLOAD_TRUNCATED).is_some() {
+                    tracing::warn!(
+                        origin = ?dead_letter_origin(&message),
+                        "this dead letter's value was cut to fit the size limit; replay its raw record by offset"
+                    );
+                    summary.still_failing += 1;
+                    continue;
+                }
                 dead_letter_origin(&message)
             }
             _ => None,
@@ -160,6 +171,11 @@ pub async fn replay(
                         .map(|r| r.header(REPLAY_ID, replay_id))
                         .collect();
                     if let Err(e) = send_all(&normalizer.producer, &records).await {
+                        if is_size_error(&e) {
+                            tracing::warn!(error = %e, offset = message.offset(), "an event was refused for its size");
+                            summary.still_failing += 1;
+                            break;
+                        }
                         tracing::warn!(error = %e, "produce failed; retrying");
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;

@@ -12,16 +12,22 @@
 //!
 //! Transient failures (registry or Kafka unreachable) are retried with
 //! backoff and never dead-lettered; only what is wrong with the record itself
-//! (unparseable, not a property event, does not fit the schema) goes to the DLQ.
+//! (unparseable, not a property event, does not fit the schema, yields too
+//! much, or an output too large to send) goes to the DLQ. Size is a property
+//! of the record, so it is never retried ([`crate::sizing`]): an event over
+//! the limit dead-letters its raw record (`too_large`), checked before
+//! sending and again if the broker refuses it, and a dead letter over the
+//! limit is sent with its value cut. When some records of a batch fail,
+//! only those are sent again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use common::dead_letter::dead_letter;
+use common::dead_letter::{dead_letter_within, fit_dead_letter};
 use common::headers;
 use common::kafka::{BatchSettings, header_str};
-use common::produce::{OutRecord, send_all};
+use common::produce::{OutRecord, is_size_error, record_budget, send_each};
 use common::stage_metrics::StageMetrics;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -35,8 +41,9 @@ use schema_registry_converter::schema_registry_common::{
 use schemas::PropertyEvent;
 use tokio::sync::watch;
 
-use crate::providers::{self, ParseError, RawContext};
+use crate::providers::{self, Limits, ParseError, RawContext};
 use crate::settings::NormalizeSettings;
+use crate::sizing::{self, Form, Sent};
 
 /// Stage name in `error.stage`.
 const STAGE: &str = "normalize";
@@ -59,6 +66,9 @@ pub struct Normalizer {
     batch: BatchSettings,
     normalizer_version: Option<String>,
     metrics: Arc<StageMetrics>,
+    limits: Limits,
+    /// The producer's `message.max.bytes`.
+    message_max_bytes: usize,
 }
 
 /// Exponential backoff from 100 ms to 10 s.
@@ -130,6 +140,8 @@ impl Normalizer {
             batch: settings.batch,
             normalizer_version: settings.normalizer_version.clone(),
             metrics: Arc::new(StageMetrics::builder("normalize").build()),
+            limits: settings.limits,
+            message_max_bytes: settings.kafka.message_max_bytes,
         };
         normalizer.register_schema().await?;
         Ok(normalizer)
@@ -167,6 +179,9 @@ impl Normalizer {
             output = %self.normalized_topic,
             batch_max_records = self.batch.max_records(),
             batch_max_wait_ms = self.batch.max_wait_ms,
+            message_max_bytes = self.message_max_bytes,
+            max_events_per_record = self.limits.max_events_per_record,
+            max_array_items = self.limits.max_array_items,
             "normalize running"
         );
         while let Some((batch, started)) = self.next_batch(&mut shutdown).await {
@@ -247,47 +262,155 @@ impl Normalizer {
                 }
             }
         }
+        let mut tags = Vec::with_capacity(outcomes.len());
         let mut records = Vec::with_capacity(outcomes.len());
-        let (mut events, mut dead_letters) = (0usize, 0usize);
-        for outcome in outcomes {
+        for (raw, outcome) in outcomes.into_iter().enumerate() {
             match outcome {
                 Outcome::Events(r) => {
-                    events += r.len();
-                    records.extend(r);
+                    let count = r.len();
+                    for (index, record) in r.into_iter().enumerate() {
+                        tags.push((raw, Form::Event, index, count));
+                        records.push(record);
+                    }
                 }
                 Outcome::DeadLetter(r) => {
-                    dead_letters += 1;
+                    tags.push((raw, Form::DeadLetter, 0, 1));
                     records.push(r);
                 }
             }
         }
         let processed = Instant::now();
+        let Some((events, dead_letters)) = self.deliver(batch, tags, records, shutdown).await
+        else {
+            return false;
+        };
+        drop(std::mem::take(&mut spans));
+        self.metrics.batch(batch.len(), started);
+        self.metrics.records_out.inc_by(events);
+        self.metrics.dead_letters.inc_by(dead_letters);
+        tracing::info!(
+            records = batch.len(),
+            events,
+            dead_letters,
+            process_ms = (processed - started).as_millis(),
+            acknowledge_ms = processed.elapsed().as_millis(),
+            "batch normalized"
+        );
+        true
+    }
+
+    /// Sends `records` until each is acknowledged or, refused for its size,
+    /// replaced ([`sizing::plan`]). `tags` say what each is: the index of
+    /// its raw record in `batch`, its form, and for an event its position
+    /// among the raw record's events. Returns the events and dead letters
+    /// stored, or `None` if shutdown interrupted the retries.
+    async fn deliver(
+        &self,
+        batch: &[BorrowedMessage<'_>],
+        mut tags: Vec<(usize, Form, usize, usize)>,
+        mut records: Vec<OutRecord>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<(u64, u64)> {
+        let (mut events, mut dead_letters) = (0u64, 0u64);
         for attempt in 0u32.. {
-            match send_all(&self.producer, &records).await {
-                Ok(_) => {
-                    drop(std::mem::take(&mut spans));
-                    self.metrics.batch(batch.len(), started);
-                    self.metrics.records_out.inc_by(events as u64);
-                    self.metrics.dead_letters.inc_by(dead_letters as u64);
-                    tracing::info!(
-                        records = batch.len(),
-                        events,
-                        dead_letters,
-                        process_ms = (processed - started).as_millis(),
-                        acknowledge_ms = processed.elapsed().as_millis(),
-                        "batch normalized"
-                    );
-                    return true;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "produce failed; retrying the batch");
-                    if wait_or_shutdown(backoff(attempt), shutdown).await {
-                        return false;
+            let mut results = Vec::with_capacity(records.len());
+            let mut transient = None;
+            for (record, result) in records
+                .iter()
+                .zip(send_each(&self.producer, &records).await)
+            {
+                results.push(match result {
+                    Ok(_) => Sent::Stored,
+                    // A broker refuses whole batches: only a record refused
+                    // alone is too large by itself.
+                    Err(e) if is_size_error(&e) => {
+                        match send_each(&self.producer, std::slice::from_ref(record))
+                            .await
+                            .pop()
+                        {
+                            Some(Ok(_)) => Sent::Stored,
+                            Some(Err(e)) if is_size_error(&e) => Sent::TooLarge(e.to_string()),
+                            Some(Err(e)) => {
+                                transient = Some(e.to_string());
+                                Sent::Transient
+                            }
+                            None => Sent::Transient,
+                        }
+                    }
+                    Err(e) => {
+                        transient = Some(e.to_string());
+                        Sent::Transient
+                    }
+                });
+            }
+            for ((_, form, _, _), result) in tags.iter().zip(&results) {
+                if *result == Sent::Stored {
+                    match form {
+                        Form::Event => events += 1,
+                        Form::DeadLetter | Form::Minimal => dead_letters += 1,
                     }
                 }
             }
+            let forms: Vec<(usize, Form)> =
+                tags.iter().map(|(raw, form, _, _)| (*raw, *form)).collect();
+            let plan = sizing::plan(&forms, &results);
+            let (mut next_tags, mut next_records) = (Vec::new(), Vec::new());
+            for &i in &plan.dead_letter {
+                let (raw, _, index, count) = tags[i];
+                let error = match &results[i] {
+                    Sent::TooLarge(error) => error.as_str(),
+                    _ => "",
+                };
+                let reason = format!(
+                    "{} for {} is {} bytes and was refused, sent alone: {error}",
+                    sizing::describe(index, count, &records[i]),
+                    records[i].topic,
+                    records[i].wire_size()
+                );
+                next_tags.push((raw, Form::DeadLetter, 0, 1));
+                next_records.push(self.dead_letter(&batch[raw], "too_large", &reason));
+            }
+            for &i in &plan.minimal {
+                let raw = tags[i].0;
+                tracing::warn!(
+                    offset = batch[raw].offset(),
+                    partition = batch[raw].partition(),
+                    size = records[i].wire_size(),
+                    "the dead letter was refused for its size; sending it without its value, key and original headers"
+                );
+                next_tags.push((raw, Form::Minimal, 0, 1));
+                next_records.push(fit_dead_letter(std::mem::take(&mut records[i]), 0));
+            }
+            for &i in &plan.give_up {
+                let raw = tags[i].0;
+                tracing::error!(
+                    offset = batch[raw].offset(),
+                    partition = batch[raw].partition(),
+                    topic = %records[i].topic,
+                    size = records[i].wire_size(),
+                    "even a minimal dead letter was refused for its size; the raw record stays only on its topic"
+                );
+            }
+            for &i in &plan.retry {
+                next_tags.push(tags[i]);
+                next_records.push(std::mem::take(&mut records[i]));
+            }
+            if next_records.is_empty() {
+                return Some((events, dead_letters));
+            }
+            (tags, records) = (next_tags, next_records);
+            if !plan.retry.is_empty() {
+                tracing::warn!(
+                    error = transient.as_deref().unwrap_or_default(),
+                    failed = plan.retry.len(),
+                    "produce failed; retrying the failed records"
+                );
+                if wait_or_shutdown(backoff(attempt), shutdown).await {
+                    return None;
+                }
+            }
         }
-        false
+        None
     }
 
     /// The stage's metrics (served on `/metrics` by the binary).
@@ -305,7 +428,7 @@ impl Normalizer {
         traceparent: &str,
     ) -> Result<Outcome, schema_registry_converter::error::SRCError> {
         let body = message.payload().unwrap_or_default();
-        let parsed = parse_message(message, body, origin).map(|mut events| {
+        let parsed = parse_message(message, body, origin, self.limits).map(|mut events| {
             if let Some(version) = &self.normalizer_version {
                 for event in &mut events {
                     event.lineage.normalizer_version.clone_from(version);
@@ -345,6 +468,20 @@ impl Normalizer {
             );
             records.push(self.normalized_record(event, value, traceparent));
         }
+        let budget = sizing::event_budget(self.message_max_bytes);
+        if let Some((index, size)) = sizing::first_oversized(&records, budget) {
+            let reason = sizing::too_large_reason(
+                &sizing::describe(index, records.len(), &records[index]),
+                &self.normalized_topic,
+                size,
+                self.message_max_bytes,
+            );
+            return Ok(Outcome::DeadLetter(self.dead_letter(
+                message,
+                "too_large",
+                &reason,
+            )));
+        }
         Ok(Outcome::Events(records))
     }
 
@@ -382,7 +519,14 @@ impl Normalizer {
             partition = message.partition(),
             "dead-lettered"
         );
-        dead_letter(message, &self.dlq_topic, STAGE, kind, reason)
+        dead_letter_within(
+            message,
+            &self.dlq_topic,
+            STAGE,
+            kind,
+            reason,
+            record_budget(self.message_max_bytes),
+        )
     }
 }
 
@@ -410,6 +554,7 @@ pub(crate) fn parse_message<M: Message>(
     message: &M,
     body: &[u8],
     origin: Option<(&str, i32, i64)>,
+    limits: Limits,
 ) -> Result<Vec<PropertyEvent>, ParseError> {
     let source =
         header_str(message, headers::SOURCE).ok_or(ParseError::MissingHeader(headers::SOURCE))?;
@@ -428,6 +573,7 @@ pub(crate) fn parse_message<M: Message>(
         topic,
         partition,
         offset,
+        limits,
     };
     providers::parse(&context, body)
 }

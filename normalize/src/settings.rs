@@ -4,6 +4,8 @@ use common::kafka::{BatchSettings, KafkaSettings};
 use common::topics::TopicNames;
 use serde::Deserialize;
 
+use crate::providers::Limits;
+
 /// Everything normalize is configured with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +33,11 @@ pub struct NormalizeSettings {
     /// "as" a newer release), as the tests do.
     #[serde(default)]
     pub normalizer_version: Option<String>,
+    /// What one raw record may yield (`[limits]`): events per record and
+    /// items per array an event holds. Beyond them the record is
+    /// dead-lettered (`too_many_events`, `too_many_items`).
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 fn default_group() -> String {

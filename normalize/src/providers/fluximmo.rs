@@ -9,14 +9,16 @@
 //! the dedupe key is a hash of the raw body plus the id's position
 //! (`created.<item>.<index>`). Empty lists yield no event; a body with
 //! neither list, a list or item of the wrong shape, or an id that is not a
-//! string or number is an error (the record goes to the DLQ).
+//! string or number is an error (the record goes to the DLQ). So is a body
+//! listing more ids than `max_events_per_record`: they are counted before
+//! any event is built (1 MiB of short ids is about 500,000 events).
 
 use schemas::{EventType, PropertyEvent, Provider};
 use serde_json::Value;
 
 use super::event::{BodyHash, new_event};
-use super::json::{body_object, text};
-use super::{ParseError, RawContext};
+use super::json::{body_object, items, text};
+use super::{ParseError, RawContext, at_most_events};
 
 /// The two lists, in the order their events are emitted.
 const LISTS: [(&str, &str, &str); 2] = [
@@ -34,8 +36,14 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     if LISTS.iter().all(|(name, _, _)| data.get(name).is_none()) {
         return Err(ParseError::MissingField("data.created"));
     }
+    let count: usize = LISTS
+        .iter()
+        .flat_map(|(name, _, _)| items(data.get(name)))
+        .map(|item| items(item.get("properties")).len())
+        .sum();
+    at_most_events(count, &context.limits)?;
     let hash = BodyHash::of(body);
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(count);
     for (name, list_field, ids_field) in LISTS {
         let items = match data.get(name) {
             None | Some(Value::Null) => continue,
@@ -54,7 +62,6 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
                     ));
                 }
             };
-            events.reserve(ids.len());
             for (index, id) in ids.iter().enumerate() {
                 let property_id = text(Some(id)).ok_or_else(|| {
                     invalid(
@@ -141,6 +148,24 @@ mod tests {
         );
         let keys: std::collections::HashSet<_> = events.iter().map(|e| &e.dedupe_key).collect();
         assert_eq!(keys.len(), 3, "one dedupe key per position");
+    }
+
+    #[test]
+    fn more_ids_than_the_limit_is_an_error_before_any_event() {
+        let mut c = context("fluximmo");
+        c.limits.max_events_per_record = 3;
+        let three =
+            br#"{"data":{"created":[{"properties":["a","b"]}],"updated":[{"properties":["c"]}]}}"#;
+        assert_eq!(parse(&c, three).map(|e| e.len()), Ok(3));
+        let four = br#"{"data":{"created":[{"properties":["a","b"]},{"properties":["d"]}],"updated":[{"properties":["c"]}]}}"#;
+        assert_eq!(
+            parse(&c, four),
+            Err(ParseError::TooManyEvents { count: 4, max: 3 })
+        );
+        // The default is far above the fixture.
+        let fixture = fixture("fluximmo/webhook-properties.json");
+        let events = parse(&context("fluximmo"), &fixture).expect("parses");
+        assert!(events.len() * 100 < crate::providers::Limits::default().max_events_per_record);
     }
 
     #[test]

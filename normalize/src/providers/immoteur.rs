@@ -11,7 +11,9 @@
 //! is an error. The event type follows `status.current`: `sold` → `sold`,
 //! `expired`/`withdrawn`/`archived` → `expired`, anything else → `updated`
 //! (the notification is a full snapshot, not a creation signal). Prices
-//! are euros unless the body names a currency. Publisher e-mails and phones
+//! are euros unless the body names a currency. An array the event would
+//! hold (`classifieds`, `media.images`, a price history) longer than
+//! `max_array_items` is an error naming it. Publisher e-mails and phones
 //! are not carried (personal data, often invalid).
 
 use schemas::{
@@ -22,7 +24,8 @@ use serde_json::Value;
 
 use super::event::{BodyHash, new_event};
 use super::json::{
-    body_object, boolean, country_code, first_time, int, lower, number, optional_time, text,
+    at_most_items, body_object, boolean, country_code, first_time, int, items, lower, number,
+    optional_time, text,
 };
 use super::{ParseError, RawContext};
 
@@ -30,6 +33,7 @@ use super::{ParseError, RawContext};
 pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>, ParseError> {
     let root = body_object(body)?;
     let property_id = text(root.get("id")).ok_or(ParseError::MissingField("id"))?;
+    check_arrays(&root, context.limits.max_array_items)?;
     let meta = root.get("meta");
     let occurred_at = match meta.and_then(|m| m.get("lastSeenAt")) {
         None | Some(Value::Null) => context.received_at_ms,
@@ -56,6 +60,30 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     event.provider_event_type = Some("property-notification".to_string());
     event.property = Some(snapshot(&root, status));
     Ok(vec![event])
+}
+
+/// Every array of the notification the event holds has at most `max` items.
+fn check_arrays(root: &Value, max: usize) -> Result<(), ParseError> {
+    let price = root.get("transaction").and_then(|t| t.get("price"));
+    at_most_items(
+        price.and_then(|p| p.get("history")),
+        "transaction.price.history",
+        max,
+    )?;
+    at_most_items(
+        root.get("media").and_then(|m| m.get("images")),
+        "media.images",
+        max,
+    )?;
+    at_most_items(root.get("classifieds"), "classifieds", max)?;
+    for classified in items(root.get("classifieds")) {
+        at_most_items(
+            classified.get("transaction").and_then(|t| t.get("history")),
+            "classifieds[].transaction.history",
+            max,
+        )?;
+    }
+    Ok(())
 }
 
 fn transaction_type(value: Option<String>) -> TransactionType {
@@ -289,6 +317,54 @@ mod tests {
         }
     }
 
+    fn images(n: usize) -> Vec<u8> {
+        with(|v| {
+            v["media"]["images"] = Value::from(
+                (0..n)
+                    .map(|i| serde_json::json!({"url": format!("https://i/{i}.jpg")}))
+                    .collect::<Vec<_>>(),
+            );
+        })
+    }
+
+    #[test]
+    fn every_array_an_event_holds_is_capped_and_named() {
+        let mut c = with_event_id();
+        c.limits.max_array_items = 2;
+        let three = || {
+            Value::from(vec![
+                serde_json::json!({"value": 1, "timestamp": "2024-01-01T00:00:00Z"});
+                3
+            ])
+        };
+        for (field, body) in [
+            ("media.images", images(3)),
+            (
+                "transaction.price.history",
+                with(|v| v["transaction"]["price"]["history"] = three()),
+            ),
+            (
+                "classifieds",
+                with(|v| v["classifieds"] = Value::from(vec![serde_json::json!({}); 3])),
+            ),
+            (
+                "classifieds[].transaction.history",
+                with(|v| v["classifieds"][0]["transaction"]["history"] = three()),
+            ),
+        ] {
+            assert_eq!(
+                parse(&c, &body),
+                Err(ParseError::TooManyItems {
+                    field,
+                    count: 3,
+                    max: 2
+                }),
+                "{field}"
+            );
+        }
+        assert_eq!(parse(&c, &images(2)).map(|e| e.len()), Ok(1));
+    }
+
     #[test]
     fn hostile_variants_give_events_or_precise_errors() {
         let many_images = with(|v| {
@@ -381,7 +457,16 @@ mod tests {
                 with(|v| v["classifieds"] = serde_json::json!({"id": 1})),
                 Expect::Events(1),
             ),
-            ("huge image list", many_images, Expect::Events(1)),
+            (
+                "huge image list",
+                many_images,
+                Expect::Error(ParseError::TooManyItems {
+                    field: "media.images",
+                    count: 50_000,
+                    max: 1_000,
+                }),
+            ),
+            ("image list at the limit", images(1_000), Expect::Events(1)),
             (
                 "deep nesting",
                 nested(10_000, "1").into_bytes(),

@@ -91,6 +91,28 @@ pub(crate) fn strings(value: Option<&Value>) -> Option<Vec<String>> {
     (!list.is_empty()).then_some(list)
 }
 
+/// Checks that `value`, when it is an array, has at most `max` items;
+/// anything else (absent, null, another type) passes: the parsers skip it.
+pub(crate) fn at_most_items(
+    value: Option<&Value>,
+    field: &'static str,
+    max: usize,
+) -> Result<(), ParseError> {
+    match value {
+        Some(Value::Array(items)) if items.len() > max => Err(ParseError::TooManyItems {
+            field,
+            count: items.len(),
+            max,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The items of `value` when it is an array, else none.
+pub(crate) fn items(value: Option<&Value>) -> &[Value] {
+    value.and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
 /// An optional RFC 3339 time: absent or null is `None`, unparseable is `None`
 /// too (for descriptive times whose loss does not make the event wrong).
 pub(crate) fn optional_time(value: Option<&Value>) -> Option<i64> {
@@ -185,6 +207,23 @@ mod tests {
         assert_eq!(url_host("ftp://x"), None);
         assert_eq!(country_code(Some(&json!("france"))), Some("FR".into()));
         assert_eq!(country_code(Some(&json!("Atlantis"))), None);
+    }
+
+    #[test]
+    fn arrays_over_the_limit_are_named_and_other_values_pass() {
+        assert_eq!(at_most_items(Some(&json!([1, 2])), "f", 2), Ok(()));
+        assert_eq!(
+            at_most_items(Some(&json!([1, 2, 3])), "f", 2),
+            Err(ParseError::TooManyItems {
+                field: "f",
+                count: 3,
+                max: 2
+            })
+        );
+        assert_eq!(at_most_items(Some(&json!("abc")), "f", 0), Ok(()));
+        assert_eq!(at_most_items(None, "f", 0), Ok(()));
+        assert_eq!(items(Some(&json!([1]))).len(), 1);
+        assert!(items(Some(&json!({"a": 1}))).is_empty());
     }
 
     #[test]

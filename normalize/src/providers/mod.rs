@@ -8,6 +8,12 @@
 //! Parsers are tolerant of what real traffic does (missing optional fields,
 //! numbers as strings) and strict about what would make an event wrong (no
 //! property id, no time): those are errors that send the record to the DLQ.
+//!
+//! What one record may yield is bounded ([`Limits`], in the context): more
+//! events than `max_events_per_record` (counted before any is built) or an
+//! array held in an event (pictures, adverts, price history, stations...)
+//! longer than `max_array_items` is an error naming the count, the limit and
+//! the field, never a silent cut.
 
 pub(crate) mod event;
 pub mod fluximmo;
@@ -21,6 +27,41 @@ pub mod stream_estate;
 pub(crate) mod testing;
 
 use schemas::PropertyEvent;
+use serde::Deserialize;
+
+/// Bounds on what one raw record may yield (`[limits]` in normalize's
+/// settings). The defaults are far above anything a provider documents (a
+/// Fluximmo fixture lists a handful of ids; a listing has tens of pictures)
+/// and far below what a 1 MiB body could make a parser hold in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most events one record may yield (a Fluximmo body of short ids can
+    /// list about 500,000 within 1 MiB).
+    #[serde(default = "default_max_events_per_record")]
+    pub max_events_per_record: usize,
+    /// Most items of any array an event holds (pictures, adverts, price
+    /// history, stations, a station's lines).
+    #[serde(default = "default_max_array_items")]
+    pub max_array_items: usize,
+}
+
+fn default_max_events_per_record() -> usize {
+    10_000
+}
+
+fn default_max_array_items() -> usize {
+    1_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_events_per_record: default_max_events_per_record(),
+            max_array_items: default_max_array_items(),
+        }
+    }
+}
 
 /// What a parser knows about the raw record besides its body.
 #[derive(Debug, Clone)]
@@ -39,6 +80,8 @@ pub struct RawContext<'a> {
     pub partition: i32,
     /// Raw record offset.
     pub offset: i64,
+    /// What the record may yield.
+    pub limits: Limits,
 }
 
 /// Why a raw record yields no event.
@@ -67,6 +110,24 @@ pub enum ParseError {
         /// What is wrong.
         reason: String,
     },
+    /// The record would yield more events than allowed.
+    #[error("the record yields {count} events, more than max_events_per_record ({max})")]
+    TooManyEvents {
+        /// Events it would yield.
+        count: usize,
+        /// `limits.max_events_per_record`.
+        max: usize,
+    },
+    /// An array an event would hold is longer than allowed.
+    #[error("field `{field}` has {count} items, more than max_array_items ({max})")]
+    TooManyItems {
+        /// Field path.
+        field: &'static str,
+        /// Items it has.
+        count: usize,
+        /// `limits.max_array_items`.
+        max: usize,
+    },
 }
 
 impl ParseError {
@@ -79,17 +140,71 @@ impl ParseError {
             Self::UnsupportedEventType(_) => "unsupported_event_type",
             Self::MissingField(_) => "missing_field",
             Self::InvalidField { .. } => "invalid_field",
+            Self::TooManyEvents { .. } => "too_many_events",
+            Self::TooManyItems { .. } => "too_many_items",
         }
     }
 }
 
-/// Parses one raw record with the parser of its provider kind.
+/// Parses one raw record with the parser of its provider kind. Whatever the
+/// parser, more events than `limits.max_events_per_record` is an error (a
+/// parser that can yield many counts them before building any).
 pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>, ParseError> {
-    match context.provider {
+    let events = match context.provider {
         "generic" | "standard-webhooks" => generic::parse(context, body),
         "fluximmo" => fluximmo::parse(context, body),
         "stream-estate" => stream_estate::parse(context, body),
         "immoteur" => immoteur::parse(context, body),
         other => Err(ParseError::UnknownProvider(other.to_string())),
+    }?;
+    at_most_events(events.len(), &context.limits)?;
+    Ok(events)
+}
+
+/// `Err(TooManyEvents)` when `count` is over the limit.
+pub(crate) fn at_most_events(count: usize, limits: &Limits) -> Result<(), ParseError> {
+    if count > limits.max_events_per_record {
+        return Err(ParseError::TooManyEvents {
+            count,
+            max: limits.max_events_per_record,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_default_and_read_from_settings() {
+        assert_eq!(
+            Limits::default(),
+            Limits {
+                max_events_per_record: 10_000,
+                max_array_items: 1_000
+            }
+        );
+        let limits: Limits =
+            serde_json::from_str(r#"{"max_array_items": 5}"#).expect("deserializes");
+        assert_eq!(
+            (limits.max_events_per_record, limits.max_array_items),
+            (10_000, 5)
+        );
+    }
+
+    #[test]
+    fn too_many_events_names_the_count_and_the_limit() {
+        let limits = Limits {
+            max_events_per_record: 2,
+            max_array_items: 1,
+        };
+        assert_eq!(at_most_events(2, &limits), Ok(()));
+        let error = at_most_events(3, &limits).expect_err("over");
+        assert_eq!(error.kind(), "too_many_events");
+        assert_eq!(
+            error.to_string(),
+            "the record yields 3 events, more than max_events_per_record (2)"
+        );
     }
 }

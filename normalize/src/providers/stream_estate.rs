@@ -11,7 +11,9 @@
 //! `adEvent.createdAt`, else `match.updatedAt`, else `match.createdAt`.
 //! The search that matched goes to `alert_id`. Stream.estate sends no event
 //! id: the dedupe key is a hash of the raw body (position `0`, one event per
-//! body). Prices are euros (the provider covers France only). Contact
+//! body). An array the event would hold (`pictures`, `stations`, a
+//! station's `lines`, `adverts`, an advert's `events`) longer than
+//! `max_array_items` is an error naming it. Prices are euros (the provider covers France only). Contact
 //! details (names, e-mails, phones) are not carried: they are personal data
 //! no consumer needs, and real traffic has invalid ones.
 
@@ -23,8 +25,8 @@ use serde_json::Value;
 
 use super::event::{BodyHash, new_event};
 use super::json::{
-    body_object, boolean, country_code, first_time, id_segment, int, lower, number, optional_time,
-    strings, text, url_host,
+    at_most_items, body_object, boolean, country_code, first_time, id_segment, int, items, lower,
+    number, optional_time, strings, text, url_host,
 };
 use super::{ParseError, RawContext};
 
@@ -49,6 +51,9 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     let document = matched
         .and_then(|m| m.get("propertyDocument"))
         .filter(|v| v.is_object());
+    if let Some(document) = document {
+        check_arrays(document, context.limits.max_array_items)?;
+    }
     let property_id = document
         .and_then(|d| id_segment(d.get("property")))
         .or_else(|| matched.and_then(|m| id_segment(m.get("property"))))
@@ -76,6 +81,40 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     event.change = ad_event.and_then(field_change);
     event.property = document.map(snapshot);
     Ok(vec![event])
+}
+
+/// Every array of `propertyDocument` the event holds has at most `max` items.
+fn check_arrays(document: &Value, max: usize) -> Result<(), ParseError> {
+    at_most_items(
+        document.get("pictures"),
+        "match.propertyDocument.pictures",
+        max,
+    )?;
+    at_most_items(
+        document.get("stations"),
+        "match.propertyDocument.stations",
+        max,
+    )?;
+    for station in items(document.get("stations")) {
+        at_most_items(
+            station.get("lines"),
+            "match.propertyDocument.stations[].lines",
+            max,
+        )?;
+    }
+    at_most_items(
+        document.get("adverts"),
+        "match.propertyDocument.adverts",
+        max,
+    )?;
+    for advert in items(document.get("adverts")) {
+        at_most_items(
+            advert.get("events"),
+            "match.propertyDocument.adverts[].events",
+            max,
+        )?;
+    }
+    Ok(())
 }
 
 /// `adEvent` (or an advert's `events[]` item) as a field change.
@@ -333,6 +372,61 @@ mod tests {
         assert_eq!(change.old_value.as_deref(), Some("30"));
     }
 
+    fn pictures(n: usize) -> Vec<u8> {
+        with(|v| {
+            document(v)["pictures"] = Value::from(
+                (0..n)
+                    .map(|i| format!("https://p/{i}.jpg"))
+                    .collect::<Vec<_>>(),
+            );
+        })
+    }
+
+    #[test]
+    fn every_array_an_event_holds_is_capped_and_named() {
+        let mut c = context("stream-estate");
+        // The fixture holds at most 3 items per array.
+        c.limits.max_array_items = 3;
+        let station = || serde_json::json!({"name": "s", "lines": [{"name": "1"}]});
+        let line = || serde_json::json!({"name": "1"});
+        let change = || serde_json::json!({"fieldName": "price", "fieldNewValue": 1, "createdAt": "2024-01-01T00:00:00Z"});
+        for (field, body) in [
+            ("match.propertyDocument.pictures", pictures(4)),
+            (
+                "match.propertyDocument.stations",
+                with(|v| document(v)["stations"] = Value::from(vec![station(); 4])),
+            ),
+            (
+                "match.propertyDocument.stations[].lines",
+                with(|v| {
+                    document(v)["stations"] = serde_json::json!([{"name": "s", "lines": [line(), line(), line(), line()]}]);
+                }),
+            ),
+            (
+                "match.propertyDocument.adverts",
+                with(|v| document(v)["adverts"] = Value::from(vec![serde_json::json!({}); 4])),
+            ),
+            (
+                "match.propertyDocument.adverts[].events",
+                with(|v| {
+                    document(v)["adverts"] =
+                        serde_json::json!([{"events": [change(), change(), change(), change()]}]);
+                }),
+            ),
+        ] {
+            assert_eq!(
+                parse(&c, &body),
+                Err(ParseError::TooManyItems {
+                    field,
+                    count: 4,
+                    max: 3
+                }),
+                "{field}"
+            );
+        }
+        assert_eq!(parse(&c, &pictures(3)).map(|e| e.len()), Ok(1));
+    }
+
     #[test]
     fn hostile_variants_give_events_or_precise_errors() {
         let many_pictures = with(|v| {
@@ -439,7 +533,20 @@ mod tests {
                 with(|v| document(v)["adverts"][0]["energy"]["category"] = Value::from("Z")),
                 Expect::Events(1),
             ),
-            ("huge picture list", many_pictures, Expect::Events(1)),
+            (
+                "huge picture list",
+                many_pictures,
+                Expect::Error(ParseError::TooManyItems {
+                    field: "match.propertyDocument.pictures",
+                    count: 50_000,
+                    max: 1_000,
+                }),
+            ),
+            (
+                "picture list at the limit",
+                pictures(1_000),
+                Expect::Events(1),
+            ),
             (
                 "deep nesting",
                 nested(10_000, "1").into_bytes(),

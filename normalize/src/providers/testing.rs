@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use schemas::PropertyEvent;
 
-use super::{ParseError, RawContext};
+use super::{Limits, ParseError, RawContext};
 
 /// The context every parser test uses; `received_at` is 2026-01-01T00:00:00Z.
 pub(crate) fn context(provider: &'static str) -> RawContext<'static> {
@@ -20,6 +20,7 @@ pub(crate) fn context(provider: &'static str) -> RawContext<'static> {
         topic: "webhooks.raw",
         partition: 1,
         offset: 7,
+        limits: Limits::default(),
     }
 }
 
