@@ -467,6 +467,8 @@ async fn bodies_at_every_size_boundary_get_200_or_413_never_503() {
         assert_eq!(status, expected, "a {len}-byte body");
         stored += usize::from(status == 200);
     }
+    // Let the probe go on long enough to say something.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let report = probe.finish().await;
     report.assert_served(MIN_LEGIT);
     let raw = pipeline.read_topic(&pipeline.topics.raw());

@@ -87,7 +87,10 @@ secrets = [{{ label = "current", value = "{STANDARD_SECRET}" }}]
     )
 }
 
-/// The schemathesis executable beside `ESTATE_TEST_PYTHON`.
+/// The python of `ESTATE_TEST_PYTHON`, checked to have schemathesis. It is
+/// run as `python -m schemathesis.cli`, not through the `schemathesis`
+/// script: a virtual environment moved into place after it was built keeps
+/// the old path in its scripts' first line.
 fn schemathesis() -> PathBuf {
     let python = std::env::var("ESTATE_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(
@@ -96,18 +99,16 @@ fn schemathesis() -> PathBuf {
              can fuzz ingest; this test does not skip without it"
         )
     });
-    let bin = PathBuf::from(&python)
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| panic!("ESTATE_TEST_PYTHON={python} has no directory"));
-    let executable = bin.join("schemathesis");
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import schemathesis.cli"])
+        .status()
+        .is_ok_and(|s| s.success());
     assert!(
-        executable.is_file(),
-        "{} is missing: install tests/python/requirements.txt into the environment of \
-         ESTATE_TEST_PYTHON={python}",
-        executable.display()
+        found,
+        "schemathesis is missing: install tests/python/requirements.txt into the environment of \
+         ESTATE_TEST_PYTHON={python}"
     );
-    executable
+    PathBuf::from(python)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,6 +175,7 @@ async fn schemathesis_finds_no_server_error_stall_or_stored_request() {
     .join(",");
     let started = Instant::now();
     let mut child = tokio::process::Command::new(&executable)
+        .args(["-m", "schemathesis.cli"])
         .current_dir(&dir)
         .args([
             "--config-file",

@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn the_size_limit_is_explicit_and_applied_to_producers() {
         let settings = load(&[]).expect("defaults");
-        assert_eq!(settings.message_max_bytes, 1_048_576);
+        assert_eq!(settings.message_max_bytes, 2 * 1024 * 1024);
         let settings = load(&[("T__KAFKA__MESSAGE_MAX_BYTES", "20000")]).expect("loads");
         assert_eq!(settings.message_max_bytes, 20_000);
         assert_eq!(settings.producer().get("message.max.bytes"), Some("20000"));

@@ -18,6 +18,14 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+/// How long a connection may stay silent before its head is complete and
+/// still be kept at the cap.
+pub const SILENT_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a keep-alive connection must have been idle to be closed at
+/// the cap.
+pub const IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug)]
 struct Entry {
     activity: Arc<Activity>,
@@ -55,15 +63,17 @@ impl Activity {
         self.busy.store(false, Ordering::Release);
     }
 
-    /// The eviction order: never-served before served, then least
-    /// recently active; `None` while busy.
-    fn eviction_key(&self) -> Option<(bool, u64)> {
-        (!self.busy.load(Ordering::Acquire)).then(|| {
-            (
-                self.served.load(Ordering::Acquire),
-                self.last_ms.load(Ordering::Acquire),
-            )
-        })
+    /// The eviction order at `now`: never-served before served, then least
+    /// recently active; `None` while busy or within its grace.
+    fn eviction_key(&self, now: Instant) -> Option<(bool, u64)> {
+        if self.busy.load(Ordering::Acquire) {
+            return None;
+        }
+        let served = self.served.load(Ordering::Acquire);
+        let last = self.last_ms.load(Ordering::Acquire);
+        let grace = if served { IDLE_GRACE } else { SILENT_GRACE };
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        (self.ms_at(now).saturating_sub(last) >= grace_ms).then_some((served, last))
     }
 }
 
@@ -137,7 +147,7 @@ impl ConnectionTable {
             let victim = inner
                 .open
                 .iter()
-                .filter_map(|(id, e)| e.activity.eviction_key().map(|key| (key, *id)))
+                .filter_map(|(id, e)| e.activity.eviction_key(now).map(|key| (key, *id)))
                 .min()
                 .map(|(_, id)| id)
                 .ok_or(Full)?;
@@ -184,30 +194,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_longest_idle_connection_gives_way_at_the_cap() {
+    async fn the_longest_silent_connection_gives_way_at_the_cap() {
         let table = ConnectionTable::new(2);
         let t0 = Instant::now();
         let first = table.admit(t0).expect("room");
         let second = table.admit(t0 + ms(1)).expect("room");
+        assert_eq!(
+            table.admit(t0 + ms(100)).map(|_| ()),
+            Err(Full),
+            "both are within their grace"
+        );
         let third = table
-            .admit(t0 + ms(2))
-            .expect("the longest idle one gives way");
+            .admit(t0 + ms(300))
+            .expect("the longest silent one gives way");
         assert_eq!(table.len(), 2);
-        // The first was told to close, and its notification waits for it.
         tokio::time::timeout(Duration::from_secs(1), first.close.notified())
             .await
             .expect("first is closed");
         drop(first);
         assert_eq!(table.len(), 2, "its slot was already taken over");
-        second.activity.request_started(t0 + ms(3));
-        third.activity.request_started(t0 + ms(3));
+        second.activity.request_started(t0 + ms(301));
+        third.activity.request_started(t0 + ms(301));
         assert_eq!(
-            table.admit(t0 + ms(4)).map(|_| ()),
+            table.admit(t0 + ms(10_000)).map(|_| ()),
             Err(Full),
             "every connection is in a request"
         );
-        third.activity.request_finished(t0 + ms(5));
-        let _fourth = table.admit(t0 + ms(6)).expect("third is idle again");
+        third.activity.request_finished(t0 + ms(302));
+        assert_eq!(
+            table.admit(t0 + ms(1_000)).map(|_| ()),
+            Err(Full),
+            "third was active a moment ago"
+        );
+        let _fourth = table
+            .admit(t0 + ms(3_000))
+            .expect("third has been idle long enough");
         drop(second);
         assert_eq!(table.len(), 1);
     }
@@ -220,7 +241,9 @@ mod tests {
         provider.activity.request_started(t0);
         provider.activity.request_finished(t0);
         let silent = table.admit(t0 + ms(1)).expect("room");
-        let _newcomer = table.admit(t0 + ms(2)).expect("the silent one gives way");
+        let _newcomer = table
+            .admit(t0 + ms(5_000))
+            .expect("the silent one gives way");
         tokio::time::timeout(Duration::from_secs(1), silent.close.notified())
             .await
             .expect("the silent connection is closed, not the older kept-alive one");
@@ -228,7 +251,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn among_served_connections_the_least_recently_used_goes_first() {
+    async fn among_idle_connections_the_least_recently_used_goes_first() {
         let table = ConnectionTable::new(2);
         let t0 = Instant::now();
         // The provider's connection is the oldest, but it was used last.
@@ -236,9 +259,14 @@ mod tests {
         let stranger = table.admit(t0 + ms(1)).expect("room");
         stranger.activity.request_started(t0 + ms(2));
         stranger.activity.request_finished(t0 + ms(3));
-        provider.activity.request_started(t0 + ms(50));
-        provider.activity.request_finished(t0 + ms(51));
-        let _newcomer = table.admit(t0 + ms(60)).expect("room is made");
+        provider.activity.request_started(t0 + ms(1_000));
+        provider.activity.request_finished(t0 + ms(1_001));
+        assert_eq!(
+            table.admit(t0 + ms(1_500)).map(|_| ()),
+            Err(Full),
+            "the provider is within its grace, the stranger too"
+        );
+        let _newcomer = table.admit(t0 + ms(2_600)).expect("room is made");
         tokio::time::timeout(Duration::from_secs(1), stranger.close.notified())
             .await
             .expect("the stranger, idle longest, is closed");
