@@ -164,16 +164,19 @@ pub async fn run(
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || sample_peak_rss(ingest_pid, &stop))
         };
-        let measured = closed_loop(
-            pipeline.ingest_address,
-            load.connections,
-            load.duration,
-            requests::signed(&source, {
-                let body = Bytes::from(body.clone());
-                move |_| body.clone()
-            }),
-        )
-        .await;
+        // The same signed load, alone and then beside the attacker.
+        let signed_load = || {
+            closed_loop(
+                pipeline.ingest_address,
+                load.connections,
+                load.duration,
+                requests::signed(&source, {
+                    let body = Bytes::from(body.clone());
+                    move |_| body.clone()
+                }),
+            )
+        };
+        let measured = signed_load().await;
         stop.store(true, Ordering::Relaxed);
         let peak_rss = sampler.join().unwrap_or(0);
         let measured = measured?;
@@ -188,16 +191,7 @@ pub async fn run(
                 ATTACK_CONNECTIONS,
                 Arc::clone(&stop),
             ));
-            let legit = closed_loop(
-                pipeline.ingest_address,
-                load.connections,
-                load.duration,
-                requests::signed(&source, {
-                    let body = Bytes::from(body.clone());
-                    move |_| body.clone()
-                }),
-            )
-            .await;
+            let legit = signed_load().await;
             stop.store(true, Ordering::Relaxed);
             let attack = attacker.await.context("the attacker panicked")?;
             let legit = legit?;
