@@ -141,6 +141,30 @@ impl Admission {
     }
 }
 
+/// Refuses caps of zero (nothing would ever be admitted) and rate limits
+/// that are not a positive, finite rate with a burst of at least one.
+pub fn check_settings(settings: &IngestSettings) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        settings.max_in_flight > 0 && settings.max_in_flight_per_source != Some(0),
+        "`max_in_flight` and `max_in_flight_per_source` must be at least 1"
+    );
+    for source in &settings.sources {
+        anyhow::ensure!(
+            source.max_in_flight != Some(0),
+            "source `{}`: `max_in_flight` must be at least 1",
+            source.name
+        );
+        if let Some(limit) = source.rate_limit {
+            anyhow::ensure!(
+                limit.per_second.is_finite() && limit.per_second > 0.0 && limit.burst >= 1,
+                "source `{}`: `rate_limit` needs `per_second` > 0 and `burst` >= 1",
+                source.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The cap of a source that sets none of its own: `max_in_flight_per_source`
 /// when set, else an even share of `max_in_flight` (at least one).
 pub fn default_share(settings: &IngestSettings) -> usize {
@@ -287,6 +311,36 @@ mod tests {
         );
         assert!(never.take(now).is_ok(), "a burst of at least one");
         assert!(never.take(later).is_err(), "a NaN rate refills nothing");
+    }
+
+    #[test]
+    fn zero_caps_and_rates_that_admit_nothing_are_start_errors() {
+        assert!(check_settings(&settings(10, 5)).is_ok());
+        let mut zero = settings(0, 5);
+        assert!(check_settings(&zero).is_err(), "max_in_flight = 0");
+        zero = settings(10, 0);
+        assert!(
+            check_settings(&zero).is_err(),
+            "max_in_flight_per_source = 0"
+        );
+        let mut own = settings(10, 5);
+        own.sources[0].max_in_flight = Some(0);
+        let refused = check_settings(&own).expect_err("a source's cap of 0");
+        assert!(refused.to_string().contains("source `a`"), "{refused}");
+        for (per_second, burst) in [
+            (0.0, 1),
+            (-1.0, 1),
+            (f64::INFINITY, 1),
+            (f64::NAN, 1),
+            (1.0, 0),
+        ] {
+            let mut limited = settings(10, 5);
+            limited.sources[0].rate_limit = Some(RateLimitSettings { per_second, burst });
+            assert!(
+                check_settings(&limited).is_err(),
+                "rate_limit {per_second}/s burst {burst}"
+            );
+        }
     }
 
     #[test]

@@ -96,10 +96,7 @@ impl AppState {
         handover: Handover,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            settings.max_in_flight > 0 && settings.max_in_flight_per_source != Some(0),
-            "`max_in_flight` and `max_in_flight_per_source` must be at least 1"
-        );
+        admission::check_settings(settings)?;
         if admission::caps_overcommit(settings) {
             tracing::warn!(
                 max_in_flight = settings.max_in_flight,
@@ -119,18 +116,6 @@ impl AppState {
                 "source name `{}` must be non-empty and use only letters, digits, `-` and `_`",
                 source.name
             );
-            anyhow::ensure!(
-                source.max_in_flight != Some(0),
-                "source `{}`: `max_in_flight` must be at least 1",
-                source.name
-            );
-            if let Some(limit) = source.rate_limit {
-                anyhow::ensure!(
-                    limit.per_second.is_finite() && limit.per_second > 0.0 && limit.burst >= 1,
-                    "source `{}`: `rate_limit` needs `per_second` > 0 and `burst` >= 1",
-                    source.name
-                );
-            }
             let verifier = Arc::new(SourceVerifier::build(source, env)?);
             let previous = sources.insert(
                 source.name.clone(),
