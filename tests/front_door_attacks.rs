@@ -474,3 +474,40 @@ async fn bodies_at_every_size_boundary_get_200_or_413_never_503() {
     let raw = pipeline.read_topic(&pipeline.topics.raw());
     assert_eq!(raw.len(), report.accepted() + stored);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fluximmo_body_listing_more_ids_than_the_cap_is_one_record_and_others_are_served() {
+    let _one = ONE_ATTACK_AT_A_TIME.lock().await;
+    let pipeline = Pipeline::start_ingest("attack_fluximmo_ids").await;
+    let probe = LegitProbe::start(&pipeline);
+    // 100,000 ids in under 1 MiB: ingest stores the bytes as they are (its
+    // token is right); normalize refuses to expand them past its cap
+    // (tests/oversized_outputs.rs checks that dead letter).
+    let ids: Vec<String> = (0..100_000).map(|n| format!("\"{n}\"")).collect();
+    let body = format!(
+        r#"{{"data":{{"created":[{{"alert_id":"a","properties":[{}]}}]}}}}"#,
+        ids.join(",")
+    );
+    assert!(body.len() < 1024 * 1024);
+    let r = pipeline
+        .client()
+        .post_to(
+            "fluximmo",
+            &format!("token={}", pipeline_tests::FLUXIMMO_TOKEN),
+            &[],
+            body.as_bytes(),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let report = probe.finish().await;
+    report.assert_served(MIN_LEGIT);
+    let raw = pipeline.read_topic(&pipeline.topics.raw());
+    let fluximmo = raw
+        .iter()
+        .filter(|m| header(m, "source").as_deref() == Some("fluximmo"))
+        .count();
+    assert_eq!(fluximmo, 1, "the body is one record, stored once");
+    assert_eq!(raw.len(), report.accepted() + 1);
+}
