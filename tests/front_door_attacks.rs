@@ -60,7 +60,7 @@ where
     F: Fn(String, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let probe = LegitProbe::start(pipeline);
+    let probe = LegitProbe::start(pipeline).await;
     let made = Arc::new(AtomicUsize::new(0));
     let attack = Arc::new(attack);
     let deadline = Instant::now() + ATTACK;
@@ -444,7 +444,7 @@ fn json_of_len(len: usize) -> Vec<u8> {
 async fn bodies_at_every_size_boundary_get_200_or_413_never_503() {
     let _one = ONE_ATTACK_AT_A_TIME.lock().await;
     let pipeline = Pipeline::start_ingest("attack_sizes").await;
-    let probe = LegitProbe::start(&pipeline);
+    let probe = LegitProbe::start(&pipeline).await;
     let limit = 1024 * 1024;
     let client = pipeline.client();
     let mut stored = 0;
@@ -479,7 +479,7 @@ async fn bodies_at_every_size_boundary_get_200_or_413_never_503() {
 async fn a_fluximmo_body_listing_more_ids_than_the_cap_is_one_record_and_others_are_served() {
     let _one = ONE_ATTACK_AT_A_TIME.lock().await;
     let pipeline = Pipeline::start_ingest("attack_fluximmo_ids").await;
-    let probe = LegitProbe::start(&pipeline);
+    let probe = LegitProbe::start(&pipeline).await;
     // 100,000 ids in under 1 MiB: ingest stores the bytes as they are (its
     // token is right); normalize refuses to expand them past its cap
     // (tests/oversized_outputs.rs checks that dead letter).

@@ -544,21 +544,38 @@ async fn the_running_ingest_answers_as_its_served_document_says() {
 
     // The rate limit (429) and the per-source in-flight cap (503
     // `overloaded`), each on a source of the test config that sets one.
-    let answer = loop {
-        let answer = Answer::from(
-            http.post(format!("{url}/webhooks/generic-limited"))
-                .header("content-type", "application/json")
-                .body("{}")
-                .send()
-                .await
-                .expect("answers"),
-        )
-        .await;
-        if answer.status == 429 {
-            break answer;
-        }
-        assert_eq!(answer.status, 401, "under the rate limit: checked, refused");
+    // Only verified requests spend the rate: an unsigned one is a 401 and
+    // leaves the one token; the first signed one takes it, the next is 429.
+    let signed = |body: &'static [u8]| {
+        let ts = unix_now().to_string();
+        let sig = ingest::verify::hmac_timestamp::sign(GENERIC_SECRET.as_bytes(), &ts, body);
+        http.post(format!("{url}/webhooks/generic-limited"))
+            .header("content-type", "application/json")
+            .header("x-webhook-timestamp", ts)
+            .header("x-webhook-signature", sig)
+            .body(body)
     };
+    let unsigned = http
+        .post(format!("{url}/webhooks/generic-limited"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(unsigned.status(), 401);
+    let first = signed(br#"{"id":"evt_rate_1"}"#)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(first.status(), 200, "the one token is still there");
+    let answer = Answer::from(
+        signed(br#"{"id":"evt_rate_2"}"#)
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert_eq!(answer.status, 429, "the token is spent");
     let _ = contract.check("over the rate limit", hook, "post", &answer);
     let address = url.trim_start_matches("http://").to_string();
     let mut holder = tokio::net::TcpStream::connect(&address)
@@ -608,11 +625,11 @@ async fn the_running_ingest_answers_as_its_served_document_says() {
         let _ = contract.check(path, path, "get", &answer);
     }
 
-    // No refused request reached Kafka: only the one accepted record.
+    // No refused request reached Kafka: only the two accepted records.
     assert_eq!(
         pipeline.read_topic(&pipeline.topics.raw()).len(),
-        1,
-        "only the accepted request reached webhooks.raw"
+        2,
+        "only the accepted requests reached webhooks.raw"
     );
 
     // What the document lists that nothing above provoked.

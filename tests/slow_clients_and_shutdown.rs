@@ -86,3 +86,49 @@ async fn sigterm_lets_an_in_flight_request_finish_and_be_stored() {
     let records = pipeline.read_topic(&pipeline.topics.raw());
     assert_eq!(records.len(), 1, "the drained request was stored");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_closes_what_is_left_at_the_drain_deadline_and_exits() {
+    // A body read deadline far longer than the drain deadline: the slow
+    // bodies would outlive the drain if nothing closed them.
+    let mut pipeline = Pipeline::start_with(
+        "drain_deadline",
+        &[Service::Ingest],
+        None,
+        &[
+            ("INGEST__DRAIN_TIMEOUT_MS", "1000"),
+            ("INGEST__BODY_READ_TIMEOUT_MS", "30000"),
+        ],
+    )
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut stream = connect(&pipeline).await;
+        let head = format!(
+            "POST /webhooks/generic HTTP/1.1\r\nhost: ingest\r\ncontent-type: application/json\r\n\
+             x-webhook-timestamp: {}\r\nx-webhook-signature: {}\r\ncontent-length: 1000\r\n\r\n{{",
+            unix_now(),
+            "ab".repeat(32)
+        );
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .expect("send a head");
+        slow.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    pipeline.send_sigterm(Service::Ingest);
+    assert!(
+        pipeline
+            .wait_exit(Service::Ingest, Duration::from_secs(15))
+            .await,
+        "ingest exited"
+    );
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "exited {took:?} after SIGTERM with a 1 s drain deadline (flush bound included)"
+    );
+    pipeline.assert_raw_empty();
+}

@@ -109,6 +109,8 @@ pub const PROTECTED_PROPERTIES: [(&str, &str); 6] = [
 /// The reason `key` may not be overridden, if it is protected.
 pub fn protected_property(key: &str) -> Option<&'static str> {
     let key = key.trim().to_ascii_lowercase();
+    // librdkafka also takes topic properties with a `topic.` prefix.
+    let key = key.strip_prefix("topic.").unwrap_or(&key);
     PROTECTED_PROPERTIES
         .iter()
         .find(|(name, _)| *name == key)
@@ -366,7 +368,14 @@ pub async fn topic_config(
 mod tests {
     #[test]
     fn the_settings_the_guarantees_rest_on_cannot_be_overridden() {
-        for key in ["acks", "enable.idempotence", "enable.auto.commit", " ACKS "] {
+        for key in [
+            "acks",
+            "enable.idempotence",
+            "enable.auto.commit",
+            " ACKS ",
+            "topic.acks",
+            "topic.request.required.acks",
+        ] {
             let text = format!("[properties]\n\"{key}\" = \"1\"\n");
             let refused = toml::from_str::<KafkaSettings>(&text)
                 .expect_err("a protected property is refused");

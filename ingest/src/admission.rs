@@ -2,9 +2,11 @@
 //! right now, and which it refuses at once instead of queueing them.
 //!
 //! A request is admitted only while fewer than `max_in_flight` requests are
-//! being handled in all, fewer than the source's own cap are being handled
-//! for its source, and, when the source has a rate limit, its token bucket
-//! holds a token. By default each source's cap is its even share of
+//! being handled in all and fewer than the source's own cap are being
+//! handled for its source. A source's rate limit is a token bucket that
+//! only authenticated requests draw from ([`Admission::take_token`], called
+//! once the request is verified), so strangers cannot spend a provider's
+//! rate; their requests are bounded by the caps instead. By default each source's cap is its even share of
 //! `max_in_flight`, so the caps add up to the global one: a stranger who
 //! holds every slot of one source, or of all sources but one, still leaves
 //! the last one its whole share. Otherwise it is refused before anything is read: a 503
@@ -116,9 +118,10 @@ impl Admission {
         }
     }
 
-    /// Admits a request of `source` at `now`, or refuses it at once. An
-    /// unknown source is never admitted (it is answered 404 before this).
-    pub fn admit(&self, source: &str, now: Instant) -> Result<Admitted, Refusal> {
+    /// Admits a request of `source` within the in-flight caps, or refuses
+    /// it at once. An unknown source is never admitted (it is answered 404
+    /// before this).
+    pub fn admit(&self, source: &str) -> Result<Admitted, Refusal> {
         let gate = self.sources.get(source).ok_or(Refusal::Overloaded)?;
         let source_permit = Arc::clone(&gate.in_flight)
             .try_acquire_owned()
@@ -126,18 +129,25 @@ impl Admission {
         let global_permit = Arc::clone(&self.global)
             .try_acquire_owned()
             .map_err(|_| Refusal::Overloaded)?;
-        if let Some(bucket) = &gate.bucket {
-            // A poisoned lock only means another request panicked while it
-            // held the bucket; its state is still a valid bucket.
-            let mut bucket = bucket
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            bucket.take(now).map_err(Refusal::RateLimited)?;
-        }
         Ok(Admitted {
             _global: global_permit,
             _source: source_permit,
         })
+    }
+
+    /// Takes a token from `source`'s rate limit at `now` for a verified
+    /// request, or refuses it (a source without a rate limit always has
+    /// one).
+    pub fn take_token(&self, source: &str, now: Instant) -> Result<(), Refusal> {
+        let Some(bucket) = self.sources.get(source).and_then(|g| g.bucket.as_ref()) else {
+            return Ok(());
+        };
+        // A poisoned lock only means another request panicked while it held
+        // the bucket; its state is still a valid bucket.
+        let mut bucket = bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        bucket.take(now).map_err(Refusal::RateLimited)
     }
 }
 
@@ -222,24 +232,19 @@ mod tests {
         let now = Instant::now();
         let admission = Admission::new(&settings(3, 2), now);
         let held: Vec<_> = (0..2)
-            .map(|_| admission.admit("a", now).expect("under the cap"))
+            .map(|_| admission.admit("a").expect("under the cap"))
             .collect();
+        assert_eq!(admission.admit("a").map(|_| ()), Err(Refusal::Overloaded));
+        let b = admission.admit("b").expect("another source still gets in");
         assert_eq!(
-            admission.admit("a", now).map(|_| ()),
-            Err(Refusal::Overloaded)
-        );
-        let b = admission
-            .admit("b", now)
-            .expect("another source still gets in");
-        assert_eq!(
-            admission.admit("b", now).map(|_| ()),
+            admission.admit("b").map(|_| ()),
             Err(Refusal::Overloaded),
             "the global cap (3) is reached"
         );
         drop(held);
         drop(b);
-        assert!(admission.admit("a", now).is_ok(), "slots come back");
-        assert!(admission.admit("unknown", now).is_err());
+        assert!(admission.admit("a").is_ok(), "slots come back");
+        assert!(admission.admit("unknown").is_err());
     }
 
     #[test]
@@ -252,11 +257,11 @@ mod tests {
         assert!(!caps_overcommit(&settings));
         let admission = Admission::new(&settings, now);
         let held: Vec<_> = (0..4)
-            .map(|_| admission.admit("a", now).expect("a's share"))
+            .map(|_| admission.admit("a").expect("a's share"))
             .collect();
-        assert!(admission.admit("a", now).is_err(), "a's share is spent");
+        assert!(admission.admit("a").is_err(), "a's share is spent");
         let b: Vec<_> = (0..4)
-            .map(|_| admission.admit("b", now).expect("b keeps its whole share"))
+            .map(|_| admission.admit("b").expect("b keeps its whole share"))
             .collect();
         drop((held, b));
         settings.max_in_flight_per_source = Some(6);
@@ -267,9 +272,9 @@ mod tests {
     fn a_source_may_set_its_own_cap() {
         let now = Instant::now();
         let admission = Admission::new(&settings(10, 5), now);
-        let _held = admission.admit("own-cap", now).expect("first");
+        let _held = admission.admit("own-cap").expect("first");
         assert_eq!(
-            admission.admit("own-cap", now).map(|_| ()),
+            admission.admit("own-cap").map(|_| ()),
             Err(Refusal::Overloaded)
         );
     }
@@ -278,15 +283,19 @@ mod tests {
     fn the_rate_limit_refuses_with_the_time_to_the_next_token() {
         let now = Instant::now();
         let admission = Admission::new(&settings(10, 10), now);
-        assert!(admission.admit("limited", now).is_ok());
-        assert!(admission.admit("limited", now).is_ok());
+        assert!(admission.take_token("limited", now).is_ok());
+        assert!(admission.take_token("limited", now).is_ok());
         assert_eq!(
-            admission.admit("limited", now).map(|_| ()),
+            admission.take_token("limited", now),
             Err(Refusal::RateLimited(Duration::from_millis(500)))
         );
+        assert!(admission.admit("limited").is_ok(), "the caps are apart");
         let later = now + Duration::from_millis(500);
-        assert!(admission.admit("limited", later).is_ok(), "refilled");
-        assert!(admission.admit("a", now).is_ok(), "other sources unlimited");
+        assert!(admission.take_token("limited", later).is_ok(), "refilled");
+        assert!(
+            admission.take_token("a", now).is_ok(),
+            "other sources unlimited"
+        );
     }
 
     #[test]

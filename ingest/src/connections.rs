@@ -139,6 +139,13 @@ impl ConnectionTable {
         self.len() == 0
     }
 
+    /// Closes every open connection (at the end of the drain).
+    pub fn close_all(&self) {
+        for entry in self.lock().open.values() {
+            entry.close.notify_one();
+        }
+    }
+
     /// Admits a connection opened at `now`, closing the oldest connection
     /// not handling a request if the table is full.
     pub fn admit(self: &Arc<Self>, now: Instant) -> Result<ConnectionSlot, Full> {

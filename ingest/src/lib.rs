@@ -23,6 +23,7 @@
 pub mod admission;
 pub mod connections;
 pub mod error;
+pub mod file_limit;
 pub mod handover;
 pub mod metrics;
 pub mod openapi;

@@ -33,6 +33,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = common::telemetry::init("ingest");
     let settings: IngestSettings = common::config::load("INGEST", args.config.as_deref())?;
+    let open_files = ingest::file_limit::ensure(settings.max_connections)?;
+    tracing::debug!(open_files, "open-file limit");
     let raw_topic = settings.topics.raw();
     let kafka = settings.kafka.clone();
     let topic_check = raw_topic.clone();

@@ -93,6 +93,7 @@ pub async fn serve(
         () = graceful.shutdown() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(settings.drain_timeout) => {
             tracing::warn!(timeout_ms = settings.drain_timeout.as_millis(), "drain timed out; closing the rest");
+            table.close_all();
         }
     }
 }

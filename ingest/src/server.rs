@@ -4,15 +4,16 @@
 //! a stranger's request costs is bounded by our configuration: find the
 //! source (404); check the content type (415) and the declared size (413),
 //! permanent refusals that must not turn into a 503 under load; admit the
-//! request within the in-flight caps and the source's rate limit (503 /
-//! 429, at once, nothing read); run every check that
-//! needs only the headers, the query or the peer address (401 / 403,
-//! before the body is read); read the body with the limit enforced while
-//! streaming (413, or 408 past the read deadline); verify the signatures
-//! over the raw bytes (401; off the async workers for large bodies); only
-//! then parse it as JSON (400), publish, and answer 200 only after Kafka's
-//! acknowledgement, or 503 once the acknowledgement bound has passed. A body
-//! Kafka refuses for its size is a 413, never a 503: retrying cannot help.
+//! request within the in-flight caps (503, at once, nothing read); run
+//! every check that needs only the headers, the query or the peer address
+//! (401 / 403, before the body is read); read the body with the limit
+//! enforced while streaming (413, or 408 past the read deadline); verify
+//! the signatures over the raw bytes (401; off the async workers for large
+//! bodies); parse it as JSON (400); only then take a token from the
+//! source's rate limit (429: strangers cannot spend a provider's rate),
+//! publish, and answer 200 only after Kafka's acknowledgement, or 503 once
+//! the acknowledgement bound has passed. A body Kafka refuses for its size
+//! is a 413, never a 503: retrying cannot help.
 //!
 //! The operator endpoints are in [`crate::operator`], on their own listener.
 
@@ -235,9 +236,23 @@ async fn receive(
     result
 }
 
+/// The answer to a request the admission refused.
+fn shed(state: &AppState, refusal: Refusal) -> IngestError {
+    match refusal {
+        Refusal::Overloaded => IngestError::Overloaded {
+            retry_after_secs: state.retry_after_secs,
+        },
+        Refusal::RateLimited(wait) => IngestError::RateLimited {
+            retry_after_secs: admission::retry_after_secs(wait),
+        },
+    }
+}
+
 /// Logs and counts a failed check, and turns it into its answer.
 fn refused(state: &AppState, source_name: &str, failure: VerifyFailure) -> IngestError {
-    tracing::info!(source = %source_name, reason = failure.reason(), "verification failed");
+    // Counted in metrics; one log line per refusal would let a flood fill
+    // the logs, so it is a debug line.
+    tracing::debug!(source = %source_name, reason = failure.reason(), "verification failed");
     state
         .metrics
         .verification_failure(source_name, failure.reason());
@@ -340,15 +355,8 @@ async fn handle(
     }
     let _admitted = state
         .admission
-        .admit(source_name, Instant::now())
-        .map_err(|refusal| match refusal {
-            Refusal::Overloaded => IngestError::Overloaded {
-                retry_after_secs: state.retry_after_secs,
-            },
-            Refusal::RateLimited(wait) => IngestError::RateLimited {
-                retry_after_secs: admission::retry_after_secs(wait),
-            },
-        })?;
+        .admit(source_name)
+        .map_err(|refusal| shed(state, refusal))?;
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -387,6 +395,11 @@ async fn handle(
             BodyRefusal::Verify(failure) => refused(state, source_name, failure),
             BodyRefusal::NotJson(message) => IngestError::NotJson(message),
         })?;
+    // Only a verified request spends the source's rate.
+    state
+        .admission
+        .take_token(source_name, Instant::now())
+        .map_err(|refusal| shed(state, refusal))?;
 
     let request_id = uuid::Uuid::new_v4().to_string();
     // The root of the webhook's trace. A sender's valid `traceparent` is

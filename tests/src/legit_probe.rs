@@ -1,6 +1,7 @@
 //! A provider that keeps sending while ingest is attacked: correctly signed
-//! requests to the `generic` source, one after the other, and `/healthz`
-//! polled on ingest's operator address. The attack tests assert that every
+//! requests to the `generic` source, one after the other on a kept-alive
+//! connection opened before the attack, and `/healthz` polled on ingest's
+//! operator address. The attack tests assert that every
 //! one of its requests was stored and answered 200 inside the providers' 5 s
 //! budget, and that ingest answered its health check throughout.
 
@@ -68,18 +69,23 @@ pub struct LegitProbe {
 }
 
 impl LegitProbe {
-    /// Starts sending to `pipeline`'s ingest, on clients of its own.
-    pub fn start(pipeline: &Pipeline) -> Self {
+    /// Starts sending to `pipeline`'s ingest, on clients of its own; returns
+    /// once its connection is open and its first webhook answered, so that
+    /// an attack started next finds it there, as it would find a provider's
+    /// kept-alive connection.
+    pub async fn start(pipeline: &Pipeline) -> Self {
         let (stop, stopped) = watch::channel(false);
         let http = reqwest::Client::builder()
             .timeout(BUDGET + Duration::from_secs(1))
             .build()
             .expect("http client");
         let url = format!("{}/webhooks/generic", pipeline.ingest_url);
+        let (answered, first_answered) = tokio::sync::oneshot::channel::<()>();
         let webhooks = {
             let stopped = stopped.clone();
             let http = http.clone();
             tokio::spawn(async move {
+                let mut answered = Some(answered);
                 let mut seen = Vec::new();
                 let mut n = 0u64;
                 while !*stopped.borrow() {
@@ -104,6 +110,9 @@ impl LegitProbe {
                         .await
                         .map_or(0, |r| r.status().as_u16());
                     seen.push((status, started.elapsed()));
+                    if let Some(answered) = answered.take() {
+                        let _ = answered.send(());
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 seen
@@ -127,6 +136,7 @@ impl LegitProbe {
             }
             (checks, failures)
         });
+        let _ = tokio::time::timeout(BUDGET, first_answered).await;
         Self {
             stop,
             webhooks,
