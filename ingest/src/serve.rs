@@ -31,12 +31,6 @@ use tower::ServiceExt as _;
 
 use crate::connections::{ConnectionSlot, ConnectionTable};
 
-/// hyper's smallest read buffer; `max_buf_size` may not go below it.
-const MIN_BUFFER_BYTES: usize = 8192;
-
-/// Read buffer per connection: the body streams through it.
-const READ_BUFFER_BYTES: usize = 64 * 1024;
-
 /// Most headers in one request.
 const MAX_HEADERS: usize = 64;
 
@@ -125,12 +119,10 @@ fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout)
         .max_header_size(settings.max_header_bytes)
-        .max_headers(MAX_HEADERS)
-        .max_buf_size(
-            READ_BUFFER_BYTES
-                .max(settings.max_header_bytes)
-                .max(MIN_BUFFER_BYTES),
-        );
+        .max_headers(MAX_HEADERS);
+    // hyper's read buffer stays at its default (about 400 KiB): with a
+    // smaller one, a client still writing an oversize body met a closed
+    // socket before it could read its 413.
     let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
     // Detached: the graceful watcher, not the handle, tracks it.
     drop(tokio::spawn(async move {
