@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     .copied()
     .unwrap_or(1);
     let producer_config = settings.kafka.producer();
-    check_record_size(&settings, &producer_config, &raw_topic).await?;
+    check_record_size(&settings, &raw_topic).await?;
     let producer: FutureProducer = producer_config
         .create()
         .context("cannot create the Kafka producer")?;
@@ -133,21 +133,12 @@ fn parse_address(name: &str, text: &str) -> anyhow::Result<SocketAddr> {
 
 /// Refuses to start when a body ingest would accept could be refused by
 /// the producer or the raw topic for its size (see `ingest::size_limit`).
-async fn check_record_size(
-    settings: &IngestSettings,
-    producer: &rdkafka::ClientConfig,
-    raw_topic: &str,
-) -> anyhow::Result<()> {
+async fn check_record_size(settings: &IngestSettings, raw_topic: &str) -> anyhow::Result<()> {
     use ingest::size_limit::{self, KAFKA_DEFAULT_MAX_MESSAGE_BYTES, RecordLimits};
     let parse = |what: &str, value: &str| {
         value
             .parse::<usize>()
             .with_context(|| format!("{what} `{value}` is not a number of bytes"))
-    };
-    let producer_limit = match producer.get("message.max.bytes") {
-        Some(value) => parse("message.max.bytes", value)?,
-        // librdkafka's default.
-        None => 1_000_000,
     };
     let topic_limit = match common::kafka::topic_config(
         &settings.kafka,
@@ -164,7 +155,8 @@ async fn check_record_size(
         settings.body_limit_bytes,
         settings.max_header_bytes,
         RecordLimits {
-            producer: producer_limit,
+            // Applied to the producer as `message.max.bytes`.
+            producer: settings.kafka.message_max_bytes,
             topic: topic_limit,
         },
         raw_topic,

@@ -29,10 +29,8 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
-use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use serde::de::IgnoredAny;
 use tokio::sync::Semaphore;
@@ -320,13 +318,7 @@ async fn check_body_off_runtime(
 /// Whether Kafka refused a record for its size (locally, against the
 /// producer's `message.max.bytes`, or at the broker): permanent, a 413.
 fn is_too_large(error: &HandoverError) -> bool {
-    matches!(error, HandoverError::Kafka(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge))
-        || matches!(
-            error,
-            HandoverError::Kafka(KafkaError::MessageProduction(
-                RDKafkaErrorCode::MessageSizeTooLarge
-            ))
-        )
+    matches!(error, HandoverError::Kafka(e) if common::produce::is_size_error(e))
 }
 
 async fn handle(
