@@ -9,7 +9,6 @@
 pub mod admin;
 pub mod config;
 pub mod dead_letter;
-pub mod headers;
 pub mod instruments;
 pub mod isolated_pipeline;
 pub mod kafka;
@@ -20,3 +19,8 @@ pub mod telemetry;
 pub mod topics;
 pub mod trace_context;
 pub mod traceparent;
+
+pub use contract::ProviderKind;
+/// The Kafka header names (they live in the `contract` crate with
+/// [`ProviderKind`]).
+pub use contract::headers;

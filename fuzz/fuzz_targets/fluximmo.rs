@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|body: &[u8]| {
-    normalize_fuzz::check("fluximmo", None, body);
+    normalize_fuzz::check(normalize::providers::ProviderKind::Fluximmo, None, body);
 });

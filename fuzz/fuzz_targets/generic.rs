@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|body: &[u8]| {
-    normalize_fuzz::check("generic", None, body);
+    normalize_fuzz::check(normalize::providers::ProviderKind::Generic, None, body);
 });

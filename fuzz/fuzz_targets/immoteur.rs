@@ -10,5 +10,5 @@ libfuzzer_sys::fuzz_target!(|body: &[u8]| {
         .len()
         .is_multiple_of(2)
         .then_some("6f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f");
-    normalize_fuzz::check("immoteur", event_id, body);
+    normalize_fuzz::check(normalize::providers::ProviderKind::Immoteur, event_id, body);
 });

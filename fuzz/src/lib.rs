@@ -6,12 +6,12 @@
 
 #![forbid(unsafe_code)]
 
-use normalize::providers::{Limits, RawContext, parse};
+use normalize::providers::{Limits, ProviderKind, RawContext, parse};
 
 /// Parses `body` as `provider` would send it and encodes every event.
-pub fn check(provider: &str, event_id: Option<&str>, body: &[u8]) {
+pub fn check(provider: ProviderKind, event_id: Option<&str>, body: &[u8]) {
     let context = RawContext {
-        source: provider,
+        source: provider.as_str(),
         provider,
         event_id,
         received_at_ms: 1_700_000_000_000,

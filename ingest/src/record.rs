@@ -25,10 +25,6 @@ pub struct Arrival<'a> {
     pub traceparent: &'a str,
 }
 
-/// Header carrying the provider kind (added to the DESIGN.md set so
-/// normalize picks the parser without its own copy of the source list).
-pub const PROVIDER: &str = "provider";
-
 /// The record key: `<source>:<event id>` when the request carries one.
 pub fn key(arrival: &Arrival<'_>) -> Option<String> {
     arrival
@@ -42,7 +38,7 @@ pub fn key(arrival: &Arrival<'_>) -> Option<String> {
 pub fn headers(arrival: &Arrival<'_>) -> Vec<(&'static str, String)> {
     let mut out = vec![
         (headers::SOURCE, arrival.source.to_string()),
-        (PROVIDER, arrival.provider.to_string()),
+        (headers::PROVIDER, arrival.provider.to_string()),
         (headers::CONTENT_TYPE, arrival.content_type.to_string()),
         (headers::RECEIVED_AT, arrival.received_at_ms.to_string()),
         (headers::REQUEST_ID, arrival.request_id.to_string()),

@@ -183,34 +183,8 @@ impl SourceSettings {
     }
 }
 
-/// Provider kinds ingest knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    /// The generic HMAC "real-estate platform" envelope.
-    Generic,
-    /// Fluximmo alerts.
-    Fluximmo,
-    /// Stream.estate.
-    StreamEstate,
-    /// Immoteur.
-    Immoteur,
-    /// Standard Webhooks senders.
-    StandardWebhooks,
-}
-
-impl ProviderKind {
-    /// The kind's name as configured and as sent in the `provider` header.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Generic => "generic",
-            Self::Fluximmo => "fluximmo",
-            Self::StreamEstate => "stream-estate",
-            Self::Immoteur => "immoteur",
-            Self::StandardWebhooks => "standard-webhooks",
-        }
-    }
-}
+/// Provider kinds ingest knows: the one list, shared by every stage.
+pub use common::ProviderKind;
 
 /// A verification check, by kind. Each kind is one file in `src/verify/`.
 #[derive(Debug, Clone, Deserialize)]

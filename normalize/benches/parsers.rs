@@ -48,7 +48,9 @@ fn parsers(c: &mut Criterion) {
     for &(provider, name, body, event_id) in FIXTURES {
         let context = RawContext {
             source: provider,
-            provider,
+            provider: provider
+                .parse()
+                .unwrap_or_else(|e| panic!("bench fixture: {e}")),
             event_id,
             received_at_ms: 1_700_000_000_000,
             topic: "webhooks.raw",

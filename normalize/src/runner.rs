@@ -558,7 +558,9 @@ pub(crate) fn parse_message<M: Message>(
 ) -> Result<Vec<PropertyEvent>, ParseError> {
     let source =
         header_str(message, headers::SOURCE).ok_or(ParseError::MissingHeader(headers::SOURCE))?;
-    let provider = header_str(message, "provider").ok_or(ParseError::MissingHeader("provider"))?;
+    let provider = header_str(message, headers::PROVIDER)
+        .ok_or(ParseError::MissingHeader(headers::PROVIDER))
+        .and_then(providers::provider_kind)?;
     let received_at_ms = header_str(message, headers::RECEIVED_AT)
         .and_then(|v| v.parse().ok())
         .or_else(|| message.timestamp().to_millis())

@@ -11,6 +11,7 @@
 
 pub mod codec;
 pub mod property_event;
+mod provider;
 pub mod sample;
 pub mod wire;
 

@@ -112,16 +112,12 @@ pub fn one_per_dedupe_key(events: &[EventToWrite]) -> Vec<&EventToWrite> {
     out
 }
 
-/// The provider as stored (kebab-case, as configured in ingest).
+/// The provider as stored: its [`common::ProviderKind`] name (as configured
+/// in ingest), or `unknown` for a symbol this reader does not know.
 pub fn provider_name(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Generic => "generic",
-        Provider::Fluximmo => "fluximmo",
-        Provider::StreamEstate => "stream-estate",
-        Provider::Immoteur => "immoteur",
-        Provider::StandardWebhooks => "standard-webhooks",
-        Provider::Unknown => "unknown",
-    }
+    provider
+        .kind()
+        .map_or("unknown", common::ProviderKind::as_str)
 }
 
 /// The snapshot as the `jsonb` document stored in `properties.snapshot`.

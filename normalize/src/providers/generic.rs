@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::event::new_event;
 use super::json::{body_object, first_time, int, number, rfc3339_ms, text};
-use super::{ParseError, RawContext};
+use super::{ParseError, ProviderKind, RawContext};
 
 /// Square feet to square metres.
 const M2_PER_SQFT: f64 = 0.092_903_04;
@@ -76,7 +76,7 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     };
     snapshot.first_seen_at = rfc3339_ms(property.get("createdAt"), "data.property.createdAt").ok();
 
-    let provider = if context.provider == "standard-webhooks" {
+    let provider = if context.provider == ProviderKind::StandardWebhooks {
         Provider::StandardWebhooks
     } else {
         Provider::Generic

@@ -1,7 +1,9 @@
 //! Provider parsers: `(raw record) -> Result<Vec<PropertyEvent>, ParseError>`.
 //!
-//! Adding a provider means adding one module here and one arm in [`parse`],
-//! which dispatches on the `provider` Kafka header ingest sets. A record may
+//! Adding a provider means adding one module here and one arm in
+//! [`parser_for`], which the compiler asks for as soon as the provider is a
+//! [`ProviderKind`]; normalize's loop reads the kind from the `provider`
+//! Kafka header ingest sets (README, "Adding a provider"). A record may
 //! yield several events (a Fluximmo delivery lists many properties) or none
 //! (a Fluximmo delivery whose lists are both empty: nothing happened, so
 //! nothing is produced and nothing is dead-lettered).
@@ -26,6 +28,7 @@ pub mod stream_estate;
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use contract::ProviderKind;
 use schemas::PropertyEvent;
 use serde::Deserialize;
 
@@ -69,7 +72,7 @@ pub struct RawContext<'a> {
     /// Configured source (the `source` header).
     pub source: &'a str,
     /// Provider kind (the `provider` header).
-    pub provider: &'a str,
+    pub provider: ProviderKind,
     /// The provider's event id (the `event-id` header), when it sent one.
     pub event_id: Option<&'a str>,
     /// Arrival at ingest, Unix ms.
@@ -146,19 +149,54 @@ impl ParseError {
     }
 }
 
+/// A provider's parser: the module that holds it (its file under
+/// `src/providers/`, and by that name its fixtures, golden files and fuzz
+/// target) and its entry point.
+#[derive(Debug, Clone, Copy)]
+pub struct Parser {
+    /// Module name, e.g. `stream_estate`.
+    pub module: &'static str,
+    /// `(raw record) -> events or the reason there are none`.
+    pub parse: fn(&RawContext<'_>, &[u8]) -> Result<Vec<PropertyEvent>, ParseError>,
+}
+
+/// The parser of each provider kind. Exhaustive: a new [`ProviderKind`]
+/// does not compile until it has one.
+pub fn parser_for(kind: ProviderKind) -> Parser {
+    match kind {
+        ProviderKind::Generic | ProviderKind::StandardWebhooks => Parser {
+            module: "generic",
+            parse: generic::parse,
+        },
+        ProviderKind::Fluximmo => Parser {
+            module: "fluximmo",
+            parse: fluximmo::parse,
+        },
+        ProviderKind::StreamEstate => Parser {
+            module: "stream_estate",
+            parse: stream_estate::parse,
+        },
+        ProviderKind::Immoteur => Parser {
+            module: "immoteur",
+            parse: immoteur::parse,
+        },
+    }
+}
+
 /// Parses one raw record with the parser of its provider kind. Whatever the
 /// parser, more events than `limits.max_events_per_record` is an error (a
 /// parser that can yield many counts them before building any).
 pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>, ParseError> {
-    let events = match context.provider {
-        "generic" | "standard-webhooks" => generic::parse(context, body),
-        "fluximmo" => fluximmo::parse(context, body),
-        "stream-estate" => stream_estate::parse(context, body),
-        "immoteur" => immoteur::parse(context, body),
-        other => Err(ParseError::UnknownProvider(other.to_string())),
-    }?;
+    let events = (parser_for(context.provider).parse)(context, body)?;
     at_most_events(events.len(), &context.limits)?;
     Ok(events)
+}
+
+/// The kind named by a `provider` header, or `UnknownProvider`.
+pub fn provider_kind(header: &str) -> Result<ProviderKind, ParseError> {
+    header
+        .parse()
+        .map_err(|_| ParseError::UnknownProvider(header.to_string()))
 }
 
 /// `Err(TooManyEvents)` when `count` is over the limit.

@@ -14,7 +14,9 @@ use super::{Limits, ParseError, RawContext};
 pub(crate) fn context(provider: &'static str) -> RawContext<'static> {
     RawContext {
         source: provider,
-        provider,
+        provider: provider
+            .parse()
+            .unwrap_or_else(|e| panic!("test context: {e}")),
         event_id: None,
         received_at_ms: 1_767_225_600_000,
         topic: "webhooks.raw",

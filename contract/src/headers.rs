@@ -7,6 +7,9 @@
 
 /// Configured source name (the URL segment).
 pub const SOURCE: &str = "source";
+/// Provider kind of the source ([`crate::ProviderKind::as_str`]); normalize
+/// picks the parser by it, without its own copy of the source list.
+pub const PROVIDER: &str = "provider";
 /// Content type of the webhook request.
 pub const CONTENT_TYPE: &str = "content-type";
 /// Arrival time at ingest, Unix milliseconds, decimal.

@@ -1,0 +1,15 @@
+//! The names every stage of the pipeline agrees on, in one small crate that
+//! ingest, normalize, dedupe, the sink and the schema all depend on:
+//!
+//! - [`ProviderKind`]: the providers the pipeline has a parser for. Ingest
+//!   reads it from a source's settings and writes it in the
+//!   [`headers::PROVIDER`] header of every raw record; normalize dispatches
+//!   on it; the Avro schema's `Provider` enum converts from it. Adding a
+//!   variant makes the compiler point at every `match` that must handle it
+//!   (README, "Adding a provider").
+//! - [`headers`]: the Kafka header names, the contract between stages.
+
+pub mod headers;
+mod provider_kind;
+
+pub use provider_kind::{ProviderKind, UnknownProviderKind};
