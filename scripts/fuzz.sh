@@ -7,8 +7,9 @@
 #
 # A target fails on a panic or on an event that does not fit the Avro
 # schema; the failing input is kept under fuzz/artifacts/<target>/ and the
-# script exits non-zero. Each run starts from the provider fixtures
-# (tests/fixtures/) plus what earlier runs found, kept under the cache.
+# script exits non-zero. Each run starts from the parser's fixtures
+# (tests/fixtures/<target in kebab-case>/*.json) plus what earlier runs
+# found, kept under the cache.
 # cargo-fuzz is installed from crates.io once, cached by version under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/estate-pipeline/, with its build directory.
 # The toolchain is stable: RUSTC_BOOTSTRAP=1 lets it take the sanitizer
@@ -20,7 +21,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/estate-pipeline"
 CARGO_FUZZ="$CACHE/cargo-fuzz-$CARGO_FUZZ_VERSION/bin/cargo-fuzz"
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
   exit 0
 fi
 SECONDS_PER_TARGET="${1:-60}"
@@ -40,18 +41,19 @@ fi
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="$CACHE/fuzz-target"
 cd "$ROOT"
-declare -A SEEDS=(
-  [generic]="tests/fixtures/generic"
-  [fluximmo]="tests/fixtures/fluximmo"
-  [stream_estate]="tests/fixtures/stream-estate"
-  [immoteur]="tests/fixtures/immoteur"
-)
 echo "==> building the fuzz targets" >&2
 "$CARGO_FUZZ" build -O >&2
 for target in $("$CARGO_FUZZ" list); do
   corpus="$CACHE/fuzz-corpus/$target"
   mkdir -p "$corpus"
-  cp "${SEEDS[$target]:?no seeds for target $target}"/*.json "$corpus/"
+  # A target is named after its parser's module (stream_estate); the
+  # parser's fixtures are in the module's kebab-case folder (stream-estate).
+  seeds="tests/fixtures/${target//_/-}"
+  compgen -G "$seeds/*.json" >/dev/null || {
+    echo "error: fuzz target $target has no seeds: no $seeds/*.json (name the folder after the parser)" >&2
+    exit 1
+  }
+  cp "$seeds"/*.json "$corpus/"
   log="$CACHE/fuzz-$target.log"
   echo "==> fuzzing $target for ${SECONDS_PER_TARGET} s" >&2
   if ! "$CARGO_FUZZ" run -O "$target" "$corpus" -- \

@@ -7,6 +7,8 @@
 //! service processes, which it can kill (`SIGKILL`) and restart. Tests
 //! therefore run in parallel without seeing each other's records.
 
+#[cfg(test)]
+mod hand_kept_lists;
 pub mod legit_probe;
 pub mod otlp;
 
@@ -1056,57 +1058,5 @@ impl Drop for Pipeline {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-    use std::path::Path;
-
-    /// An integration test file not listed as a `[[test]]` in this
-    /// package's Cargo.toml is never built nor run, and nothing would say
-    /// so: this test names it, and a listed file that is gone.
-    #[test]
-    fn every_test_file_is_listed_in_cargo_toml() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let manifest: toml::Value = toml::from_str(
-            &std::fs::read_to_string(dir.join("Cargo.toml")).expect("read tests/Cargo.toml"),
-        )
-        .expect("tests/Cargo.toml parses");
-        let listed: BTreeSet<String> = manifest
-            .get("test")
-            .and_then(toml::Value::as_array)
-            .map(|tests| {
-                tests
-                    .iter()
-                    .filter_map(|t| t.get("path").and_then(toml::Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let on_disk: BTreeSet<String> = std::fs::read_dir(dir)
-            .expect("read the tests directory")
-            .filter_map(Result::ok)
-            .map(|entry| entry.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.ends_with(".rs"))
-            .collect();
-        let unlisted: Vec<String> = on_disk
-            .difference(&listed)
-            .map(|file| {
-                let name = file.trim_end_matches(".rs");
-                format!("[[test]]\nname = \"{name}\"\npath = \"{file}\"")
-            })
-            .collect();
-        assert!(
-            unlisted.is_empty(),
-            "test files that never run; add to tests/Cargo.toml:\n\n{}",
-            unlisted.join("\n\n")
-        );
-        let missing: Vec<&String> = listed.difference(&on_disk).collect();
-        assert!(
-            missing.is_empty(),
-            "listed in tests/Cargo.toml but gone: {missing:?}"
-        );
     }
 }

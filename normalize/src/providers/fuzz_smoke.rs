@@ -1,5 +1,6 @@
 //! Bounded, deterministic fuzzing of every parser, run as a unit test until
-//! a `cargo fuzz` target exists: each fixture is mutated thousands of times,
+//! a `cargo fuzz` target exists: each fixture of every parser (found from
+//! [`ProviderKind::ALL`] and the fixture folders) is mutated thousands of times,
 //! as bytes (flips, truncations, splices) and as JSON (any node replaced by
 //! null, a number, a string, an array, an object or deep nesting), and
 //! every outcome must be events that fit the schema or a `ParseError`,
@@ -8,7 +9,7 @@
 use serde_json::{Value, json};
 
 use super::testing::{context, fixture};
-use super::{RawContext, parse};
+use super::{ProviderKind, RawContext, parse, parser_for};
 
 /// A small deterministic generator (xorshift64*): reproducible runs, no dependency.
 struct Rng(u64);
@@ -26,13 +27,37 @@ impl Rng {
     }
 }
 
-const CASES: [(&str, &str); 5] = [
-    ("generic", "generic/property.created.json"),
-    ("generic", "generic/appointment.scheduled.json"),
-    ("fluximmo", "fluximmo/webhook-properties.json"),
-    ("stream-estate", "stream-estate/ad.update.price.json"),
-    ("immoteur", "immoteur/property-notification.json"),
-];
+/// Every parser (once, by the first kind that uses it) with every fixture
+/// in its folder: `(provider name, fixture path under tests/fixtures/)`.
+fn cases() -> Vec<(&'static str, String)> {
+    let mut modules = Vec::new();
+    let mut out = Vec::new();
+    for &kind in ProviderKind::ALL {
+        let parser = parser_for(kind);
+        if modules.contains(&parser.module) {
+            continue;
+        }
+        modules.push(parser.module);
+        let dir = parser.fixture_dir();
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(&dir);
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", folder.display()))
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".json"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no fixture in {}", folder.display());
+        out.extend(
+            files
+                .into_iter()
+                .map(|f| (kind.as_str(), format!("{dir}/{f}"))),
+        );
+    }
+    out
+}
 
 fn check(context: &RawContext<'_>, body: &[u8]) {
     if let Ok(events) = parse(context, body) {
@@ -83,10 +108,10 @@ fn replacement(rng: &mut Rng) -> Value {
 #[test]
 fn mutated_json_never_panics_a_parser() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for (provider, path) in CASES {
+    for (provider, path) in cases() {
         let mut c = context(provider);
         c.event_id = Some("fuzz-event");
-        let original: Value = serde_json::from_slice(&fixture(path)).unwrap_or(Value::Null);
+        let original: Value = serde_json::from_slice(&fixture(&path)).unwrap_or(Value::Null);
         let mut all = Vec::new();
         pointers(&original, String::new(), &mut all);
         for _ in 0..1000 {
@@ -105,9 +130,9 @@ fn mutated_json_never_panics_a_parser() {
 #[test]
 fn mutated_bytes_never_panic_a_parser() {
     let mut rng = Rng(0x0123_4567_89ab_cdef);
-    for (provider, path) in CASES {
+    for (provider, path) in cases() {
         let c = context(provider);
-        let original = fixture(path);
+        let original = fixture(&path);
         for _ in 0..1000 {
             let mut body = original.clone();
             match rng.below(3) {

@@ -149,15 +149,27 @@ impl ParseError {
     }
 }
 
-/// A provider's parser: the module that holds it (its file under
-/// `src/providers/`, and by that name its fixtures, golden files and fuzz
-/// target) and its entry point.
+/// A provider's parser: the module that holds it and its entry point. The
+/// module's name names everything that comes with a parser, which a test of
+/// the workspace checks for every [`ProviderKind`]: its file
+/// `src/providers/<module>.rs`, its fuzz target `fuzz/fuzz_targets/<module>.rs`,
+/// and, under [`Parser::fixture_dir`], its fixtures
+/// (`tests/fixtures/<dir>/*.json`) and golden files
+/// (`normalize/tests/golden/<dir>.<fixture>.json`).
 #[derive(Debug, Clone, Copy)]
 pub struct Parser {
     /// Module name, e.g. `stream_estate`.
     pub module: &'static str,
     /// `(raw record) -> events or the reason there are none`.
     pub parse: fn(&RawContext<'_>, &[u8]) -> Result<Vec<PropertyEvent>, ParseError>,
+}
+
+impl Parser {
+    /// The folder of the parser's fixtures, and the prefix of its golden
+    /// files: the module name in kebab-case, e.g. `stream-estate`.
+    pub fn fixture_dir(&self) -> String {
+        self.module.replace('_', "-")
+    }
 }
 
 /// The parser of each provider kind. Exhaustive: a new [`ProviderKind`]
