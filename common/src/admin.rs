@@ -1,5 +1,7 @@
 //! The consumer stages' small HTTP endpoint: `GET /metrics` (Prometheus
-//! text) and `GET /health` (200 while the process runs, for container
+//! text) and `GET /health` (200 while the loop makes progress or has
+//! nothing to read; 503 with the reason when it is stalled with lag or
+//! stopped on a problem, see [`crate::stage_loop::Liveness`]; for container
 //! healthchecks), on the stage's `metrics_listen` address. It also samples
 //! the consumer group's lag per input partition every few seconds, on its
 //! own Kafka client, so the stage's loop never waits for it.
@@ -32,7 +34,20 @@ pub async fn serve(listen: &str, metrics: Arc<StageMetrics>) -> anyhow::Result<S
         .with_context(|| format!("cannot listen on {listen} for /metrics"))?;
     let address = listener.local_addr()?;
     let router = Router::new()
-        .route("/health", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route("/health", {
+            let metrics = Arc::clone(&metrics);
+            get(move || {
+                let health = metrics.liveness.health();
+                async move {
+                    let status = if health.is_healthy() {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, format!("{}\n", health.describe()))
+                }
+            })
+        })
         .route(
             "/metrics",
             get(move || {
@@ -94,13 +109,17 @@ fn sample_once(client: &BaseConsumer, topic: &str, metrics: &StageMetrics) -> an
         }
     }
     let committed = client.committed_offsets(query, LAG_TIMEOUT)?;
+    let mut total = 0i64;
     for element in committed.elements() {
         let (low, high) = client.fetch_watermarks(topic, element.partition(), LAG_TIMEOUT)?;
         let position = match element.offset() {
             Offset::Offset(offset) => offset,
             _ => low,
         };
-        metrics.set_lag(topic, element.partition(), (high - position).max(0));
+        let lag = (high - position).max(0);
+        total = total.saturating_add(lag);
+        metrics.set_lag(topic, element.partition(), lag);
     }
+    metrics.liveness.set_lag(total);
     Ok(())
 }

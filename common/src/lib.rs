@@ -14,6 +14,7 @@ pub mod isolated_pipeline;
 pub mod kafka;
 pub mod produce;
 pub mod shutdown;
+pub mod stage_loop;
 pub mod stage_metrics;
 pub mod telemetry;
 pub mod topics;

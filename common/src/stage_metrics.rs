@@ -6,9 +6,14 @@
 //! latency) through [`StageMetricsBuilder`]. Names are prefixed with the
 //! stage (`normalize_records_in_total`, ...).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::instruments::{Counter, GaugeFamily, Histogram, Instruments, exponential_bounds};
+use crate::stage_loop::Liveness;
+
+/// How long a loop may make no progress while it has lag before `/health`
+/// calls it stalled, unless the stage sets its own.
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(120);
 
 /// A stage's metrics, shared by its loop and its HTTP endpoint; each is
 /// also pushed over OTLP when telemetry export is on.
@@ -27,6 +32,9 @@ pub struct StageMetrics {
     pub batch_seconds: Histogram,
     /// The group's lag per input partition (high watermark − committed).
     lag: GaugeFamily,
+    /// Progress and problems of the loop, for `/health` ([`Self::batch`]
+    /// counts as progress; the lag sampler sets the lag).
+    pub liveness: Liveness,
 }
 
 impl std::fmt::Debug for StageMetrics {
@@ -98,6 +106,7 @@ impl StageMetrics {
                 batch_size,
                 batch_seconds,
                 lag,
+                liveness: Liveness::new(DEFAULT_STALL_AFTER),
             },
         }
     }
@@ -107,6 +116,7 @@ impl StageMetrics {
         self.records_in.inc_by(size as u64);
         self.batch_size.observe(size as f64);
         self.batch_seconds.observe_duration(started.elapsed());
+        self.liveness.progressed();
     }
 
     /// Sets the sampled lag of one input partition.
