@@ -2,7 +2,9 @@
 //! configured tokens (Immoteur's personal access token). Compared in
 //! constant time against every active token.
 
-use super::{Check, Head, RequestView, Verdict, VerifyFailure, header_text, match_token};
+use super::crypto::match_token;
+use super::wire::header_text;
+use super::{Check, Head, RequestView, Verdict, VerifyFailure};
 use crate::settings::SecretBytes;
 
 /// Scheme name reported in `verify-scheme`.

@@ -8,10 +8,9 @@
 
 use hmac::Mac;
 
-use super::{
-    Check, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text, new_mac,
-    parse_unix_ms, tolerance_ms,
-};
+use super::crypto::new_mac;
+use super::wire::{check_skew, header_text, parse_unix_ms, tolerance_ms};
+use super::{Check, Head, RequestView, Verdict, VerifyFailure};
 use crate::settings::SecretBytes;
 
 /// Scheme name reported in `verify-scheme`.

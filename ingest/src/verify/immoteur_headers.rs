@@ -4,9 +4,8 @@
 //! credential by itself (the bearer token is); it bounds replays and yields
 //! the event id (record key, `event-id`) and the delivery id (`delivery-id`).
 
-use super::{
-    Check, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text, tolerance_ms,
-};
+use super::wire::{check_skew, header_text, tolerance_ms};
+use super::{Check, Head, RequestView, Verdict, VerifyFailure};
 
 /// Scheme name of this check (reported only if it is a source's only check).
 pub const SCHEME: &str = "immoteur-headers";

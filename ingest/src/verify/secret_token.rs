@@ -3,9 +3,9 @@
 //! with the token in its URL or a custom header. Compared in constant time
 //! against every active token.
 
-use super::{
-    Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, header_text, match_token,
-};
+use super::crypto::match_token;
+use super::wire::header_text;
+use super::{Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure};
 use crate::settings::SecretBytes;
 
 /// Scheme name reported in `verify-scheme`.

@@ -20,10 +20,10 @@ use hmac::Mac;
 
 use subtle::ConstantTimeEq;
 
-use super::{
-    Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text,
-    new_mac, tolerance_ms,
-};
+use super::crypto::new_mac;
+use super::fail_closed::check_secret_length;
+use super::wire::{check_skew, header_text, tolerance_ms};
+use super::{Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure};
 use crate::settings::{SecretBytes, SourceSettings};
 
 /// Scheme name reported in `verify-scheme`.
@@ -77,7 +77,7 @@ pub fn decode_secrets(
         .map(|(label, secret)| {
             let key = match decode_secret(secret.expose()) {
                 Some(hmac) => {
-                    super::check_secret_length(source, SCHEME, &label, hmac.expose())?;
+                    check_secret_length(source, SCHEME, &label, hmac.expose())?;
                     Some(Key::Hmac(hmac))
                 }
                 None => decode_public_key(secret.expose()).map(Key::Ed25519),
