@@ -7,6 +7,10 @@
 //! from an allowed address.
 
 use crate::settings::{CheckSettings, ProviderKind, SourceSettings};
+use crate::verify::bearer::BearerSettings;
+use crate::verify::hmac_timestamp::HmacSha256Settings;
+use crate::verify::secret_token::SecretTokenSettings;
+use crate::verify::standard_webhooks::StandardWebhooksSettings;
 use crate::verify::{self, CheckConfigError, hmac_timestamp, immoteur_headers, standard_webhooks};
 
 /// What to add to a request so it passes a source's checks.
@@ -34,12 +38,12 @@ pub fn sign(
     let mut immoteur = source.provider == ProviderKind::Immoteur;
     for check in &source.checks {
         match check {
-            CheckSettings::HmacSha256 {
+            CheckSettings::HmacSha256(HmacSha256Settings {
                 secrets,
                 signature_header,
                 timestamp_header,
                 ..
-            } => {
+            }) => {
                 let secret = first(name, hmac_timestamp::SCHEME, secrets, env)?;
                 push(timestamp_header, ts.clone());
                 push(
@@ -47,7 +51,7 @@ pub fn sign(
                     hmac_timestamp::sign(secret.expose(), &ts, body),
                 );
             }
-            CheckSettings::StandardWebhooks { secrets, .. } => {
+            CheckSettings::StandardWebhooks(StandardWebhooksSettings { secrets, .. }) => {
                 let secret = first(name, standard_webhooks::SCHEME, secrets, env)?;
                 let key = standard_webhooks::decode_secret(secret.expose()).ok_or_else(|| {
                     CheckConfigError::Invalid(
@@ -64,7 +68,7 @@ pub fn sign(
                 push("webhook-id", id);
                 push("webhook-timestamp", ts.clone());
             }
-            CheckSettings::Bearer { tokens } => {
+            CheckSettings::Bearer(BearerSettings { tokens }) => {
                 let token = first(name, verify::bearer::SCHEME, tokens, env)?;
                 push(
                     "authorization",
@@ -72,11 +76,11 @@ pub fn sign(
                 );
             }
             CheckSettings::ImmoteurHeaders { .. } => immoteur = true,
-            CheckSettings::SecretToken {
+            CheckSettings::SecretToken(SecretTokenSettings {
                 tokens,
                 header,
                 query: param,
-            } => {
+            }) => {
                 let token = first(name, verify::secret_token::SCHEME, tokens, env)?;
                 let token = String::from_utf8_lossy(token.expose()).into_owned();
                 match (header, param) {

@@ -2,13 +2,23 @@
 //! configured tokens (Immoteur's personal access token). Compared in
 //! constant time against every active token.
 
+use serde::Deserialize;
+
 use super::crypto::match_token;
 use super::wire::header_text;
 use super::{Check, Head, RequestView, Verdict, VerifyFailure};
-use crate::settings::SecretBytes;
+use crate::settings::{SecretBytes, SecretSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "bearer";
+
+/// A `bearer` check as configured: `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerSettings {
+    /// Tokens accepted at once (rotation).
+    pub tokens: Vec<SecretSettings>,
+}
 
 /// The configured check.
 #[derive(Debug)]

@@ -12,6 +12,11 @@ pub const MIN_SECRET_BYTES: usize = 16;
 /// Longest timestamp tolerance accepted without `allow_long_tolerance`, s.
 pub const MAX_TOLERANCE_SECS: u64 = 3600;
 
+/// The tolerance of a timestamped check that sets none, seconds.
+pub(crate) fn default_tolerance_secs() -> u64 {
+    300
+}
+
 /// Refuses a secret shorter than [`MIN_SECRET_BYTES`] unless the source
 /// allows short secrets.
 pub(crate) fn check_secret_length(

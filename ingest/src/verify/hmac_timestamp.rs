@@ -7,14 +7,41 @@
 //! does not tell which secret matched.
 
 use hmac::Mac;
+use serde::Deserialize;
 
 use super::crypto::new_mac;
+use super::fail_closed::default_tolerance_secs;
 use super::wire::{check_skew, header_text, parse_unix_ms, tolerance_ms};
 use super::{Check, Head, RequestView, Verdict, VerifyFailure};
-use crate::settings::SecretBytes;
+use crate::settings::{SecretBytes, SecretSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "hmac-sha256";
+
+/// An `hmac-sha256` check as configured: hex HMAC-SHA256(secret, timestamp
+/// + body) in a header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacSha256Settings {
+    /// Secrets accepted at once (rotation).
+    pub secrets: Vec<SecretSettings>,
+    /// Allowed distance between the sender's timestamp and now, seconds.
+    #[serde(default = "default_tolerance_secs")]
+    pub tolerance_secs: u64,
+    /// Header carrying the signature.
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+    /// Header carrying the timestamp.
+    #[serde(default = "default_timestamp_header")]
+    pub timestamp_header: String,
+}
+
+fn default_signature_header() -> String {
+    "x-webhook-signature".into()
+}
+fn default_timestamp_header() -> String {
+    "x-webhook-timestamp".into()
+}
 
 /// The configured check.
 #[derive(Debug)]

@@ -4,6 +4,9 @@
 //! credential by itself (the bearer token is); it bounds replays and yields
 //! the event id (record key, `event-id`) and the delivery id (`delivery-id`).
 
+use serde::Deserialize;
+
+use super::fail_closed::default_tolerance_secs;
 use super::wire::{check_skew, header_text, tolerance_ms};
 use super::{Check, Head, RequestView, Verdict, VerifyFailure};
 
@@ -20,6 +23,18 @@ pub const DELIVERY_ID: &str = "x-immoteur-delivery-id";
 pub const SERVICE_ID: &str = "x-immoteur-service-id";
 /// Header carrying the attempt's Unix time, seconds.
 pub const TIMESTAMP: &str = "x-immoteur-timestamp";
+
+/// An `immoteur-headers` check as configured: Immoteur's delivery headers,
+/// event, delivery and service ids (UUIDs) and a Unix-seconds timestamp
+/// within the tolerance. Added by default to every `immoteur` source;
+/// configure it only to change the tolerance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImmoteurHeadersSettings {
+    /// Allowed distance between `X-Immoteur-Timestamp` and now, seconds.
+    #[serde(default = "default_tolerance_secs")]
+    pub tolerance_secs: u64,
+}
 
 /// The configured check.
 #[derive(Debug)]

@@ -37,6 +37,7 @@ mod check;
 mod config_error;
 mod crypto;
 mod fail_closed;
+mod scheme;
 mod source_verifier;
 mod wire;
 
@@ -44,4 +45,5 @@ pub use check::{Check, Head, RequestView, Verdict, VerifyFailure};
 pub use config_error::CheckConfigError;
 pub(crate) use fail_closed::load_secrets;
 pub use fail_closed::{MAX_TOLERANCE_SECS, MIN_SECRET_BYTES};
+pub use scheme::CheckSettings;
 pub use source_verifier::{HeadVerdicts, SourceVerifier};

@@ -3,13 +3,30 @@
 //! with the token in its URL or a custom header. Compared in constant time
 //! against every active token.
 
+use serde::Deserialize;
+
 use super::crypto::match_token;
 use super::wire::header_text;
 use super::{Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure};
-use crate::settings::SecretBytes;
+use crate::settings::{SecretBytes, SecretSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "secret-token";
+
+/// A `secret-token` check as configured: a shared secret token in a header
+/// or a query parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretTokenSettings {
+    /// Tokens accepted at once (rotation).
+    pub tokens: Vec<SecretSettings>,
+    /// Header carrying the token (exactly one of `header`, `query`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Query parameter carrying the token.
+    #[serde(default)]
+    pub query: Option<String>,
+}
 
 /// Where the token is carried.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,10 +9,24 @@
 
 use std::net::IpAddr;
 
+use serde::Deserialize;
+
 use super::{Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "source-address";
+
+/// A `source-address` check as configured: the sender's address must be in
+/// one of the CIDRs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceAddressSettings {
+    /// Allowed networks, e.g. `178.238.226.136/32` (a bare address is a /32 or /128).
+    pub allow: Vec<String>,
+    /// Direct peers whose `X-Forwarded-For` is believed (reverse proxies).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
 
 /// An IP network, `address/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]

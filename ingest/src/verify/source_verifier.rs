@@ -1,7 +1,13 @@
 //! [`SourceVerifier`]: all the checks of one source, built from its settings
 //! at start, run on each request in two phases (the head, then the body).
 
+use super::bearer::BearerSettings;
 use super::fail_closed::{check_tolerance, load_checked_secrets, load_secrets};
+use super::hmac_timestamp::HmacSha256Settings;
+use super::immoteur_headers::ImmoteurHeadersSettings;
+use super::secret_token::SecretTokenSettings;
+use super::source_address::SourceAddressSettings;
+use super::standard_webhooks::StandardWebhooksSettings;
 use super::{
     Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, bearer, hmac_timestamp,
     immoteur_headers, secret_token, source_address, standard_webhooks,
@@ -47,12 +53,12 @@ impl SourceVerifier {
         let mut has_immoteur_headers = false;
         for check in &source.checks {
             match check {
-                CheckSettings::HmacSha256 {
+                CheckSettings::HmacSha256(HmacSha256Settings {
                     secrets,
                     tolerance_secs,
                     signature_header,
                     timestamp_header,
-                } => {
+                }) => {
                     check_tolerance(source, hmac_timestamp::SCHEME, *tolerance_secs)?;
                     checks.push(Box::new(hmac_timestamp::HmacTimestampCheck::new(
                         load_checked_secrets(source, hmac_timestamp::SCHEME, secrets, env)?,
@@ -61,10 +67,10 @@ impl SourceVerifier {
                         timestamp_header,
                     )));
                 }
-                CheckSettings::StandardWebhooks {
+                CheckSettings::StandardWebhooks(StandardWebhooksSettings {
                     secrets,
                     tolerance_secs,
-                } => {
+                }) => {
                     check_tolerance(source, standard_webhooks::SCHEME, *tolerance_secs)?;
                     checks.push(Box::new(standard_webhooks::StandardWebhooksCheck::new(
                         standard_webhooks::decode_secrets(
@@ -74,7 +80,7 @@ impl SourceVerifier {
                         *tolerance_secs,
                     )));
                 }
-                CheckSettings::Bearer { tokens } => {
+                CheckSettings::Bearer(BearerSettings { tokens }) => {
                     checks.push(Box::new(bearer::BearerCheck::new(load_checked_secrets(
                         source,
                         bearer::SCHEME,
@@ -82,27 +88,27 @@ impl SourceVerifier {
                         env,
                     )?)))
                 }
-                CheckSettings::ImmoteurHeaders { tolerance_secs } => {
+                CheckSettings::ImmoteurHeaders(ImmoteurHeadersSettings { tolerance_secs }) => {
                     check_tolerance(source, immoteur_headers::SCHEME, *tolerance_secs)?;
                     has_immoteur_headers = true;
                     checks.push(Box::new(immoteur_headers::ImmoteurHeadersCheck::new(
                         *tolerance_secs,
                     )));
                 }
-                CheckSettings::SecretToken {
+                CheckSettings::SecretToken(SecretTokenSettings {
                     tokens,
                     header,
                     query,
-                } => checks.push(Box::new(secret_token::SecretTokenCheck::new(
+                }) => checks.push(Box::new(secret_token::SecretTokenCheck::new(
                     name,
                     load_checked_secrets(source, secret_token::SCHEME, tokens, env)?,
                     header.as_deref(),
                     query.as_deref(),
                 )?)),
-                CheckSettings::SourceAddress {
+                CheckSettings::SourceAddress(SourceAddressSettings {
                     allow,
                     trusted_proxies,
-                } => address.push(Box::new(source_address::SourceAddressCheck::new(
+                }) => address.push(Box::new(source_address::SourceAddressCheck::new(
                     name,
                     allow,
                     trusted_proxies,

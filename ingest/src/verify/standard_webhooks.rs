@@ -17,17 +17,30 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::Mac;
-
+use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::crypto::new_mac;
-use super::fail_closed::check_secret_length;
+use super::fail_closed::{check_secret_length, default_tolerance_secs};
 use super::wire::{check_skew, header_text, tolerance_ms};
 use super::{Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure};
-use crate::settings::{SecretBytes, SourceSettings};
+use crate::settings::{SecretBytes, SecretSettings, SourceSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "standard-webhooks";
+
+/// A `standard-webhooks` check as configured: `v1` base64 HMAC-SHA256 of
+/// `id.timestamp.body` keyed with `whsec_<base64>` secrets, or `v1a`
+/// ed25519 signatures checked with `whpk_<base64>` public keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandardWebhooksSettings {
+    /// `whsec_...` secrets and `whpk_...` public keys accepted at once (rotation).
+    pub secrets: Vec<SecretSettings>,
+    /// Allowed distance between `webhook-timestamp` and now, seconds.
+    #[serde(default = "default_tolerance_secs")]
+    pub tolerance_secs: u64,
+}
 
 const ID: &str = "webhook-id";
 const TIMESTAMP: &str = "webhook-timestamp";
