@@ -4,6 +4,7 @@
 //! name.
 
 use super::CheckConfigError;
+use crate::send::SignRequest;
 use crate::settings::{SecretBytes, SecretSettings, SourceSettings};
 
 /// Shortest secret or token accepted without `allow_short_secrets`, bytes.
@@ -69,6 +70,22 @@ pub(crate) fn load_checked_secrets(
         check_secret_length(source, scheme, label, secret.expose())?;
     }
     Ok(loaded)
+}
+
+/// Loads the first of a check's secrets (the current one in a rotation),
+/// to sign with; an empty list fails closed.
+pub(crate) fn load_first(
+    request: &SignRequest<'_>,
+    scheme: &'static str,
+    secrets: &[SecretSettings],
+) -> Result<SecretBytes, CheckConfigError> {
+    let source = request.source.name.as_str();
+    let first = secrets.get(..1).unwrap_or(&[]);
+    let mut loaded = load_secrets(source, scheme, first, request.env)?;
+    loaded
+        .pop()
+        .map(|(_, secret)| secret)
+        .ok_or_else(|| CheckConfigError::NoSecret(source.to_string(), scheme))
 }
 
 /// Loads a check's labelled secrets; an empty list fails closed.

@@ -21,10 +21,13 @@
 //! close. Secrets are compared in constant time, and every configured secret
 //! is always tried.
 //!
-//! One file, one job: `check` is what every check shares, each `pub mod`
-//! below is one scheme, `source_verifier` runs a source's checks together,
-//! and `config_error`, `fail_closed`, `wire` and `crypto` hold what the
-//! schemes share at start and on a request.
+//! One file, one job. Each `pub mod` below is one scheme: its settings,
+//! which implement [`Scheme`] (the check they build at start, with its
+//! fail-closed refusals, and what `ingest-send` signs for it), and its
+//! [`Check`]. `scheme` lists the schemes as configured ([`CheckSettings`]),
+//! `check` is what every check shares, `source_verifier` runs a source's
+//! checks together, and `config_error`, `fail_closed`, `wire` and `crypto`
+//! hold what the schemes share at start and on a request.
 
 pub mod bearer;
 pub mod hmac_timestamp;
@@ -43,7 +46,6 @@ mod wire;
 
 pub use check::{Check, Head, RequestView, Verdict, VerifyFailure};
 pub use config_error::CheckConfigError;
-pub(crate) use fail_closed::load_secrets;
 pub use fail_closed::{MAX_TOLERANCE_SECS, MIN_SECRET_BYTES};
-pub use scheme::CheckSettings;
+pub use scheme::{Built, CheckSettings, Env, Scheme};
 pub use source_verifier::{HeadVerdicts, SourceVerifier};

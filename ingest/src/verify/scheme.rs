@@ -1,5 +1,7 @@
 //! [`CheckSettings`]: a source's check as configured, one variant per
-//! scheme, each wrapping the settings type of that scheme's file.
+//! scheme, each wrapping the settings type of that scheme's file; and the
+//! [`Scheme`] trait those settings implement, so that building a source's
+//! checks and signing for them is one loop over [`CheckSettings::scheme`].
 
 use serde::Deserialize;
 
@@ -9,6 +11,9 @@ use super::immoteur_headers::ImmoteurHeadersSettings;
 use super::secret_token::SecretTokenSettings;
 use super::source_address::SourceAddressSettings;
 use super::standard_webhooks::StandardWebhooksSettings;
+use super::{Check, CheckConfigError};
+use crate::send::{SignRequest, Signed};
+use crate::settings::SourceSettings;
 
 /// A verification check, by kind. Each kind is one file in `src/verify/`.
 ///
@@ -33,6 +38,57 @@ pub enum CheckSettings {
     SecretToken(SecretTokenSettings),
     /// The sender's address must be in one of the CIDRs.
     SourceAddress(SourceAddressSettings),
+}
+
+impl CheckSettings {
+    /// The scheme these settings configure.
+    pub fn scheme(&self) -> &dyn Scheme {
+        match self {
+            Self::HmacSha256(settings) => settings,
+            Self::StandardWebhooks(settings) => settings,
+            Self::Bearer(settings) => settings,
+            Self::ImmoteurHeaders(settings) => settings,
+            Self::SecretToken(settings) => settings,
+            Self::SourceAddress(settings) => settings,
+        }
+    }
+}
+
+/// Looks an environment variable up, for secrets set as `env = "VAR"`.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// One scheme's settings: how they become a check at start, with the
+/// scheme's fail-closed refusals, and what `ingest-send` adds to a request
+/// so that the check passes.
+pub trait Scheme {
+    /// The check these settings configure for `source`, its secrets loaded
+    /// through `env`, or why the configuration is refused.
+    fn build(&self, source: &SourceSettings, env: Env<'_>) -> Result<Built, CheckConfigError>;
+
+    /// Whether passing the check proves a credential or an allowed address;
+    /// a source needs one such check unless it says `unverified = true`.
+    fn proves_sender(&self) -> bool {
+        true
+    }
+
+    /// Adds to `out` what makes `request` pass the check, signed with the
+    /// first secret configured (the current one in a rotation). By default
+    /// nothing: for a check no header satisfies, or whose headers are added
+    /// once for the whole source.
+    fn sign(&self, request: &SignRequest<'_>, out: &mut Signed) -> Result<(), CheckConfigError> {
+        let _ = (request, out);
+        Ok(())
+    }
+}
+
+/// A check built from its settings, by when it runs.
+#[derive(Debug)]
+pub enum Built {
+    /// A check of the sender's address: runs before every other check, so
+    /// a refused address is a 403 whatever else the request carries.
+    Address(Box<dyn Check>),
+    /// Any other check: runs in the order configured.
+    Request(Box<dyn Check>),
 }
 
 #[cfg(test)]

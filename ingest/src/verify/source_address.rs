@@ -11,7 +11,10 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::{Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure};
+use super::{
+    Built, Check, CheckConfigError, Env, Head, RequestView, Scheme, Verdict, VerifyFailure,
+};
+use crate::settings::SourceSettings;
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "source-address";
@@ -26,6 +29,19 @@ pub struct SourceAddressSettings {
     /// Direct peers whose `X-Forwarded-For` is believed (reverse proxies).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+}
+
+impl Scheme for SourceAddressSettings {
+    /// Refuses an empty allowlist, a text that is no CIDR, and a network
+    /// that matches every address unless the source allows it.
+    fn build(&self, source: &SourceSettings, _env: Env<'_>) -> Result<Built, CheckConfigError> {
+        Ok(Built::Address(Box::new(SourceAddressCheck::new(
+            &source.name,
+            &self.allow,
+            &self.trusted_proxies,
+            source.allow_any_address,
+        )?)))
+    }
 }
 
 /// An IP network, `address/prefix`.

@@ -1,18 +1,11 @@
 //! [`SourceVerifier`]: all the checks of one source, built from its settings
 //! at start, run on each request in two phases (the head, then the body).
 
-use super::bearer::BearerSettings;
-use super::fail_closed::{check_tolerance, load_checked_secrets, load_secrets};
-use super::hmac_timestamp::HmacSha256Settings;
-use super::immoteur_headers::ImmoteurHeadersSettings;
-use super::secret_token::SecretTokenSettings;
-use super::source_address::SourceAddressSettings;
-use super::standard_webhooks::StandardWebhooksSettings;
 use super::{
-    Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, bearer, hmac_timestamp,
-    immoteur_headers, secret_token, source_address, standard_webhooks,
+    Built, Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, immoteur_headers,
+    source_address,
 };
-use crate::settings::{CheckSettings, ProviderKind, SourceSettings};
+use crate::settings::SourceSettings;
 
 /// The head phase's verdicts of one request, to be completed by
 /// [`SourceVerifier::verify_body`].
@@ -47,86 +40,23 @@ impl SourceVerifier {
         if source.checks.is_empty() && !source.unverified {
             return Err(CheckConfigError::NoCheck(source.name.clone()));
         }
-        let name = source.name.as_str();
         let mut address: Vec<Box<dyn Check>> = Vec::new();
         let mut checks: Vec<Box<dyn Check>> = Vec::with_capacity(source.checks.len() + 1);
-        let mut has_immoteur_headers = false;
         for check in &source.checks {
-            match check {
-                CheckSettings::HmacSha256(HmacSha256Settings {
-                    secrets,
-                    tolerance_secs,
-                    signature_header,
-                    timestamp_header,
-                }) => {
-                    check_tolerance(source, hmac_timestamp::SCHEME, *tolerance_secs)?;
-                    checks.push(Box::new(hmac_timestamp::HmacTimestampCheck::new(
-                        load_checked_secrets(source, hmac_timestamp::SCHEME, secrets, env)?,
-                        *tolerance_secs,
-                        signature_header,
-                        timestamp_header,
-                    )));
-                }
-                CheckSettings::StandardWebhooks(StandardWebhooksSettings {
-                    secrets,
-                    tolerance_secs,
-                }) => {
-                    check_tolerance(source, standard_webhooks::SCHEME, *tolerance_secs)?;
-                    checks.push(Box::new(standard_webhooks::StandardWebhooksCheck::new(
-                        standard_webhooks::decode_secrets(
-                            source,
-                            load_secrets(name, standard_webhooks::SCHEME, secrets, env)?,
-                        )?,
-                        *tolerance_secs,
-                    )));
-                }
-                CheckSettings::Bearer(BearerSettings { tokens }) => {
-                    checks.push(Box::new(bearer::BearerCheck::new(load_checked_secrets(
-                        source,
-                        bearer::SCHEME,
-                        tokens,
-                        env,
-                    )?)))
-                }
-                CheckSettings::ImmoteurHeaders(ImmoteurHeadersSettings { tolerance_secs }) => {
-                    check_tolerance(source, immoteur_headers::SCHEME, *tolerance_secs)?;
-                    has_immoteur_headers = true;
-                    checks.push(Box::new(immoteur_headers::ImmoteurHeadersCheck::new(
-                        *tolerance_secs,
-                    )));
-                }
-                CheckSettings::SecretToken(SecretTokenSettings {
-                    tokens,
-                    header,
-                    query,
-                }) => checks.push(Box::new(secret_token::SecretTokenCheck::new(
-                    name,
-                    load_checked_secrets(source, secret_token::SCHEME, tokens, env)?,
-                    header.as_deref(),
-                    query.as_deref(),
-                )?)),
-                CheckSettings::SourceAddress(SourceAddressSettings {
-                    allow,
-                    trusted_proxies,
-                }) => address.push(Box::new(source_address::SourceAddressCheck::new(
-                    name,
-                    allow,
-                    trusted_proxies,
-                    source.allow_any_address,
-                )?)),
+            match check.scheme().build(source, env)? {
+                Built::Address(check) => address.push(check),
+                Built::Request(check) => checks.push(check),
             }
         }
         let proves_something = source
             .checks
             .iter()
-            .any(|check| !matches!(check, CheckSettings::ImmoteurHeaders { .. }));
+            .any(|check| check.scheme().proves_sender());
         if !proves_something && !source.unverified {
             return Err(CheckConfigError::NoCredential(source.name.clone()));
         }
-        if source.provider == ProviderKind::Immoteur && !has_immoteur_headers {
-            checks.push(Box::new(immoteur_headers::ImmoteurHeadersCheck::new(
-                immoteur_headers::DEFAULT_TOLERANCE_SECS,
-            )));
+        if let Some(implied) = immoteur_headers::implied_check(source) {
+            checks.push(Box::new(implied));
         }
         address.append(&mut checks);
         Ok(Self { checks: address })
@@ -191,6 +121,7 @@ impl SourceVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::hmac_timestamp;
     use axum::http::HeaderMap;
 
     fn source(text: &str) -> SourceSettings {
