@@ -166,15 +166,12 @@ fn compose_ingest_reads_every_secret_from_the_environment_and_allows_no_loopback
         for check in &source.checks {
             use ingest::settings::CheckSettings as C;
             let secrets = match check {
-                C::HmacSha256 { secrets, .. } | C::StandardWebhooks { secrets, .. } => {
-                    secrets.as_slice()
-                }
-                C::Bearer { tokens } | C::SecretToken { tokens, .. } => tokens.as_slice(),
-                C::SourceAddress {
-                    allow,
-                    trusted_proxies,
-                } => {
-                    for cidr in allow.iter().chain(trusted_proxies) {
+                C::HmacSha256(hmac) => hmac.secrets.as_slice(),
+                C::StandardWebhooks(standard) => standard.secrets.as_slice(),
+                C::Bearer(bearer) => bearer.tokens.as_slice(),
+                C::SecretToken(token) => token.tokens.as_slice(),
+                C::SourceAddress(address) => {
+                    for cidr in address.allow.iter().chain(&address.trusted_proxies) {
                         let ip: std::net::IpAddr = cidr
                             .split('/')
                             .next()

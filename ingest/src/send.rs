@@ -1,13 +1,14 @@
 //! Signing for `ingest-send`: given a source's configured checks, the
 //! headers and query parameters that make a request pass them, like a
 //! provider's "send a test event" button. Pure; the binary does the IO.
+//! Each scheme signs for its own check (see [`crate::verify::Scheme`]).
 //!
 //! The first secret of each check is used (the current one in a rotation).
 //! A `source-address` check cannot be signed for: the request must come
 //! from an allowed address.
 
-use crate::settings::{CheckSettings, ProviderKind, SourceSettings};
-use crate::verify::{self, CheckConfigError, hmac_timestamp, immoteur_headers, standard_webhooks};
+use crate::settings::SourceSettings;
+use crate::verify::{CheckConfigError, Env, immoteur_headers};
 
 /// What to add to a request so it passes a source's checks.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -18,98 +19,47 @@ pub struct Signed {
     pub query: Vec<(String, String)>,
 }
 
+impl Signed {
+    /// Adds a header to send.
+    pub(crate) fn push_header(&mut self, name: &str, value: String) {
+        self.headers.push((name.to_string(), value));
+    }
+}
+
+/// What a check signs for: a body, for a source, at a time.
+#[derive(Clone, Copy)]
+pub struct SignRequest<'a> {
+    /// The source whose checks the request must pass.
+    pub source: &'a SourceSettings,
+    /// The body, exactly as it will be sent.
+    pub body: &'a [u8],
+    /// Sending time, Unix seconds.
+    pub now_secs: i64,
+    /// Where secrets set as `env = "VAR"` are looked up.
+    pub env: Env<'a>,
+}
+
 /// Signs `body` for `source` at Unix time `now_secs`, reading secrets
-/// through `env`.
+/// through `env`: each check in order adds what it needs, then Immoteur's
+/// headers are added where the source's checks include them.
 pub fn sign(
     source: &SourceSettings,
     body: &[u8],
     now_secs: i64,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Signed, CheckConfigError> {
-    let name = source.name.as_str();
-    let ts = now_secs.to_string();
+    let request = SignRequest {
+        source,
+        body,
+        now_secs,
+        env,
+    };
     let mut out = Signed::default();
-    let mut push = |k: &str, v: String| out.headers.push((k.to_string(), v));
-    let mut query = Vec::new();
-    let mut immoteur = source.provider == ProviderKind::Immoteur;
     for check in &source.checks {
-        match check {
-            CheckSettings::HmacSha256 {
-                secrets,
-                signature_header,
-                timestamp_header,
-                ..
-            } => {
-                let secret = first(name, hmac_timestamp::SCHEME, secrets, env)?;
-                push(timestamp_header, ts.clone());
-                push(
-                    signature_header,
-                    hmac_timestamp::sign(secret.expose(), &ts, body),
-                );
-            }
-            CheckSettings::StandardWebhooks { secrets, .. } => {
-                let secret = first(name, standard_webhooks::SCHEME, secrets, env)?;
-                let key = standard_webhooks::decode_secret(secret.expose()).ok_or_else(|| {
-                    CheckConfigError::Invalid(
-                        name.to_string(),
-                        standard_webhooks::SCHEME,
-                        "signing needs the first key to be a `whsec_` secret".into(),
-                    )
-                })?;
-                let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-                push(
-                    "webhook-signature",
-                    standard_webhooks::sign(key.expose(), &id, &ts, body),
-                );
-                push("webhook-id", id);
-                push("webhook-timestamp", ts.clone());
-            }
-            CheckSettings::Bearer { tokens } => {
-                let token = first(name, verify::bearer::SCHEME, tokens, env)?;
-                push(
-                    "authorization",
-                    format!("Bearer {}", String::from_utf8_lossy(token.expose())),
-                );
-            }
-            CheckSettings::ImmoteurHeaders { .. } => immoteur = true,
-            CheckSettings::SecretToken {
-                tokens,
-                header,
-                query: param,
-            } => {
-                let token = first(name, verify::secret_token::SCHEME, tokens, env)?;
-                let token = String::from_utf8_lossy(token.expose()).into_owned();
-                match (header, param) {
-                    (Some(h), _) => push(h, token),
-                    (None, Some(q)) => query.push((q.clone(), token)),
-                    (None, None) => {}
-                }
-            }
-            CheckSettings::SourceAddress { .. } => {}
-        }
+        check.scheme().sign(&request, &mut out)?;
     }
-    if immoteur {
-        let uuid = || uuid::Uuid::new_v4().to_string();
-        push(immoteur_headers::EVENT_ID, uuid());
-        push(immoteur_headers::DELIVERY_ID, uuid());
-        push(immoteur_headers::SERVICE_ID, uuid());
-        push(immoteur_headers::TIMESTAMP, ts.clone());
-    }
-    out.query = query;
+    immoteur_headers::sign_delivery(source, now_secs, &mut out);
     Ok(out)
-}
-
-fn first(
-    source: &str,
-    scheme: &'static str,
-    secrets: &[crate::settings::SecretSettings],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<crate::settings::SecretBytes, CheckConfigError> {
-    let mut loaded = verify::load_secrets(source, scheme, secrets.get(..1).unwrap_or(&[]), env)?;
-    loaded
-        .pop()
-        .map(|(_, secret)| secret)
-        .ok_or_else(|| CheckConfigError::NoSecret(source.to_string(), scheme))
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use common::kafka::KafkaSettings;
 use common::topics::TopicNames;
 use serde::Deserialize;
 
+pub use crate::verify::CheckSettings;
+
 /// Everything ingest is configured with.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,78 +187,6 @@ impl SourceSettings {
 
 /// Provider kinds ingest knows: the one list, shared by every stage.
 pub use common::ProviderKind;
-
-/// A verification check, by kind. Each kind is one file in `src/verify/`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum CheckSettings {
-    /// Hex HMAC-SHA256(secret, timestamp + body) in a header.
-    HmacSha256 {
-        /// Secrets accepted at once (rotation).
-        secrets: Vec<SecretSettings>,
-        /// Allowed distance between the sender's timestamp and now, seconds.
-        #[serde(default = "default_tolerance")]
-        tolerance_secs: u64,
-        /// Header carrying the signature.
-        #[serde(default = "default_signature_header")]
-        signature_header: String,
-        /// Header carrying the timestamp.
-        #[serde(default = "default_timestamp_header")]
-        timestamp_header: String,
-    },
-    /// Standard Webhooks: `v1` base64 HMAC-SHA256 of `id.timestamp.body`
-    /// keyed with `whsec_<base64>` secrets, or `v1a` ed25519 signatures
-    /// checked with `whpk_<base64>` public keys.
-    StandardWebhooks {
-        /// `whsec_...` secrets and `whpk_...` public keys accepted at once (rotation).
-        secrets: Vec<SecretSettings>,
-        /// Allowed distance between `webhook-timestamp` and now, seconds.
-        #[serde(default = "default_tolerance")]
-        tolerance_secs: u64,
-    },
-    /// `Authorization: Bearer <token>`.
-    Bearer {
-        /// Tokens accepted at once (rotation).
-        tokens: Vec<SecretSettings>,
-    },
-    /// Immoteur's delivery headers: event, delivery and service ids (UUIDs)
-    /// and a Unix-seconds timestamp within the tolerance. Added by default to
-    /// every `immoteur` source; configure it only to change the tolerance.
-    ImmoteurHeaders {
-        /// Allowed distance between `X-Immoteur-Timestamp` and now, seconds.
-        #[serde(default = "default_tolerance")]
-        tolerance_secs: u64,
-    },
-    /// A shared secret token in a header or a query parameter.
-    SecretToken {
-        /// Tokens accepted at once (rotation).
-        tokens: Vec<SecretSettings>,
-        /// Header carrying the token (exactly one of `header`, `query`).
-        #[serde(default)]
-        header: Option<String>,
-        /// Query parameter carrying the token.
-        #[serde(default)]
-        query: Option<String>,
-    },
-    /// The sender's address must be in one of the CIDRs.
-    SourceAddress {
-        /// Allowed networks, e.g. `178.238.226.136/32` (a bare address is a /32 or /128).
-        allow: Vec<String>,
-        /// Direct peers whose `X-Forwarded-For` is believed (reverse proxies).
-        #[serde(default)]
-        trusted_proxies: Vec<String>,
-    },
-}
-
-fn default_tolerance() -> u64 {
-    300
-}
-fn default_signature_header() -> String {
-    "x-webhook-signature".into()
-}
-fn default_timestamp_header() -> String {
-    "x-webhook-timestamp".into()
-}
 
 /// Where a secret comes from. Exactly one of `value`, `env`, `file`.
 #[derive(Clone, Deserialize)]

@@ -2,11 +2,46 @@
 //! configured tokens (Immoteur's personal access token). Compared in
 //! constant time against every active token.
 
-use super::{Check, Head, RequestView, Verdict, VerifyFailure, header_text, match_token};
-use crate::settings::SecretBytes;
+use serde::Deserialize;
+
+use super::crypto::match_token;
+use super::fail_closed::{load_checked_secrets, load_first};
+use super::wire::header_text;
+use super::{
+    Built, Check, CheckConfigError, Env, Head, RequestView, Scheme, Verdict, VerifyFailure,
+};
+use crate::send::{SignRequest, Signed};
+use crate::settings::{SecretBytes, SecretSettings, SourceSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "bearer";
+
+/// A `bearer` check as configured: `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerSettings {
+    /// Tokens accepted at once (rotation).
+    pub tokens: Vec<SecretSettings>,
+}
+
+impl Scheme for BearerSettings {
+    /// Refuses short tokens.
+    fn build(&self, source: &SourceSettings, env: Env<'_>) -> Result<Built, CheckConfigError> {
+        Ok(Built::Request(Box::new(BearerCheck::new(
+            load_checked_secrets(source, SCHEME, &self.tokens, env)?,
+        ))))
+    }
+
+    /// `Authorization: Bearer <first token>`.
+    fn sign(&self, request: &SignRequest<'_>, out: &mut Signed) -> Result<(), CheckConfigError> {
+        let token = load_first(request, SCHEME, &self.tokens)?;
+        out.push_header(
+            "authorization",
+            format!("Bearer {}", String::from_utf8_lossy(token.expose())),
+        );
+        Ok(())
+    }
+}
 
 /// The configured check.
 #[derive(Debug)]

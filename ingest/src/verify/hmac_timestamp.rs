@@ -7,15 +7,69 @@
 //! does not tell which secret matched.
 
 use hmac::Mac;
+use serde::Deserialize;
 
-use super::{
-    Check, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text, new_mac,
-    parse_unix_ms, tolerance_ms,
+use super::crypto::new_mac;
+use super::fail_closed::{
+    check_tolerance, default_tolerance_secs, load_checked_secrets, load_first,
 };
-use crate::settings::SecretBytes;
+use super::wire::{check_skew, header_text, parse_unix_ms, tolerance_ms};
+use super::{
+    Built, Check, CheckConfigError, Env, Head, RequestView, Scheme, Verdict, VerifyFailure,
+};
+use crate::send::{SignRequest, Signed};
+use crate::settings::{SecretBytes, SecretSettings, SourceSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "hmac-sha256";
+
+/// An `hmac-sha256` check as configured: hex HMAC-SHA256(secret, timestamp
+/// + body) in a header.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacSha256Settings {
+    /// Secrets accepted at once (rotation).
+    pub secrets: Vec<SecretSettings>,
+    /// Allowed distance between the sender's timestamp and now, seconds.
+    #[serde(default = "default_tolerance_secs")]
+    pub tolerance_secs: u64,
+    /// Header carrying the signature.
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+    /// Header carrying the timestamp.
+    #[serde(default = "default_timestamp_header")]
+    pub timestamp_header: String,
+}
+
+fn default_signature_header() -> String {
+    "x-webhook-signature".into()
+}
+fn default_timestamp_header() -> String {
+    "x-webhook-timestamp".into()
+}
+
+impl Scheme for HmacSha256Settings {
+    /// Refuses a long tolerance and short secrets.
+    fn build(&self, source: &SourceSettings, env: Env<'_>) -> Result<Built, CheckConfigError> {
+        check_tolerance(source, SCHEME, self.tolerance_secs)?;
+        Ok(Built::Request(Box::new(HmacTimestampCheck::new(
+            load_checked_secrets(source, SCHEME, &self.secrets, env)?,
+            self.tolerance_secs,
+            &self.signature_header,
+            &self.timestamp_header,
+        ))))
+    }
+
+    /// The timestamp header, then the signature header.
+    fn sign(&self, request: &SignRequest<'_>, out: &mut Signed) -> Result<(), CheckConfigError> {
+        let secret = load_first(request, SCHEME, &self.secrets)?;
+        let ts = request.now_secs.to_string();
+        let signature = sign(secret.expose(), &ts, request.body);
+        out.push_header(&self.timestamp_header, ts);
+        out.push_header(&self.signature_header, signature);
+        Ok(())
+    }
+}
 
 /// The configured check.
 #[derive(Debug)]
@@ -52,7 +106,7 @@ pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
 }
 
 /// What the headers of a request say, before its body is read.
-struct Signed<'a> {
+struct SignedHead<'a> {
     timestamp: &'a str,
     skew_ms: i64,
     provided: Vec<u8>,
@@ -61,7 +115,7 @@ struct Signed<'a> {
 impl HmacTimestampCheck {
     /// The headers' part of the check: both present, the timestamp fresh,
     /// the signature 32 bytes of hex.
-    fn head<'a>(&self, request: &RequestView<'a>) -> Result<Signed<'a>, VerifyFailure> {
+    fn head<'a>(&self, request: &RequestView<'a>) -> Result<SignedHead<'a>, VerifyFailure> {
         let timestamp = header_text(request.headers, &self.timestamp_header)
             .ok_or_else(|| VerifyFailure::MissingHeader(self.timestamp_header.clone()))?;
         let signature = header_text(request.headers, &self.signature_header)
@@ -74,7 +128,7 @@ impl HmacTimestampCheck {
             return Err(VerifyFailure::MalformedSignature);
         }
         let provided = hex::decode(hex_part).map_err(|_| VerifyFailure::MalformedSignature)?;
-        Ok(Signed {
+        Ok(SignedHead {
             timestamp,
             skew_ms,
             provided,

@@ -4,9 +4,16 @@
 //! credential by itself (the bearer token is); it bounds replays and yields
 //! the event id (record key, `event-id`) and the delivery id (`delivery-id`).
 
+use serde::Deserialize;
+
+use super::fail_closed::{check_tolerance, default_tolerance_secs};
+use super::wire::{check_skew, header_text, tolerance_ms};
 use super::{
-    Check, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text, tolerance_ms,
+    Built, Check, CheckConfigError, CheckSettings, Env, Head, RequestView, Scheme, Verdict,
+    VerifyFailure,
 };
+use crate::send::Signed;
+use crate::settings::{ProviderKind, SourceSettings};
 
 /// Scheme name of this check (reported only if it is a source's only check).
 pub const SCHEME: &str = "immoteur-headers";
@@ -21,6 +28,64 @@ pub const DELIVERY_ID: &str = "x-immoteur-delivery-id";
 pub const SERVICE_ID: &str = "x-immoteur-service-id";
 /// Header carrying the attempt's Unix time, seconds.
 pub const TIMESTAMP: &str = "x-immoteur-timestamp";
+
+/// An `immoteur-headers` check as configured: Immoteur's delivery headers,
+/// event, delivery and service ids (UUIDs) and a Unix-seconds timestamp
+/// within the tolerance. Added by default to every `immoteur` source;
+/// configure it only to change the tolerance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImmoteurHeadersSettings {
+    /// Allowed distance between `X-Immoteur-Timestamp` and now, seconds.
+    #[serde(default = "default_tolerance_secs")]
+    pub tolerance_secs: u64,
+}
+
+impl Scheme for ImmoteurHeadersSettings {
+    /// Refuses a long tolerance.
+    fn build(&self, source: &SourceSettings, _env: Env<'_>) -> Result<Built, CheckConfigError> {
+        check_tolerance(source, SCHEME, self.tolerance_secs)?;
+        Ok(Built::Request(Box::new(ImmoteurHeadersCheck::new(
+            self.tolerance_secs,
+        ))))
+    }
+
+    /// Anyone can send well-formed headers.
+    fn proves_sender(&self) -> bool {
+        false
+    }
+}
+
+/// Whether `source` configures an `immoteur-headers` check itself.
+fn configured(source: &SourceSettings) -> bool {
+    source
+        .checks
+        .iter()
+        .any(|check| matches!(check, CheckSettings::ImmoteurHeaders(_)))
+}
+
+/// The check an `immoteur` source gets without configuring it: Immoteur's
+/// headers within [`DEFAULT_TOLERANCE_SECS`], run after the configured
+/// checks. `None` for another provider, or when the source configures the
+/// check itself.
+pub(crate) fn implied_check(source: &SourceSettings) -> Option<ImmoteurHeadersCheck> {
+    (source.provider == ProviderKind::Immoteur && !configured(source))
+        .then(|| ImmoteurHeadersCheck::new(DEFAULT_TOLERANCE_SECS))
+}
+
+/// Adds Immoteur's four headers (new UUIDs, the timestamp `now_secs`) to a
+/// signed request, once, after every check's, for an `immoteur` source or
+/// one with an `immoteur-headers` check.
+pub(crate) fn sign_delivery(source: &SourceSettings, now_secs: i64, out: &mut Signed) {
+    if source.provider != ProviderKind::Immoteur && !configured(source) {
+        return;
+    }
+    let uuid = || uuid::Uuid::new_v4().to_string();
+    out.push_header(EVENT_ID, uuid());
+    out.push_header(DELIVERY_ID, uuid());
+    out.push_header(SERVICE_ID, uuid());
+    out.push_header(TIMESTAMP, now_secs.to_string());
+}
 
 /// The configured check.
 #[derive(Debug)]

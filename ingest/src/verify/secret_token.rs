@@ -3,13 +3,59 @@
 //! with the token in its URL or a custom header. Compared in constant time
 //! against every active token.
 
+use serde::Deserialize;
+
+use super::crypto::match_token;
+use super::fail_closed::{load_checked_secrets, load_first};
+use super::wire::header_text;
 use super::{
-    Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, header_text, match_token,
+    Built, Check, CheckConfigError, Env, Head, RequestView, Scheme, Verdict, VerifyFailure,
 };
-use crate::settings::SecretBytes;
+use crate::send::{SignRequest, Signed};
+use crate::settings::{SecretBytes, SecretSettings, SourceSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "secret-token";
+
+/// A `secret-token` check as configured: a shared secret token in a header
+/// or a query parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretTokenSettings {
+    /// Tokens accepted at once (rotation).
+    pub tokens: Vec<SecretSettings>,
+    /// Header carrying the token (exactly one of `header`, `query`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Query parameter carrying the token.
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+impl Scheme for SecretTokenSettings {
+    /// Refuses short tokens, and anything but exactly one of `header` or
+    /// `query`.
+    fn build(&self, source: &SourceSettings, env: Env<'_>) -> Result<Built, CheckConfigError> {
+        Ok(Built::Request(Box::new(SecretTokenCheck::new(
+            &source.name,
+            load_checked_secrets(source, SCHEME, &self.tokens, env)?,
+            self.header.as_deref(),
+            self.query.as_deref(),
+        )?)))
+    }
+
+    /// The first token in the header, or else in the query parameter.
+    fn sign(&self, request: &SignRequest<'_>, out: &mut Signed) -> Result<(), CheckConfigError> {
+        let token = load_first(request, SCHEME, &self.tokens)?;
+        let token = String::from_utf8_lossy(token.expose()).into_owned();
+        match (&self.header, &self.query) {
+            (Some(header), _) => out.push_header(header, token),
+            (None, Some(query)) => out.query.push((query.clone(), token)),
+            (None, None) => {}
+        }
+        Ok(())
+    }
+}
 
 /// Where the token is carried.
 #[derive(Debug, Clone, PartialEq, Eq)]

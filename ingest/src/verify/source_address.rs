@@ -9,10 +9,40 @@
 
 use std::net::IpAddr;
 
-use super::{Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure};
+use serde::Deserialize;
+
+use super::{
+    Built, Check, CheckConfigError, Env, Head, RequestView, Scheme, Verdict, VerifyFailure,
+};
+use crate::settings::SourceSettings;
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "source-address";
+
+/// A `source-address` check as configured: the sender's address must be in
+/// one of the CIDRs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceAddressSettings {
+    /// Allowed networks, e.g. `178.238.226.136/32` (a bare address is a /32 or /128).
+    pub allow: Vec<String>,
+    /// Direct peers whose `X-Forwarded-For` is believed (reverse proxies).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Scheme for SourceAddressSettings {
+    /// Refuses an empty allowlist, a text that is no CIDR, and a network
+    /// that matches every address unless the source allows it.
+    fn build(&self, source: &SourceSettings, _env: Env<'_>) -> Result<Built, CheckConfigError> {
+        Ok(Built::Address(Box::new(SourceAddressCheck::new(
+            &source.name,
+            &self.allow,
+            &self.trusted_proxies,
+            source.allow_any_address,
+        )?)))
+    }
+}
 
 /// An IP network, `address/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,14 +17,19 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::Mac;
-
+use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::{
-    Check, CheckConfigError, Head, RequestView, Verdict, VerifyFailure, check_skew, header_text,
-    new_mac, tolerance_ms,
+use super::crypto::new_mac;
+use super::fail_closed::{
+    check_secret_length, check_tolerance, default_tolerance_secs, load_first, load_secrets,
 };
-use crate::settings::{SecretBytes, SourceSettings};
+use super::wire::{check_skew, header_text, tolerance_ms};
+use super::{
+    Built, Check, CheckConfigError, Env, Head, RequestView, Scheme, Verdict, VerifyFailure,
+};
+use crate::send::{SignRequest, Signed};
+use crate::settings::{SecretBytes, SecretSettings, SourceSettings};
 
 /// Scheme name reported in `verify-scheme`.
 pub const SCHEME: &str = "standard-webhooks";
@@ -47,6 +52,53 @@ const V1_BASE64_LEN: usize = 44;
 
 /// Base64 length of a `v1a` entry (64 bytes of ed25519 signature).
 const V1A_BASE64_LEN: usize = 88;
+
+/// A `standard-webhooks` check as configured: `v1` base64 HMAC-SHA256 of
+/// `id.timestamp.body` keyed with `whsec_<base64>` secrets, or `v1a`
+/// ed25519 signatures checked with `whpk_<base64>` public keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandardWebhooksSettings {
+    /// `whsec_...` secrets and `whpk_...` public keys accepted at once (rotation).
+    pub secrets: Vec<SecretSettings>,
+    /// Allowed distance between `webhook-timestamp` and now, seconds.
+    #[serde(default = "default_tolerance_secs")]
+    pub tolerance_secs: u64,
+}
+
+impl Scheme for StandardWebhooksSettings {
+    /// Refuses a long tolerance, keys that are neither `whsec_` nor `whpk_`,
+    /// and short `whsec_` keys.
+    fn build(&self, source: &SourceSettings, env: Env<'_>) -> Result<Built, CheckConfigError> {
+        check_tolerance(source, SCHEME, self.tolerance_secs)?;
+        Ok(Built::Request(Box::new(StandardWebhooksCheck::new(
+            decode_secrets(
+                source,
+                load_secrets(&source.name, SCHEME, &self.secrets, env)?,
+            )?,
+            self.tolerance_secs,
+        ))))
+    }
+
+    /// A `v1` signature with a new `msg_` id; the first key must be a
+    /// `whsec_` secret (a `whpk_` public key cannot sign).
+    fn sign(&self, request: &SignRequest<'_>, out: &mut Signed) -> Result<(), CheckConfigError> {
+        let secret = load_first(request, SCHEME, &self.secrets)?;
+        let key = decode_secret(secret.expose()).ok_or_else(|| {
+            CheckConfigError::Invalid(
+                request.source.name.clone(),
+                SCHEME,
+                "signing needs the first key to be a `whsec_` secret".into(),
+            )
+        })?;
+        let ts = request.now_secs.to_string();
+        let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+        out.push_header(SIGNATURE, sign(key.expose(), &id, &ts, request.body));
+        out.push_header(ID, id);
+        out.push_header(TIMESTAMP, ts);
+        Ok(())
+    }
+}
 
 /// A configured key: a `v1` HMAC secret or a `v1a` ed25519 public key.
 #[derive(Debug, Clone)]
@@ -77,7 +129,7 @@ pub fn decode_secrets(
         .map(|(label, secret)| {
             let key = match decode_secret(secret.expose()) {
                 Some(hmac) => {
-                    super::check_secret_length(source, SCHEME, &label, hmac.expose())?;
+                    check_secret_length(source, SCHEME, &label, hmac.expose())?;
                     Some(Key::Hmac(hmac))
                 }
                 None => decode_public_key(secret.expose()).map(Key::Ed25519),
@@ -187,7 +239,7 @@ fn candidates(header: &str) -> Result<Candidates, VerifyFailure> {
 }
 
 /// What the headers of a request say, before its body is read.
-struct Signed<'a> {
+struct SignedHead<'a> {
     id: &'a str,
     timestamp: &'a str,
     skew_ms: i64,
@@ -197,7 +249,7 @@ struct Signed<'a> {
 impl StandardWebhooksCheck {
     /// The headers' part of the check: the three headers present, the
     /// timestamp fresh, the signature list well formed.
-    fn head<'a>(&self, request: &RequestView<'a>) -> Result<Signed<'a>, VerifyFailure> {
+    fn head<'a>(&self, request: &RequestView<'a>) -> Result<SignedHead<'a>, VerifyFailure> {
         let missing = |name: &str| VerifyFailure::MissingHeader(name.to_string());
         let id = header_text(request.headers, ID).ok_or_else(|| missing(ID))?;
         let timestamp =
@@ -211,7 +263,7 @@ impl StandardWebhooksCheck {
             .checked_mul(1000)
             .ok_or(VerifyFailure::MalformedTimestamp)?;
         let skew_ms = check_skew(sent_ms, request.now_ms, self.tolerance_ms)?;
-        Ok(Signed {
+        Ok(SignedHead {
             id,
             timestamp,
             skew_ms,
