@@ -41,6 +41,11 @@ impl Scheme for BearerSettings {
         );
         Ok(())
     }
+
+    /// A passing check proves a credential.
+    fn proves_sender(&self) -> bool {
+        true
+    }
 }
 
 /// The configured check.

@@ -69,6 +69,11 @@ impl Scheme for HmacSha256Settings {
         out.push_header(&self.signature_header, signature);
         Ok(())
     }
+
+    /// A passing check proves a credential.
+    fn proves_sender(&self) -> bool {
+        true
+    }
 }
 
 /// The configured check.

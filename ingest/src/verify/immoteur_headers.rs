@@ -12,7 +12,7 @@ use super::{
     Built, Check, CheckConfigError, CheckSettings, Env, Head, RequestView, Scheme, Verdict,
     VerifyFailure,
 };
-use crate::send::Signed;
+use crate::send::{SignRequest, Signed};
 use crate::settings::{ProviderKind, SourceSettings};
 
 /// Scheme name of this check (reported only if it is a source's only check).
@@ -53,6 +53,13 @@ impl Scheme for ImmoteurHeadersSettings {
     /// Anyone can send well-formed headers.
     fn proves_sender(&self) -> bool {
         false
+    }
+
+    /// Nothing here: Immoteur's delivery headers are added once per
+    /// request, after every other check's ([`sign_delivery`]), whether this
+    /// check is configured or implied.
+    fn sign(&self, _request: &SignRequest<'_>, _out: &mut Signed) -> Result<(), CheckConfigError> {
+        Ok(())
     }
 }
 

@@ -67,18 +67,13 @@ pub trait Scheme {
 
     /// Whether passing the check proves a credential or an allowed address;
     /// a source needs one such check unless it says `unverified = true`.
-    fn proves_sender(&self) -> bool {
-        true
-    }
+    fn proves_sender(&self) -> bool;
 
     /// Adds to `out` what makes `request` pass the check, signed with the
-    /// first secret configured (the current one in a rotation). By default
-    /// nothing: for a check no header satisfies, or whose headers are added
-    /// once for the whole source.
-    fn sign(&self, request: &SignRequest<'_>, out: &mut Signed) -> Result<(), CheckConfigError> {
-        let _ = (request, out);
-        Ok(())
-    }
+    /// first secret configured (the current one in a rotation). Required, so
+    /// a new scheme says what `ingest-send` sends for it (possibly nothing,
+    /// with the reason).
+    fn sign(&self, request: &SignRequest<'_>, out: &mut Signed) -> Result<(), CheckConfigError>;
 }
 
 /// A check built from its settings, by when it runs.

@@ -55,6 +55,11 @@ impl Scheme for SecretTokenSettings {
         }
         Ok(())
     }
+
+    /// A passing check proves a credential.
+    fn proves_sender(&self) -> bool {
+        true
+    }
 }
 
 /// Where the token is carried.

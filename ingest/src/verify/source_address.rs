@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::{
     Built, Check, CheckConfigError, Env, Head, RequestView, Scheme, Verdict, VerifyFailure,
 };
+use crate::send::{SignRequest, Signed};
 use crate::settings::SourceSettings;
 
 /// Scheme name reported in `verify-scheme`.
@@ -41,6 +42,17 @@ impl Scheme for SourceAddressSettings {
             &self.trusted_proxies,
             source.allow_any_address,
         )?)))
+    }
+
+    /// A passing check proves an allowed address.
+    fn proves_sender(&self) -> bool {
+        true
+    }
+
+    /// Nothing: no header makes an address allowed; send from an allowed
+    /// address.
+    fn sign(&self, _request: &SignRequest<'_>, _out: &mut Signed) -> Result<(), CheckConfigError> {
+        Ok(())
     }
 }
 

@@ -98,6 +98,11 @@ impl Scheme for StandardWebhooksSettings {
         out.push_header(TIMESTAMP, ts);
         Ok(())
     }
+
+    /// A passing check proves a credential.
+    fn proves_sender(&self) -> bool {
+        true
+    }
 }
 
 /// A configured key: a `v1` HMAC secret or a `v1a` ed25519 public key.
