@@ -9,6 +9,11 @@
 //! rebalance while the batch was being read took it away, and the new
 //! owner will read it again.
 //!
+//! A record at or below its partition's `forwarded_through` (the highest
+//! input offset whose event the restore found on the output) is already
+//! done, whatever its key: the output-first recovery may deliver it again,
+//! and forwarding it twice would double an acknowledged output.
+//!
 //! A record carrying a `replay-id` header (re-driven by `normalize replay`
 //! after a parser fix) whose key was already seen is a correction: it is
 //! forwarded anyway, counted apart, and changes nothing in the state (the
@@ -29,6 +34,10 @@ pub enum BatchDecision {
     /// Seen before, but replayed after a parser fix: forward it without
     /// touching the state.
     Correction,
+    /// Its event is already on the output (a redelivery after a crash or
+    /// a partial failure, read back by the restore): drop it, corrections
+    /// included, so no acknowledged output is written twice.
+    AlreadyForwarded,
     /// Its partition is not assigned to this instance: leave it, and do not
     /// commit its offset.
     NotOwned,
@@ -39,6 +48,8 @@ pub enum BatchDecision {
 pub struct BatchRecord<'a> {
     /// Input partition.
     pub partition: i32,
+    /// Input offset.
+    pub offset: i64,
     /// Dedupe key.
     pub key: &'a str,
     /// Whether it carries a `replay-id` header.
@@ -59,6 +70,9 @@ pub fn decide_batch(
             let Some(state) = states.get(&record.partition) else {
                 return BatchDecision::NotOwned;
             };
+            if state.already_forwarded(record.offset) {
+                return BatchDecision::AlreadyForwarded;
+            }
             let seen = forwarded.contains(&(record.partition, record.key))
                 || state.decide(record.key, now_ms, ttl_ms) == Decision::Duplicate;
             match (seen, record.replayed) {
@@ -82,8 +96,10 @@ mod tests {
     fn live(items: &[(i32, &'static str)]) -> Vec<BatchRecord<'static>> {
         items
             .iter()
-            .map(|&(partition, key)| BatchRecord {
+            .enumerate()
+            .map(|(i, &(partition, key))| BatchRecord {
                 partition,
+                offset: 100 + i as i64,
                 key,
                 replayed: false,
             })
@@ -93,6 +109,7 @@ mod tests {
     fn replayed(partition: i32, key: &'static str) -> BatchRecord<'static> {
         BatchRecord {
             partition,
+            offset: 200,
             key,
             replayed: true,
         }
@@ -163,6 +180,45 @@ mod tests {
         assert_eq!(
             decide_batch(&states(), &records, 10, TTL),
             [Correction, Duplicate]
+        );
+    }
+
+    #[test]
+    fn inputs_the_restore_found_on_the_output_are_never_forwarded_again() {
+        use BatchDecision::*;
+        let mut states = states();
+        if let Some(p0) = states.get_mut(&0) {
+            p0.covered_input(101);
+        }
+        let records = [
+            BatchRecord {
+                partition: 0,
+                offset: 100,
+                key: "new",
+                replayed: false,
+            },
+            BatchRecord {
+                partition: 0,
+                offset: 101,
+                key: "seen",
+                replayed: true,
+            },
+            BatchRecord {
+                partition: 0,
+                offset: 102,
+                key: "new",
+                replayed: false,
+            },
+            BatchRecord {
+                partition: 1,
+                offset: 100,
+                key: "new",
+                replayed: false,
+            },
+        ];
+        assert_eq!(
+            decide_batch(&states, &records, 10, TTL),
+            [AlreadyForwarded, AlreadyForwarded, Forward, Forward]
         );
     }
 }

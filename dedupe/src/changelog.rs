@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One changelog value (JSON): when the key was first seen and where its
 /// event went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeenRecord {
     /// First sighting, Unix ms.
     pub first_seen_ms: i64,

@@ -26,8 +26,12 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = common::telemetry::init("dedupe");
     let settings: DedupeSettings = common::config::load("DEDUPE", args.config.as_deref())?;
-    let (runtime, stopping) = common::shutdown::runtime_with_stop_flag()?;
-    let deduper = Deduper::connect(&settings, runtime.handle().clone(), stopping)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let cancel = common::stage_loop::Cancel::on_shutdown_signal(runtime.handle());
+    let deduper = Deduper::connect(&settings, runtime.handle().clone(), cancel)?;
     let metrics = std::sync::Arc::clone(&deduper.metrics.stage);
     let _ = runtime.block_on(common::admin::serve(
         &settings.metrics_listen,

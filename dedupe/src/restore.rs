@@ -6,8 +6,19 @@
 //!    the changelog knows;
 //! 2. the same partition of `properties.events`, from just past that offset:
 //!    events that reached the output before a crash but whose changelog
-//!    record was never written. Their keys are remembered too, and returned
-//!    so the caller writes the missing changelog records.
+//!    record was never written. Their keys are remembered too (a key
+//!    already known keeps its first sighting: the tail may hold a
+//!    correction), and returned so the caller writes the missing changelog
+//!    records.
+//!
+//! Both reads also give the partition's `forwarded_through`: the highest
+//! input offset (`source_offset`) whose event is on the output, so inputs
+//! redelivered after a crash or a partial failure are never forwarded again.
+//!
+//! A read has no fixed deadline: it fails only when it makes no progress for
+//! [`STALL_DEADLINE`], however large the changelog, and it reports its
+//! progress through the caller's callback every few seconds. The runner
+//! runs it outside the rebalance callback, on a thread of its own.
 
 use std::time::{Duration, Instant};
 
@@ -45,15 +56,30 @@ pub struct Restored {
     pub changelog_records: u64,
 }
 
-/// Longest a single restore read may take before it is reported as stuck.
-const READ_DEADLINE: Duration = Duration::from_secs(120);
+/// Longest a restore read may go without reading a record before it is
+/// reported as stuck.
+pub const STALL_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Restores `partition` from `seen_topic` and `events_topic`.
+/// How often progress is reported.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// Where a restore read stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Records read so far from the topic being read.
+    pub read: u64,
+    /// Records to read from it (from the start offset to the high watermark).
+    pub total: u64,
+}
+
+/// Restores `partition` from `seen_topic` and `events_topic`, calling
+/// `progress` every few seconds while it reads.
 pub fn restore_partition(
     kafka: &KafkaSettings,
     seen_topic: &str,
     events_topic: &str,
     partition: i32,
+    progress: &dyn Fn(&str, Progress),
 ) -> anyhow::Result<Restored> {
     let reader: BaseConsumer = kafka
         .reader()
@@ -65,6 +91,7 @@ pub fn restore_partition(
         seen_topic,
         partition,
         Offset::Beginning,
+        progress,
         |message| {
             let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
                 return;
@@ -76,6 +103,7 @@ pub fn restore_partition(
                     Ok(record) => {
                         restored.state.remember(key, record.first_seen_ms);
                         restored.state.covered_output(record.output_offset);
+                        restored.state.covered_input(record.source_offset);
                     }
                     Err(e) => {
                         tracing::warn!(key, error = %e, "unreadable changelog record skipped")
@@ -88,22 +116,33 @@ pub fn restore_partition(
         .state
         .last_output_offset
         .map_or(Offset::Beginning, |o| Offset::Offset(o + 1));
-    read_to_end(&reader, events_topic, partition, start, |message| {
-        let Some(key) = header_str(message, headers::DEDUPE_KEY) else {
-            return;
-        };
-        let seen_ms = message.timestamp().to_millis().unwrap_or(0);
-        let source_offset = header_str(message, headers::SOURCE_OFFSET)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1);
-        restored.state.remember(key, seen_ms);
-        restored.recovered.push(Recovered {
-            key: key.to_string(),
-            output_offset: message.offset(),
-            source_offset,
-            seen_ms,
-        });
-    })?;
+    read_to_end(
+        &reader,
+        events_topic,
+        partition,
+        start,
+        progress,
+        |message| {
+            let Some(key) = header_str(message, headers::DEDUPE_KEY) else {
+                return;
+            };
+            let seen_ms = message.timestamp().to_millis().unwrap_or(0);
+            let source_offset = header_str(message, headers::SOURCE_OFFSET)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1);
+            restored.state.covered_input(source_offset);
+            if restored.state.contains(key) {
+                return;
+            }
+            restored.state.remember(key, seen_ms);
+            restored.recovered.push(Recovered {
+                key: key.to_string(),
+                output_offset: message.offset(),
+                source_offset,
+                seen_ms,
+            });
+        },
+    )?;
     Ok(restored)
 }
 
@@ -113,6 +152,7 @@ fn read_to_end(
     topic: &str,
     partition: i32,
     start: Offset,
+    progress: &dyn Fn(&str, Progress),
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
 ) -> anyhow::Result<()> {
     let (low, high) = reader
@@ -128,15 +168,25 @@ fn read_to_end(
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(first))?;
     reader.assign(&tpl)?;
-    let deadline = Instant::now() + READ_DEADLINE;
+    let total = u64::try_from(high - first).unwrap_or(0);
+    let mut read = 0u64;
+    let mut last_read_at = Instant::now();
+    let mut reported_at = Instant::now();
     loop {
         anyhow::ensure!(
-            Instant::now() < deadline,
-            "restoring {topic}/{partition} did not reach offset {high} in {READ_DEADLINE:?}"
+            last_read_at.elapsed() < STALL_DEADLINE,
+            "restoring {topic}/{partition} read nothing for {STALL_DEADLINE:?} \
+             ({read} of {total} records read, up to offset {high})"
         );
+        if reported_at.elapsed() >= PROGRESS_EVERY {
+            progress(topic, Progress { read, total });
+            reported_at = Instant::now();
+        }
         match reader.poll(Duration::from_millis(200)) {
             None => {}
             Some(Ok(message)) => {
+                read += 1;
+                last_read_at = Instant::now();
                 each(&message);
                 if message.offset() >= high - 1 {
                     break;

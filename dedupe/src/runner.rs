@@ -1,72 +1,62 @@
 //! The dedupe loop: `properties.normalized` → `properties.events` (+ `properties.latest`).
 //!
 //! Exactly-once argument without broker transactions (the output-first
-//! recovery of DESIGN.md, "Dedupe"). Records are taken in batches (up to
-//! `batch.max_records`, waiting at most `batch.max_wait_ms` for more); for
-//! the first sightings of a batch on partition P:
-//! 1. they are produced to partition P of `properties.events`, in input
-//!    order, with their `dedupe-key` and `source-offset` headers, and all
-//!    acknowledged;
-//! 2. only then their changelog records (key → first sighting and output
-//!    offset) are produced to partition P of `dedupe.seen` and acknowledged;
-//! 3. only then the batch's input offsets are committed.
+//! recovery of DESIGN.md, "Dedupe"), for a single writer per partition.
+//! Records are taken in batches ([`common::stage_loop::BatchWindow`]); for a
+//! batch on partition P ([`crate::forward`]):
+//! 1. every record is decided against P's state
+//!    ([`crate::plan::plan_batch`]);
+//! 2. the first sightings (and corrections) are produced to partition P of
+//!    `properties.events`, in input order, with their `dedupe-key` and
+//!    `source-offset` headers, once, and all acknowledged; if any fails the
+//!    batch is abandoned and P is reset as after a crash
+//!    ([`crate::plan::settle`]), so an acknowledged output is never sent
+//!    again;
+//! 3. only then their changelog records (key → first sighting, output
+//!    offset, input offset) go to partition P of `dedupe.seen`
+//!    ([`crate::plan::BatchPlan::changelog`]);
+//! 4. only then the batch's input offsets are committed
+//!    ([`crate::plan::BatchPlan::commit`]).
 //!
-//! On assignment, before any record of P is processed, P's state is rebuilt
-//! from the changelog and then from the output partition's tail past the
-//! last offset the changelog knows ([`crate::restore`]). A crash after 1 but
-//! before 2 therefore still finds the key (in the output's tail) and drops
-//! the re-delivered record; a crash after 2 but before 3 finds it in the
-//! changelog. A key twice in one batch is forwarded once
-//! ([`crate::batch`]). Precondition: one instance owns P at a time (the
-//! consumer group guarantees it) and batches are processed one at a time,
-//! in order, on this thread. The rebalance callback runs on the same thread
-//! inside `poll`, so it can only run while a batch is being read, never
-//! while one is being written; records of a partition revoked while their
-//! batch was read are neither processed nor committed here.
+//! Before P is processed, and again after a batch on it is abandoned, P's
+//! state is rebuilt from the changelog and then from the output's tail
+//! past the last offset the changelog knows ([`crate::restore`]), outside
+//! the rebalance callback ([`crate::restoring`]), and P is read again from
+//! its committed offset. A crash (or a failed write) after 2 but before 3
+//! therefore finds the key and the input offset in the output's tail, and
+//! after 3 but before 4 in the changelog: the redelivered record is dropped
+//! ([`crate::batch`], `AlreadyForwarded`). Before each write the batch checks
+//! that it still owns P ([`crate::fence`]): past its wall-time budget, or
+//! when the group has moved P, it is abandoned, so an instance that stalled
+//! does not write once another owns P. Partition counts are re-read while
+//! running ([`crate::partition_watch`]). With broker transactions (detected
+//! at start by [`crate::transactions`]) steps 2 to 4 are one transaction; a
+//! failed one ends the process, which resumes from the last committed one.
 //!
-//! Keys are remembered for the TTL (default 7 days, longer than any
-//! provider's retry schedule); a periodic sweep forgets older keys and writes
-//! their tombstones, so `dedupe.seen` stays bounded once compacted.
-//!
-//! Where the broker supports transactions (Apache Kafka; detected at start
-//! by [`crate::transactions`], logged once) the same steps run inside one
-//! Kafka transaction that also commits the input offset, so they become
-//! visible together or not at all (consumers of `properties.events` read
-//! with `isolation.level=read_committed`, librdkafka's default). A failed
-//! transaction is aborted and ends the process; the restarted instance
-//! resumes from the last committed one. The local broker refuses
-//! transactions, so the crash tests prove the output-first mode.
+//! Keys are remembered for the TTL (default 7 days); a periodic sweep
+//! forgets older keys and writes their tombstones.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use common::headers;
 use common::instruments::Counter;
-use common::kafka::{BatchSettings, KafkaSettings, header_str};
-use common::produce::{OutRecord, Stored, send_all};
+use common::kafka::{BatchSettings, KafkaSettings};
+use common::stage_loop::{BatchWindow, Cancel};
 use common::stage_metrics::StageMetrics;
-use rdkafka::Message;
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::{FutureProducer, Producer};
-use rdkafka::topic_partition_list::TopicPartitionList;
-use rdkafka::types::RDKafkaRespErr;
 use tokio::runtime::Handle;
 
-use crate::batch::{BatchDecision, BatchRecord, decide_batch};
-use crate::changelog::SeenRecord;
-use crate::restore::restore_partition;
+use crate::forward::Outcome;
+use crate::partition_watch;
+use crate::rebalance::{DedupeContext, Partitions};
 use crate::settings::DedupeSettings;
-use crate::state::PartitionState;
-use crate::transactions::{Mode, TRANSACTION_TIMEOUT, open_producer};
+use crate::transactions::{Mode, open_producer};
+use crate::writer::{Writer, millis_setting, output_first_producer};
 
-fn now_ms() -> i64 {
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -105,245 +95,40 @@ impl Default for DedupeMetrics {
     }
 }
 
-/// What the consumer thread and its rebalance callback share.
-struct Shared {
-    kafka: KafkaSettings,
-    seen_topic: String,
-    events_topic: String,
-    input_topic: String,
-    producer: FutureProducer,
-    mode: Mode,
-    runtime: Handle,
-    states: Mutex<HashMap<i32, PartitionState>>,
-    stopping: Arc<AtomicBool>,
-}
-
-impl Shared {
-    fn states(&self) -> std::sync::MutexGuard<'_, HashMap<i32, PartitionState>> {
-        self.states.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Produces `records` and waits for their acknowledgements. Without
-    /// transactions a failure is retried until it works (or we stop); in a
-    /// transaction it is returned, so the transaction aborts.
-    fn send(&self, records: &[OutRecord]) -> anyhow::Result<Vec<Stored>> {
-        let mut attempt = 0u32;
-        loop {
-            match self.runtime.block_on(send_all(&self.producer, records)) {
-                Ok(stored) => return Ok(stored),
-                Err(e) if self.mode == Mode::Transactional => return Err(e.into()),
-                Err(e) => {
-                    if self.stopping.load(Ordering::Relaxed) {
-                        anyhow::bail!("stopping with unacknowledged records: {e}");
-                    }
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "produce failed; retrying");
-                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt.min(50))));
-                }
-            }
-        }
-    }
-
-    /// Runs `body` inside one Kafka transaction, committing `offsets` for
-    /// the consumer group with it, when the mode has transactions; runs it
-    /// as is otherwise. A failed transaction is aborted and its error returned.
-    fn in_transaction<T>(
-        &self,
-        offsets: Option<(&TopicPartitionList, &ConsumerGroupMetadata)>,
-        body: impl FnOnce() -> anyhow::Result<T>,
-    ) -> anyhow::Result<T> {
-        if self.mode == Mode::OutputFirst {
-            return body();
-        }
-        self.producer.begin_transaction()?;
-        let result = body().and_then(|value| {
-            if let Some((tpl, group)) = offsets {
-                self.producer
-                    .send_offsets_to_transaction(tpl, group, TRANSACTION_TIMEOUT)?;
-            }
-            self.producer.commit_transaction(TRANSACTION_TIMEOUT)?;
-            Ok(value)
-        });
-        if result.is_err()
-            && let Err(e) = self.producer.abort_transaction(TRANSACTION_TIMEOUT)
-        {
-            tracing::error!(error = %e, "cannot abort the transaction");
-        }
-        result
-    }
-
-    /// Restores one partition, retrying until it works or we stop.
-    fn restore(&self, partition: i32) -> Option<PartitionState> {
-        let mut attempt = 0u32;
-        loop {
-            match restore_partition(&self.kafka, &self.seen_topic, &self.events_topic, partition) {
-                Ok(restored) => {
-                    let mut state = restored.state;
-                    let records: Vec<OutRecord> = restored
-                        .recovered
-                        .iter()
-                        .map(|r| {
-                            self.changelog_record(
-                                partition,
-                                &r.key,
-                                r.seen_ms,
-                                r.output_offset,
-                                r.source_offset,
-                            )
-                        })
-                        .collect();
-                    if !records.is_empty() {
-                        tracing::info!(
-                            partition,
-                            count = records.len(),
-                            "writing changelog records missing after a crash"
-                        );
-                        if let Err(e) = self.in_transaction(None, || self.send(&records)) {
-                            tracing::warn!(partition, error = %e, "cannot write recovered changelog records; retrying restore");
-                            attempt += 1;
-                            std::thread::sleep(Duration::from_millis(
-                                200 * u64::from(attempt.min(20)),
-                            ));
-                            continue;
-                        }
-                        for r in &restored.recovered {
-                            state.covered_output(r.output_offset);
-                        }
-                    }
-                    tracing::info!(
-                        partition,
-                        keys = state.len(),
-                        changelog_records = restored.changelog_records,
-                        recovered = restored.recovered.len(),
-                        "partition state restored"
-                    );
-                    return Some(state);
-                }
-                Err(e) => {
-                    if self.stopping.load(Ordering::Relaxed) {
-                        return None;
-                    }
-                    attempt += 1;
-                    tracing::warn!(partition, error = %e, "restore failed; retrying");
-                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt.min(20))));
-                }
-            }
-        }
-    }
-
-    fn changelog_record(
-        &self,
-        partition: i32,
-        key: &str,
-        first_seen_ms: i64,
-        output_offset: i64,
-        source_offset: i64,
-    ) -> OutRecord {
-        OutRecord {
-            topic: self.seen_topic.clone(),
-            partition: Some(partition),
-            key: Some(key.as_bytes().to_vec()),
-            payload: Some(
-                SeenRecord {
-                    first_seen_ms,
-                    output_offset,
-                    source_offset,
-                }
-                .encode(),
-            ),
-            headers: Vec::new(),
-        }
-    }
-}
-
-/// Consumer context: restores state on assignment, drops it on revocation.
-struct DedupeContext {
-    shared: Arc<Shared>,
-}
-
-impl ClientContext for DedupeContext {}
-
-impl ConsumerContext for DedupeContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let partitions: Vec<i32> = tpl
-                    .elements()
-                    .iter()
-                    .filter(|e| e.topic() == self.shared.input_topic)
-                    .map(|e| e.partition())
-                    .collect();
-                tracing::info!(
-                    ?partitions,
-                    "partitions assigned; restoring state before processing"
-                );
-                for partition in partitions {
-                    match self.shared.restore(partition) {
-                        Some(state) => {
-                            let _ = self.shared.states().insert(partition, state);
-                        }
-                        None => return,
-                    }
-                }
-                if let Err(e) = consumer.assign(tpl) {
-                    tracing::error!(error = %e, "assign failed");
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                tracing::info!(?partitions, "partitions revoked; dropping their state");
-                {
-                    let mut states = self.shared.states();
-                    for p in &partitions {
-                        let _ = states.remove(p);
-                    }
-                }
-                if let Err(e) = consumer.unassign() {
-                    tracing::error!(error = %e, "unassign failed");
-                }
-            }
-            other => {
-                tracing::error!(error = ?other, "rebalance error; releasing partitions");
-                self.shared.states().clear();
-                let _ = consumer.unassign();
-            }
-        }
-    }
-}
-
 /// The wired stage.
 pub struct Deduper {
-    consumer: BaseConsumer<DedupeContext>,
-    shared: Arc<Shared>,
-    ttl_ms: i64,
+    pub(crate) consumer: BaseConsumer<DedupeContext>,
+    pub(crate) partitions: Arc<Partitions>,
+    pub(crate) writer: Writer,
+    pub(crate) kafka: KafkaSettings,
+    pub(crate) cancel: Cancel,
+    pub(crate) ttl_ms: i64,
+    pub(crate) input_topic: String,
+    pub(crate) events_topic: String,
+    pub(crate) latest_topic: String,
+    pub(crate) budget: Duration,
+    pub(crate) recheck_after: Duration,
     expiry_interval: Duration,
-    latest_topic: String,
     batch: BatchSettings,
+    /// The co-partitioned topics and their partition counts at start.
+    watched: (Vec<String>, Vec<usize>),
     /// Counters.
     pub metrics: DedupeMetrics,
 }
 
 impl Deduper {
-    /// Connects; `runtime` runs the async producer waits, `stopping` ends the loop.
+    /// Connects; `runtime` runs the async producer waits, `cancel` ends the loop.
     pub fn connect(
         settings: &DedupeSettings,
         runtime: Handle,
-        stopping: Arc<AtomicBool>,
+        cancel: Cancel,
     ) -> anyhow::Result<Self> {
         let topics = &settings.topics;
-        let names = [
-            topics.normalized(),
-            topics.events(),
-            topics.seen(),
-            topics.latest(),
-        ];
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let counts = common::kafka::check_topics(&settings.kafka, &refs, Duration::from_secs(10))?;
+        let watched = vec![topics.normalized(), topics.events(), topics.seen()];
+        let mut names: Vec<&str> = watched.iter().map(String::as_str).collect();
+        let latest = topics.latest();
+        names.push(&latest);
+        let counts = common::kafka::check_topics(&settings.kafka, &names, Duration::from_secs(10))?;
         anyhow::ensure!(
             counts[0] == counts[1] && counts[0] == counts[2],
             "{}, {} and {} must have the same partition count (co-partitioning), found {counts:?}",
@@ -351,24 +136,24 @@ impl Deduper {
             names[1],
             names[2]
         );
-        let (producer, mode) = open_producer(settings)?;
-        let shared = Arc::new(Shared {
-            kafka: settings.kafka.clone(),
-            seen_topic: topics.seen(),
-            events_topic: topics.events(),
-            input_topic: topics.normalized(),
-            producer,
-            mode,
-            runtime,
-            states: Mutex::new(HashMap::new()),
-            stopping,
-        });
-        let consumer: BaseConsumer<DedupeContext> = settings
-            .kafka
-            .consumer(&settings.group)
+        let mut consumer_config = settings.kafka.consumer(&settings.group);
+        let _ = consumer_config
             .set("partition.assignment.strategy", "range")
+            .set("max.poll.interval.ms", "60000");
+        settings.fencing.check(
+            millis_setting(&consumer_config, "session.timeout.ms")?,
+            millis_setting(&consumer_config, "max.poll.interval.ms")?,
+        )?;
+        let producer = output_first_producer(
+            settings.kafka.producer(),
+            settings.fencing.produce_timeout_ms,
+        );
+        let (producer, mode) = open_producer(settings, producer, &cancel)?;
+        let partitions = Arc::new(Partitions::default());
+        let consumer: BaseConsumer<DedupeContext> = consumer_config
             .create_with_context(DedupeContext {
-                shared: Arc::clone(&shared),
+                partitions: Arc::clone(&partitions),
+                input_topic: topics.normalized(),
             })
             .context("cannot create the Kafka consumer")?;
         consumer.subscribe(&[&topics.normalized()])?;
@@ -379,61 +164,98 @@ impl Deduper {
             changelog = %topics.seen(),
             "dedupe running"
         );
+        let metrics = DedupeMetrics::default();
+        metrics
+            .stage
+            .liveness
+            .set_stall_after(Duration::from_secs(settings.stall_after_secs));
         Ok(Self {
             consumer,
-            shared,
+            partitions,
+            writer: Writer::new(producer, mode, runtime, cancel.clone(), topics.seen()),
+            kafka: settings.kafka.clone(),
+            cancel,
             ttl_ms: i64::try_from(settings.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            input_topic: topics.normalized(),
+            events_topic: topics.events(),
+            latest_topic: latest,
+            budget: Duration::from_millis(settings.fencing.batch_budget_ms),
+            recheck_after: Duration::from_millis(settings.fencing.recheck_after_ms),
             expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
-            latest_topic: topics.latest(),
             batch: settings.batch,
-            metrics: DedupeMetrics::default(),
+            watched: (watched, counts[..3].to_vec()),
+            metrics,
         })
     }
 
     /// The delivery mode detected at start.
     pub fn mode(&self) -> Mode {
-        self.shared.mode
+        self.writer.mode
     }
 
-    /// Runs on the calling (non-async) thread until `stopping` is set. A
-    /// failed transaction ends it with an error: the process exits and, once
-    /// restarted, resumes from the last committed transaction.
+    /// Runs on the calling (non-async) thread until stopped. A failed
+    /// transaction or a fatal producer error ends it with an error: the
+    /// process exits and, once restarted, resumes from the last commit.
     pub fn run(self) -> anyhow::Result<()> {
         let mut last_sweep: Option<Instant> = None;
-        while !self.stopping() {
+        let mut last_watch = Instant::now();
+        let mut consuming = true;
+        while !self.cancel.is_cancelled() {
+            if consuming && last_watch.elapsed() >= partition_watch::CHECK_EVERY {
+                last_watch = Instant::now();
+                consuming = self.partition_counts_unchanged();
+            }
+            if !consuming {
+                let _ = self.cancel.sleep_blocking(Duration::from_secs(1));
+                continue;
+            }
+            self.restore_pending()?;
             if last_sweep.is_none_or(|t| t.elapsed() >= self.expiry_interval) {
                 match self.sweep_expired() {
                     Ok(()) => last_sweep = Some(Instant::now()),
-                    Err(_) if self.stopping() => break,
+                    Err(_) if self.cancel.is_cancelled() => break,
                     Err(e) => return Err(e.context("expiry sweep failed")),
                 }
             }
-            let (batch, started) = self.next_batch();
+            let (batch, started, polled_at) = self.next_batch();
             if batch.is_empty() {
+                self.metrics.stage.liveness.progressed();
                 continue;
             }
-            let (processed, offsets_committed) = match self.handle(&batch) {
-                Ok(outcome) => outcome,
-                Err(_) if self.stopping() => break,
+            match self.handle(&batch, started, polled_at) {
+                Ok(Outcome::Done | Outcome::Abandoned) => {}
+                Err(_) if self.cancel.is_cancelled() => break,
                 Err(e) => return Err(e.context("forwarding failed")),
-            };
-            self.metrics.stage.batch(processed.len(), started);
-            if !offsets_committed && !processed.is_empty() {
-                let tpl = common::kafka::offsets_after_all(processed.iter().copied())?;
-                if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                    tracing::warn!(error = %e, "offset commit failed; the records will be seen again and dropped");
-                }
             }
         }
         tracing::info!("dedupe stopping");
-        if self.shared.mode == Mode::OutputFirst {
+        if self.writer.mode == Mode::OutputFirst {
             let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
         }
         Ok(())
     }
 
-    fn stopping(&self) -> bool {
-        self.shared.stopping.load(Ordering::Relaxed)
+    /// Re-reads the co-partitioned topics' counts; on a change, stops
+    /// consuming and reports it (false). A failed read changes nothing.
+    fn partition_counts_unchanged(&self) -> bool {
+        let (topics, at_start) = &self.watched;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let now = match common::kafka::check_topics(&self.kafka, &names, Duration::from_secs(10)) {
+            Ok(now) => now,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot re-read partition counts");
+                return true;
+            }
+        };
+        let Some(problem) = partition_watch::changed(topics, at_start, &now) else {
+            return true;
+        };
+        tracing::error!("{problem}");
+        self.metrics.stage.liveness.set_problem(problem);
+        self.consumer.unsubscribe();
+        self.partitions.states().clear();
+        self.partitions.pending().clear();
+        false
     }
 
     /// Forgets keys past the TTL and writes their tombstones to the same
@@ -442,31 +264,25 @@ impl Deduper {
     /// and expire again.
     fn sweep_expired(&self) -> anyhow::Result<()> {
         let now = now_ms();
-        let expired: Vec<(i32, Vec<String>)> = self
-            .shared
+        let tombstones: Vec<_> = self
+            .partitions
             .states()
             .iter_mut()
-            .map(|(partition, state)| (*partition, state.expire(now, self.ttl_ms)))
-            .filter(|(_, keys)| !keys.is_empty())
-            .collect();
-        let tombstones: Vec<OutRecord> = expired
-            .iter()
-            .flat_map(|(partition, keys)| {
-                keys.iter().map(|key| OutRecord {
-                    topic: self.shared.seen_topic.clone(),
-                    partition: Some(*partition),
-                    key: Some(key.as_bytes().to_vec()),
-                    payload: None,
-                    headers: Vec::new(),
-                })
+            .flat_map(|(partition, state)| {
+                let partition = *partition;
+                state
+                    .expire(now, self.ttl_ms)
+                    .into_iter()
+                    .map(move |key| (partition, key))
             })
+            .map(|(partition, key)| self.writer.tombstone(partition, &key))
             .collect();
         if tombstones.is_empty() {
             return Ok(());
         }
-        let _ = self
-            .shared
-            .in_transaction(None, || self.shared.send(&tombstones))?;
+        self.writer.in_transaction(None, || {
+            self.writer.send_repeatable("tombstone write", &tombstones)
+        })?;
         self.metrics.expired.inc_by(tombstones.len() as u64);
         tracing::info!(
             keys = tombstones.len(),
@@ -475,244 +291,25 @@ impl Deduper {
         Ok(())
     }
 
-    /// Handles one record until its outputs are durable. `Ok(true)` when
-    /// its input offset was committed with them (a transaction), `Ok(false)`
-    /// when the caller must commit it.
-    /// Waits up to 100 ms for a record, then takes what else arrives within
-    /// the batch wait, up to the batch size. Empty when nothing came.
-    fn next_batch(&self) -> (Vec<BorrowedMessage<'_>>, Instant) {
+    /// Polls one batch ([`BatchWindow`]): the records, when the first was
+    /// read, and when the last poll returned. Empty when nothing came.
+    fn next_batch(&self) -> (Vec<BorrowedMessage<'_>>, Instant, Instant) {
+        let mut window = BatchWindow::new(&self.batch);
         let mut batch = Vec::new();
-        let mut first_at: Option<Instant> = None;
-        let mut deadline: Option<Instant> = None;
-        while batch.len() < self.batch.max_records() {
-            let wait = match deadline {
-                None => Duration::from_millis(100),
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            };
-            match self.consumer.poll(wait) {
+        let mut polled_at = Instant::now();
+        while let Some(wait) = window.next_wait(Instant::now()) {
+            let polled = self.consumer.poll(wait);
+            polled_at = Instant::now();
+            match polled {
                 Some(Ok(message)) => {
                     batch.push(message);
-                    let _ = first_at.get_or_insert_with(Instant::now);
-                    let _ = deadline.get_or_insert_with(|| Instant::now() + self.batch.max_wait());
+                    window.push(polled_at);
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 None => break,
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
         }
-        (batch, first_at.unwrap_or_else(Instant::now))
-    }
-
-    /// Decides and forwards a batch. Returns the records it processed (those
-    /// of partitions still assigned here) and whether their offsets were
-    /// already committed (inside a transaction).
-    fn handle<'a>(
-        &self,
-        batch: &'a [BorrowedMessage<'a>],
-    ) -> anyhow::Result<(Vec<&'a BorrowedMessage<'a>>, bool)> {
-        let keys: Vec<String> = batch
-            .iter()
-            .map(|message| match header_str(message, headers::DEDUPE_KEY) {
-                Some(key) => key.to_string(),
-                None => {
-                    tracing::error!(
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "record without a dedupe-key header forwarded as is"
-                    );
-                    format!("offset:{}:{}", message.partition(), message.offset())
-                }
-            })
-            .collect();
-        let now = now_ms();
-        let decisions = {
-            let items: Vec<BatchRecord<'_>> = batch
-                .iter()
-                .zip(&keys)
-                .map(|(m, k)| BatchRecord {
-                    partition: m.partition(),
-                    key: k.as_str(),
-                    replayed: header_str(m, headers::REPLAY_ID).is_some(),
-                })
-                .collect();
-            decide_batch(&self.shared.states(), &items, now, self.ttl_ms)
-        };
-        let mut processed = Vec::with_capacity(batch.len());
-        let mut outputs = Vec::new();
-        let mut corrections = 0u64;
-        // (partition, key, source offset, index of its event in `outputs`)
-        let mut forwards: Vec<(i32, &str, i64, usize)> = Vec::new();
-        // One span per record, open until the batch is written.
-        let mut spans = Vec::with_capacity(batch.len());
-        for ((message, key), decision) in batch.iter().zip(&keys).zip(&decisions) {
-            if *decision == BatchDecision::NotOwned {
-                continue;
-            }
-            let span = tracing::info_span!(
-                "dedupe record",
-                partition = message.partition(),
-                offset = message.offset(),
-                decision = ?decision
-            );
-            let received = header_str(message, headers::TRACEPARENT);
-            common::trace_context::continue_trace(&span, received);
-            let traceparent = common::trace_context::traceparent_of(&span)
-                .or_else(|| received.map(str::to_string))
-                .unwrap_or_default();
-            spans.push(span);
-            match decision {
-                BatchDecision::NotOwned => continue,
-                BatchDecision::Duplicate => {
-                    self.metrics.duplicates.inc();
-                    tracing::debug!(
-                        key,
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "duplicate dropped"
-                    );
-                }
-                BatchDecision::Forward => {
-                    tracing::debug!(
-                        key,
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "forwarded"
-                    );
-                    let index = self.outputs_of(message, &traceparent, &mut outputs);
-                    forwards.push((message.partition(), key, message.offset(), index));
-                }
-                BatchDecision::Correction => {
-                    corrections += 1;
-                    tracing::info!(
-                        key,
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        replay_id = header_str(message, headers::REPLAY_ID),
-                        "correction forwarded"
-                    );
-                    let _ = self.outputs_of(message, &traceparent, &mut outputs);
-                }
-            }
-            processed.push(message);
-        }
-        if outputs.is_empty() {
-            tracing::info!(
-                records = processed.len(),
-                forwarded = 0,
-                "batch deduplicated"
-            );
-            return Ok((processed, false));
-        }
-        let transactional = self.shared.mode == Mode::Transactional;
-        let next = common::kafka::offsets_after_all(processed.iter().copied())?;
-        let group =
-            if transactional {
-                Some(self.consumer.group_metadata().ok_or_else(|| {
-                    anyhow::anyhow!("no consumer group metadata for the transaction")
-                })?)
-            } else {
-                None
-            };
-        let output_offsets =
-            self.shared
-                .in_transaction(group.as_ref().map(|g| (&next, g)), || {
-                    let stored = self.shared.send(&outputs)?;
-                    let mut output_offsets = Vec::with_capacity(forwards.len());
-                    let mut changelog = Vec::with_capacity(forwards.len());
-                    for &(partition, key, source_offset, index) in &forwards {
-                        let output_offset =
-                            stored.get(index).map(|s| s.offset).ok_or_else(|| {
-                                anyhow::anyhow!("no acknowledgement for an output record")
-                            })?;
-                        output_offsets.push(output_offset);
-                        changelog.push(self.shared.changelog_record(
-                            partition,
-                            key,
-                            now,
-                            output_offset,
-                            source_offset,
-                        ));
-                    }
-                    if !changelog.is_empty() {
-                        let _ = self.shared.send(&changelog)?;
-                    }
-                    Ok(output_offsets)
-                })?;
-        {
-            let mut states = self.shared.states();
-            for (&(partition, key, _, _), output_offset) in forwards.iter().zip(&output_offsets) {
-                if let Some(state) = states.get_mut(&partition) {
-                    state.remember(key, now);
-                    state.covered_output(*output_offset);
-                }
-            }
-        }
-        self.metrics
-            .stage
-            .records_out
-            .inc_by(forwards.len() as u64 + corrections);
-        self.metrics.corrections.inc_by(corrections);
-        drop(spans);
-        tracing::info!(
-            records = processed.len(),
-            forwarded = forwards.len(),
-            corrections,
-            "batch deduplicated"
-        );
-        Ok((processed, transactional))
-    }
-
-    /// Appends the records a first sighting produces: the event on the
-    /// input's partition of `properties.events`, and its snapshot on
-    /// `properties.latest` when it has one. Each carries only the headers
-    /// its readers use: the event its `dedupe-key` and `source-offset`
-    /// (state restoration), `event-type` and `replay-id`; the snapshot its
-    /// `dedupe-key`; both the new `traceparent`. Returns the index of the
-    /// event in `outputs`: its acknowledged offset is the one the changelog
-    /// records.
-    ///
-    /// Size: these outputs cannot exceed the producer's `message_max_bytes`
-    /// when dedupe and normalize share it (the default), so dedupe has no
-    /// size check and no dead-letter path. Each output is the input's key
-    /// and value with at most the input's headers, minus `has-snapshot`,
-    /// plus `source-offset` and a fresh `traceparent`: at most 72 bytes
-    /// more, and normalize sends only events that fit its budget minus
-    /// `common::produce::FORWARDING_ALLOWANCE` (128 bytes) for this. A lower
-    /// limit here than in normalize, or a `properties.events` topic whose
-    /// `max.message.bytes` is below it, would make `send` retry a refused
-    /// batch forever: keep the limits equal (issue 19 will give dedupe
-    /// per-record results).
-    fn outputs_of(
-        &self,
-        message: &BorrowedMessage<'_>,
-        traceparent: &str,
-        outputs: &mut Vec<OutRecord>,
-    ) -> usize {
-        let record = |topic: &str, partition| OutRecord {
-            topic: topic.to_string(),
-            partition,
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            headers: Vec::new(),
-        };
-        if header_str(message, headers::HAS_SNAPSHOT) == Some("true") {
-            outputs.push(
-                record(&self.latest_topic, None)
-                    .header(headers::TRACEPARENT, traceparent)
-                    .with_headers_named(message, &[headers::DEDUPE_KEY]),
-            );
-        }
-        outputs.push(
-            record(&self.shared.events_topic, Some(message.partition()))
-                .header(headers::TRACEPARENT, traceparent)
-                .with_headers_named(
-                    message,
-                    &[headers::DEDUPE_KEY, headers::EVENT_TYPE, headers::REPLAY_ID],
-                )
-                .header(headers::SOURCE_OFFSET, message.offset().to_string()),
-        );
-        outputs.len() - 1
+        let started = window.started(polled_at);
+        (batch, started, polled_at)
     }
 }

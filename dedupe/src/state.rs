@@ -40,6 +40,11 @@ pub struct PartitionState {
     hasher: RandomState,
     /// Highest output offset known to have a changelog record.
     pub last_output_offset: Option<i64>,
+    /// Highest input offset known to have its event on the output partition
+    /// (from the changelog's and the output's `source-offset`s). Outputs are
+    /// written in input order, so every input at or below it is done: a
+    /// redelivery of one is never forwarded again, corrections included.
+    pub forwarded_through: Option<i64>,
 }
 
 fn bytes_of<'a>(arena: &'a [u8], slot: &Slot) -> &'a [u8] {
@@ -53,6 +58,11 @@ impl PartitionState {
         let hash = self.hasher.hash_one(key.as_bytes());
         self.slots
             .find(hash, |slot| bytes_of(&self.arena, slot) == key.as_bytes())
+    }
+
+    /// Whether `key` is remembered (whatever its age).
+    pub fn contains(&self, key: &str) -> bool {
+        self.find(key).is_some()
     }
 
     /// Decides for `key` at `now_ms` with a TTL of `ttl_ms`.
@@ -147,6 +157,23 @@ impl PartitionState {
         }
         self.arena = arena;
         self.garbage = 0;
+    }
+
+    /// Notes that input `source_offset` has its output (ignored when
+    /// negative: an output whose header did not say).
+    pub fn covered_input(&mut self, source_offset: i64) {
+        if source_offset >= 0 {
+            self.forwarded_through = Some(
+                self.forwarded_through
+                    .map_or(source_offset, |o| o.max(source_offset)),
+            );
+        }
+    }
+
+    /// Whether the input at `offset` already has its output.
+    pub fn already_forwarded(&self, offset: i64) -> bool {
+        self.forwarded_through
+            .is_some_and(|through| offset <= through)
     }
 
     /// Notes that the changelog covers the output up to `offset`.

@@ -8,11 +8,10 @@
 //! exactly-once guarantee itself is proven by the crash tests against the
 //! real local broker, in the output-first mode.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::produce::{OutRecord, send_all};
+use common::stage_loop::Cancel;
 use dedupe::runner::Deduper;
 use dedupe::settings::DedupeSettings;
 use dedupe::transactions::Mode;
@@ -63,8 +62,8 @@ fn with_a_transactional_broker_dedupe_forwards_inside_transactions() {
     let settings: DedupeSettings =
         common::config::load_from("DEDUPE", None, &vars).expect("settings");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let stopping = Arc::new(AtomicBool::new(false));
-    let deduper = Deduper::connect(&settings, runtime.handle().clone(), Arc::clone(&stopping))
+    let stopping = Cancel::new();
+    let deduper = Deduper::connect(&settings, runtime.handle().clone(), stopping.clone())
         .expect("connects to the mock cluster");
     assert_eq!(deduper.mode(), Mode::Transactional);
 
@@ -97,7 +96,7 @@ fn with_a_transactional_broker_dedupe_forwards_inside_transactions() {
     // Give a wrongly forwarded duplicate the time to show up.
     std::thread::sleep(Duration::from_secs(1));
     let events = read_all(&brokers, "properties.events", 0);
-    stopping.store(true, Ordering::Relaxed);
+    stopping.cancel();
     worker.join().expect("no panic").expect("clean stop");
 
     let payloads: Vec<&[u8]> = events.iter().filter_map(|m| m.payload()).collect();
