@@ -22,34 +22,32 @@
 //! the replay with an error after a bounded retry; they never count as the
 //! event's.
 
+mod run;
+mod sort;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use common::headers;
-use common::kafka::header_str;
 use common::replay_range::{self, Selection};
-use common::stage_loop::{Cancel, RetryPolicy, Verdict};
+use common::stage_loop::{Cancel, RetryPolicy};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use crate::batch::Batch;
-use crate::rows::{EventToWrite, Position};
 use crate::settings::SinkSettings;
-use crate::store::{PostgresSink, Sink};
-use crate::writer::{Committer, STAGE};
-use crate::writer_schemas::{Decoded, WriterSchemas};
+use crate::store::PostgresSink;
+use crate::writer::Committer;
+use crate::writer_schemas::WriterSchemas;
+use run::Run;
 
 /// Giving up when the DLQ yields nothing for this long before the range's end.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// How often progress is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-/// The registry's budget per writer schema before the replay stops.
-const REGISTRY_RETRY: RetryPolicy = RetryPolicy::UNTIL_STOPPED.attempts(10);
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -79,39 +77,6 @@ pub struct ReplaySummary {
     pub other_stages: u64,
     /// Sink dead letters of another `error.kind` than asked.
     pub other_kinds: u64,
-}
-
-/// What one DLQ record is to the replay.
-#[derive(Debug, PartialEq, Eq)]
-enum Sorted {
-    OtherStage,
-    OtherKind,
-    /// Cannot be replayed from the DLQ (why).
-    Unusable(&'static str),
-    /// Replay it as the event read at this position.
-    Replay(Position),
-}
-
-fn sort<M: Message>(message: &M, kind: Option<&str>) -> Sorted {
-    if header_str(message, headers::ERROR_STAGE) != Some(STAGE) {
-        return Sorted::OtherStage;
-    }
-    if kind.is_some_and(|k| header_str(message, headers::ERROR_KIND) != Some(k)) {
-        return Sorted::OtherKind;
-    }
-    if header_str(message, headers::ERROR_PAYLOAD_TRUNCATED).is_some() {
-        return Sorted::Unusable("its value was cut to fit the DLQ");
-    }
-    let origin = || {
-        Some(Position {
-            topic: header_str(message, headers::ORIGIN_TOPIC)?.to_string(),
-            partition: header_str(message, headers::ORIGIN_PARTITION)?
-                .parse()
-                .ok()?,
-            offset: header_str(message, headers::ORIGIN_OFFSET)?.parse().ok()?,
-        })
-    };
-    origin().map_or(Sorted::Unusable("it has no origin headers"), Sorted::Replay)
 }
 
 /// Re-drives the dead letters `options` names, once.
@@ -213,204 +178,5 @@ impl ReplaySummary {
             self.other_stages,
             self.other_kinds
         )
-    }
-}
-
-/// One replay's state.
-struct Run<'a> {
-    committer: Committer<PostgresSink, FutureProducer>,
-    registry: schema_registry_converter::async_impl::avro::AvroDecoder,
-    schemas: WriterSchemas,
-    options: &'a ReplayOptions,
-    summary: ReplaySummary,
-    batch: Batch,
-}
-
-impl Run<'_> {
-    /// Sorts, decodes and batches one DLQ record.
-    fn one(&mut self, message: &BorrowedMessage<'_>) -> anyhow::Result<()> {
-        self.summary.read += 1;
-        let position = match sort(message, self.options.kind.as_deref()) {
-            Sorted::OtherStage => {
-                self.summary.other_stages += 1;
-                return Ok(());
-            }
-            Sorted::OtherKind => {
-                self.summary.other_kinds += 1;
-                return Ok(());
-            }
-            Sorted::Unusable(why) => {
-                tracing::warn!(
-                    offset = message.offset(),
-                    why,
-                    "dead letter cannot be replayed from the DLQ"
-                );
-                self.summary.still_failing += 1;
-                return Ok(());
-            }
-            Sorted::Replay(position) => position,
-        };
-        let bytes = message.payload().unwrap_or_default();
-        let (registry, runtime) = (&self.registry, &self.committer.runtime);
-        let fetch = |id| crate::registry::fetch(registry, runtime, id);
-        let mut decoded = self.schemas.decode(bytes, fetch);
-        if let Decoded::Unavailable { schema_id, .. } = decoded {
-            let schemas = &mut self.schemas;
-            REGISTRY_RETRY
-                .run_blocking(&self.committer.cancel, "fetching a writer schema", |_| {
-                    schemas
-                        .fetch(schema_id, |id| {
-                            crate::registry::fetch(registry, runtime, id)
-                        })
-                        .map_err(Verdict::Retry)
-                })
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "the schema registry does not give writer schema {schema_id}: {e}"
-                    )
-                })?;
-            decoded = self.schemas.decode(bytes, |_| Err("fetched".into()));
-        }
-        match decoded {
-            Decoded::Event(event) => {
-                let event = EventToWrite {
-                    event: *event,
-                    position,
-                };
-                self.batch.push(
-                    event,
-                    message.detach(),
-                    tracing::Span::none(),
-                    Instant::now(),
-                );
-            }
-            Decoded::Fault(reason) | Decoded::Unavailable { reason, .. } => {
-                tracing::warn!(offset = message.offset(), %reason, "dead letter still does not decode");
-                self.summary.still_failing += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes (or, dry, tests) the batch's rows, without any offset.
-    fn flush(&mut self) -> anyhow::Result<()> {
-        let mut batch = std::mem::take(&mut self.batch);
-        batch.next_offsets.clear();
-        if batch.events.is_empty() {
-            return Ok(());
-        }
-        let stored = {
-            let keys: Vec<&str> = batch
-                .events
-                .iter()
-                .map(|e| e.event.dedupe_key.as_str())
-                .collect();
-            let (store, runtime) = (&mut self.committer.store, &self.committer.runtime);
-            RetryPolicy::UNTIL_STOPPED
-                .run_blocking(&self.committer.cancel, "looking up stored events", |_| {
-                    runtime
-                        .block_on(store.stored_keys(&keys))
-                        .map_err(|e| Verdict::Retry(format!("{e:#}")))
-                })
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-        };
-        let refused: Vec<String> =
-            if self.options.dry_run {
-                let (store, runtime) = (&mut self.committer.store, &self.committer.runtime);
-                let found = RetryPolicy::UNTIL_STOPPED
-                    .run_blocking(&self.committer.cancel, "testing the rows", |_| {
-                        runtime
-                            .block_on(store.find_rejected(&batch.events))
-                            .map_err(|e| Verdict::Retry(format!("{e:#}")))
-                    })
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                found
-                    .into_iter()
-                    .filter_map(|(i, _)| Some(batch.events.get(i)?.event.dedupe_key.clone()))
-                    .collect()
-            } else {
-                let commit = self
-                    .committer
-                    .commit(&mut batch)
-                    .map_err(|_| anyhow::anyhow!("stopped before the end: {:?}", self.summary))?;
-                commit.rejected.into_iter().map(|(key, reason)| {
-                tracing::warn!(dedupe_key = %key, %reason, "PostgreSQL still refuses the row");
-                key
-            }).collect()
-            };
-        // A real commit removed the refused rows from the batch; a dry run
-        // left them in it.
-        if !self.options.dry_run {
-            self.summary.still_failing += refused.len() as u64;
-        }
-        for key in batch.events.iter().map(|e| &e.event.dedupe_key) {
-            if refused.contains(key) {
-                self.summary.still_failing += 1;
-            } else if stored.contains(key) {
-                self.summary.already_stored += 1;
-            } else {
-                self.summary.landed += 1;
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-
-    fn letter(headers: &[(&str, &str)]) -> OwnedMessage {
-        let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-            h.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            })
-        });
-        OwnedMessage::new(
-            None,
-            None,
-            "dlq".into(),
-            rdkafka::Timestamp::NotAvailable,
-            0,
-            0,
-            Some(headers),
-        )
-    }
-
-    const ORIGIN: [(&str, &str); 3] = [
-        ("topic", "properties.events"),
-        ("partition", "2"),
-        ("offset", "41"),
-    ];
-
-    #[test]
-    fn only_the_sinks_dead_letters_of_the_asked_kind_are_replayed_at_their_origin() {
-        let with = |extra: &[(&'static str, &'static str)]| {
-            let mut all = ORIGIN.to_vec();
-            all.extend_from_slice(extra);
-            letter(&all)
-        };
-        let sink = with(&[("error.stage", "sink"), ("error.kind", "rejected")]);
-        let expected = Position {
-            topic: "properties.events".into(),
-            partition: 2,
-            offset: 41,
-        };
-        assert_eq!(sort(&sink, None), Sorted::Replay(expected.clone()));
-        assert_eq!(sort(&sink, Some("rejected")), Sorted::Replay(expected));
-        assert_eq!(sort(&sink, Some("decode")), Sorted::OtherKind);
-        assert_eq!(
-            sort(&with(&[("error.stage", "normalize")]), None),
-            Sorted::OtherStage
-        );
-        let cut = with(&[
-            ("error.stage", "sink"),
-            ("error.payload-truncated", "3000000"),
-        ]);
-        assert!(matches!(sort(&cut, None), Sorted::Unusable(_)));
-        let lost = letter(&[("error.stage", "sink")]);
-        assert!(matches!(sort(&lost, None), Sorted::Unusable(_)));
     }
 }

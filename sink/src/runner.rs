@@ -31,7 +31,7 @@
 //!    decode once the writer schema is known ([`Decoded::Fault`]) and rows
 //!    PostgreSQL refuses for their content ([`Committer::commit`]). Their
 //!    offset advances only once Kafka acknowledged the dead letter
-//!    ([`send_dead_letters`], then [`WriteBehind::take_dead_lettered`]).
+//!    ([`send_dead_letters`], then [`WriteBehind::dead_lettered`]).
 //! 8. **Fatal errors exit.** A batch lost other than by a stop (the writer
 //!    thread gone) ends [`SinkRunner::run`] with an error: the process
 //!    exits non-zero, and its restart reads the records again.
@@ -239,19 +239,17 @@ impl SinkRunner {
                 );
                 let shared = &self.shared;
                 let mut core = lock(&shared.core);
-                if send_dead_letters(
+                let acknowledged = send_dead_letters(
                     &shared.runtime,
                     &shared.cancel,
                     &RetryPolicy::UNTIL_STOPPED,
                     &self.producer,
                     &[record],
-                ) {
+                );
+                if acknowledged {
                     self.metrics.stage.dead_letters.inc();
-                    core.take_dead_lettered(partition, offset, span, now);
-                } else {
-                    // Stopping before Kafka acknowledged it: not past it.
-                    let _ = core.hold(partition, offset, None, now);
                 }
+                core.dead_lettered(partition, offset, acknowledged, span, now);
             }
         }
     }

@@ -67,7 +67,7 @@ pub enum Next {
     /// Taken into the pending batch.
     Taken,
     /// The event's own fault: dead-letter it with this reason, then (once
-    /// Kafka acknowledged it) [`WriteBehind::take_dead_lettered`].
+    /// Kafka acknowledged it) [`WriteBehind::dead_lettered`].
     DeadLetter(String),
     /// Not the event's fault: its partition is held at it. `newly`: the
     /// runner pauses the partition.
@@ -178,16 +178,24 @@ impl WriteBehind {
         self.pending.push(event, original, span, now);
     }
 
-    /// Takes a record that needs no row: its dead letter is acknowledged.
-    pub fn take_dead_lettered(
+    /// The outcome of a record's dead letter: once Kafka acknowledged it,
+    /// the record needs no row and the batch moves past it; if the stage
+    /// stopped first, its partition is held at it, so no commit moves past
+    /// a dead letter that was never written.
+    pub fn dead_lettered(
         &mut self,
         partition: i32,
         offset: i64,
+        acknowledged: bool,
         span: tracing::Span,
         now: Instant,
     ) {
-        self.window.push(now);
-        self.pending.advance(partition, offset, span, now);
+        if acknowledged {
+            self.window.push(now);
+            self.pending.advance(partition, offset, span, now);
+        } else {
+            let _ = self.hold(partition, offset, None, now);
+        }
     }
 
     /// Holds `partition` at the record at `offset`, which needs writer

@@ -197,6 +197,27 @@ fn a_registry_error_while_stopping_holds_the_record_and_dead_letters_nothing() {
 }
 
 #[test]
+fn a_dead_letter_moves_the_batch_past_its_record_only_once_acknowledged() {
+    let mut wb = protocol();
+    let mut store = committer(FakeStore::default(), &Cancel::new());
+    let now = Instant::now();
+    take(&mut wb, &[(0, 0)]);
+    assert!(wb.admit(0, 1));
+    wb.dead_lettered(0, 1, true, tracing::Span::none(), now);
+    assert!(wb.admit(0, 2));
+    wb.dead_lettered(0, 2, false, tracing::Span::none(), now);
+    assert!(!wb.admit(0, 3), "held at the unacknowledged one");
+    assert!(wb.retries_due(now + WAIT).is_empty(), "no retry: stopping");
+    drive(&mut wb, &mut store, WriteBehind::stop_step);
+    assert_eq!(
+        store.store.offsets,
+        HashMap::from([(0, 2)]),
+        "past 1, not 2"
+    );
+    assert_eq!(store.store.rows.len(), 1);
+}
+
+#[test]
 fn a_held_partition_resumes_from_exactly_its_held_record() {
     let mut wb = protocol();
     let now = Instant::now();
