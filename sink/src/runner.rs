@@ -8,7 +8,9 @@
 //! 1. **Rows and offsets commit together.** A batch's rows and the next
 //!    offset of every partition it covers are one database transaction
 //!    ([`Committer::commit`] over [`crate::store::Sink::write_batch`]).
-//!    Rows are unique on the dedupe key, so a record read twice lands once.
+//!    Rows are unique on the dedupe key and stored offsets only move
+//!    forward, so a record read twice lands once, and a batch committed late
+//!    by an owner that lost its partition meanwhile changes nothing.
 //! 2. **Resume from the database.** On every assignment each partition is
 //!    positioned at the offset the database stores ([`crate::rebalance`]);
 //!    Kafka's committed offsets are advisory (lag monitoring only).
