@@ -13,6 +13,7 @@ pub mod instruments;
 pub mod isolated_pipeline;
 pub mod kafka;
 pub mod produce;
+pub mod replay_range;
 pub mod shutdown;
 pub mod stage_loop;
 pub mod stage_metrics;

@@ -1,13 +1,30 @@
 //! Sink: lands unique property events in PostgreSQL, each exactly once.
 //!
-//! [`rows`] maps a `PropertyEvent` to table rows (pure); [`migrate`] applies
-//! the versioned SQL files; [`store`] is the [`store::Sink`] trait and its
-//! PostgreSQL implementation; [`runner`] is the consume-write loop and states
-//! its exactly-once argument.
+//! The decisions are pure and unit-tested against fakes: [`write_behind`]
+//! is the write-behind protocol (what is in flight, what may be committed,
+//! revocation, stop, partitions held for the registry) over [`batch`];
+//! [`writer_schemas`] is the writer-schema cache and says whose fault an
+//! undecodable value is; [`writer`] commits a batch and dead-letters the
+//! rows the store refuses. [`rows`] and [`statements`] map events to rows;
+//! [`migrate`] applies the versioned SQL files; [`store`] is the
+//! [`store::Sink`] trait and its PostgreSQL implementation. [`runner`] is
+//! the consume-write loop, wiring only, and states its exactly-once
+//! argument; [`replay`] re-drives the sink's dead letters.
 
+pub mod batch;
+#[cfg(test)]
+mod fake;
+pub mod metrics;
 pub mod migrate;
+mod rebalance;
+pub mod registry;
+pub mod replay;
 pub mod rows;
 pub mod runner;
 pub mod settings;
 pub mod statements;
 pub mod store;
+pub mod write_behind;
+pub mod writer;
+pub mod writer_schemas;
+mod writer_thread;

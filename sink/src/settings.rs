@@ -1,4 +1,4 @@
-//! The sink's configuration.
+//! The sink's configuration, and how its database URL is shown in logs.
 
 use common::kafka::KafkaSettings;
 use common::topics::TopicNames;
@@ -33,6 +33,11 @@ pub struct SinkSettings {
     /// Address of the `/metrics` and `/health` endpoint.
     #[serde(default = "default_metrics_listen")]
     pub metrics_listen: String,
+    /// Seconds the loop may make no progress while the group has lag
+    /// before `/health` answers 503 (a partition held for the schema
+    /// registry, a database that does not answer).
+    #[serde(default = "default_stall_after_secs")]
+    pub stall_after_secs: u64,
 }
 
 fn default_group() -> String {
@@ -69,6 +74,10 @@ pub fn redact_database_url(url: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn default_stall_after_secs() -> u64 {
+    common::stage_metrics::DEFAULT_STALL_AFTER.as_secs()
 }
 
 fn default_metrics_listen() -> String {

@@ -4,7 +4,7 @@
 //! the offsets it holds, so the consumer resumes exactly after the last
 //! batch it committed. PostgreSQL does both in one transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::{Client, NoTls, Statement};
 
@@ -50,6 +50,10 @@ pub trait Sink {
         group: &str,
         topic: &str,
     ) -> anyhow::Result<HashMap<i32, i64>>;
+
+    /// Which of the dedupe keys `keys` already have their event row (a
+    /// replay counts what it re-drives that was already stored).
+    async fn stored_keys(&mut self, keys: &[&str]) -> anyhow::Result<HashSet<String>>;
 }
 
 /// The PostgreSQL sink.
@@ -211,6 +215,18 @@ impl Sink for PostgresSink {
             .await
             .map_err(|e| anyhow::anyhow!("cannot read stored offsets: {}", describe(&e)))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn stored_keys(&mut self, keys: &[&str]) -> anyhow::Result<HashSet<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT dedupe_key FROM property_events WHERE dedupe_key = ANY($1)",
+                &[&keys],
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot look up stored events: {}", describe(&e)))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
 

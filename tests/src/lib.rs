@@ -11,6 +11,7 @@
 mod hand_kept_lists;
 pub mod legit_probe;
 pub mod otlp;
+pub mod own_registry;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -582,6 +583,37 @@ impl Pipeline {
         }
     }
 
+    /// The whole log of a service's first instance.
+    pub fn log(&self, service: Service) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}.log", service.name())))
+            .unwrap_or_default()
+    }
+
+    /// Waits (up to `timeout`) until `service`'s log contains `needle`;
+    /// returns whether it did.
+    pub async fn wait_for_log(&self, service: Service, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.log(service).contains(needle) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        true
+    }
+
+    /// Like [`Self::wait_for_log`], failing the test with every log when
+    /// `needle` does not appear.
+    pub async fn expect_log(&self, service: Service, needle: &str, timeout: Duration) {
+        let found = self.wait_for_log(service, needle, timeout).await;
+        assert!(
+            found,
+            "no `{needle}` in {}'s log:\n{}",
+            service.name(),
+            self.all_logs()
+        );
+    }
+
     /// The last lines of a service's log.
     pub fn log_tail(&self, service: Service) -> String {
         let text = std::fs::read_to_string(self.dir.join(format!("{}.log", service.name())))
@@ -791,6 +823,14 @@ impl Pipeline {
             self.read_topic(&self.topics.raw()).is_empty(),
             "refused requests must not reach webhooks.raw"
         );
+    }
+
+    /// The records on this pipeline's DLQ that `stage` dead-lettered.
+    pub fn dead_letters_of(&self, stage: &str) -> Vec<OwnedMessage> {
+        self.read_topic(&self.topics.dlq())
+            .into_iter()
+            .filter(|m| header(m, "error.stage").as_deref() == Some(stage))
+            .collect()
     }
 
     /// Every record currently on `topic`, all partitions, in partition then offset order.
