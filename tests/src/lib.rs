@@ -7,6 +7,7 @@
 //! service processes, which it can kill (`SIGKILL`) and restart. Tests
 //! therefore run in parallel without seeing each other's records.
 
+pub mod fault_proxy;
 #[cfg(test)]
 mod hand_kept_lists;
 pub mod legit_probe;
@@ -398,14 +399,29 @@ impl Pipeline {
 
     /// Starts `service` (logging to the test directory).
     pub fn spawn(&mut self, service: Service) {
-        let child = self.launch(service, service.name());
+        let child = self.launch(service, service.name(), &[]);
+        let _ = self.children.insert(service, child);
+    }
+
+    /// Starts `service` (stopping it first if it runs) with every Kafka
+    /// client of it going through `proxy`: its brokers are the proxy's
+    /// address, and the proxy rewrites the addresses the broker advertises
+    /// to its own ([`fault_proxy`]). The other services keep talking to the
+    /// broker directly.
+    pub fn spawn_through(&mut self, service: Service, proxy: &fault_proxy::FaultProxy) {
+        self.kill(service);
+        let brokers = (
+            format!("{}__KAFKA__BROKERS", service.name().to_ascii_uppercase()),
+            proxy.address(),
+        );
+        let child = self.launch(service, service.name(), &[brokers]);
         let _ = self.children.insert(service, child);
     }
 
     /// Starts one more instance of `service` (same consumer group).
     pub fn spawn_another(&mut self, service: Service) {
         let n = self.others.iter().filter(|(s, _)| *s == service).count() + 2;
-        let child = self.launch(service, &format!("{}-{n}", service.name()));
+        let child = self.launch(service, &format!("{}-{n}", service.name()), &[]);
         self.others.push((service, child));
     }
 
@@ -442,7 +458,9 @@ impl Pipeline {
         command
     }
 
-    fn launch(&self, service: Service, log_name: &str) -> Child {
+    /// Starts `service`, logging to `<log_name>.log`, with `overrides`
+    /// added to its environment last.
+    fn launch(&self, service: Service, log_name: &str, overrides: &[(String, String)]) -> Child {
         let log_path = self.dir.join(format!("{log_name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -459,6 +477,7 @@ impl Pipeline {
             );
         }
         command
+            .envs(overrides.iter().cloned())
             .env(
                 "RUST_LOG",
                 std::env::var("ESTATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
