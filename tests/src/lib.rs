@@ -7,6 +7,7 @@
 //! service processes, which it can kill (`SIGKILL`) and restart. Tests
 //! therefore run in parallel without seeing each other's records.
 
+pub mod exactly_once;
 pub mod fault_proxy;
 #[cfg(test)]
 mod hand_kept_lists;
@@ -870,6 +871,39 @@ impl IngestClient {
             body,
         )
         .await
+    }
+
+    /// Delivers every one of `bodies` to the generic source, like
+    /// [`Self::deliver_generic`], from `senders` concurrent tasks that take
+    /// them from the end of the list, each pausing `pause` after each
+    /// delivery. The handle resolves when every body got its 200, and fails
+    /// if a delivery did.
+    pub fn deliver_all_generic(
+        &self,
+        bodies: Vec<Vec<u8>>,
+        senders: usize,
+        pause: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(bodies));
+        let tasks: Vec<_> = (0..senders)
+            .map(|_| {
+                let (client, queue) = (self.clone(), std::sync::Arc::clone(&queue));
+                tokio::spawn(async move {
+                    loop {
+                        let Some(body) = queue.lock().await.pop() else {
+                            return;
+                        };
+                        client.deliver_generic(&body).await;
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        tokio::spawn(async move {
+            for task in tasks {
+                task.await.expect("a sender failed");
+            }
+        })
     }
 
     /// Delivers `body` like a provider does: retries on errors and 5xx until
