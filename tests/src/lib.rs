@@ -535,18 +535,29 @@ impl Pipeline {
     /// Waits (up to `timeout`) for `service` to exit; returns whether it
     /// exited successfully (a timeout kills it and returns false).
     pub async fn wait_exit(&mut self, service: Service, timeout: Duration) -> bool {
-        let Some(mut child) = self.children.remove(&service) else {
-            return false;
-        };
+        self.wait_exit_status(service, timeout)
+            .await
+            .is_some_and(|status| status.success())
+    }
+
+    /// Waits (up to `timeout`) for `service` to exit; returns its exit
+    /// status, or `None` if it was not running or did not exit in time (it
+    /// is then killed).
+    pub async fn wait_exit_status(
+        &mut self,
+        service: Service,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut child = self.children.remove(&service)?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
+                return Some(status);
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return false;
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -602,10 +613,15 @@ impl Pipeline {
         }
     }
 
+    /// A service's whole log (its first instance's).
+    pub fn log(&self, service: Service) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{}.log", service.name())))
+            .unwrap_or_default()
+    }
+
     /// The last lines of a service's log.
     pub fn log_tail(&self, service: Service) -> String {
-        let text = std::fs::read_to_string(self.dir.join(format!("{}.log", service.name())))
-            .unwrap_or_default();
+        let text = self.log(service);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
