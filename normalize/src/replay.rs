@@ -36,13 +36,11 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use crate::delivery::Outputs;
 use crate::failures::kafka_fatal;
 use crate::outcome::Origin;
-use crate::runner::Normalizer;
+use crate::runner::{Normalizer, STAGE};
 use crate::settings::NormalizeSettings;
 
 /// Header carried by every replayed event.
 pub const REPLAY_ID: &str = headers::REPLAY_ID;
-/// Stage name dead letters of normalize carry in `error.stage`.
-const STAGE: &str = "normalize";
 /// Giving up when the input yields nothing for this long before its end.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// Bound on every metadata request.
@@ -137,11 +135,13 @@ pub async fn replay(
     let mut summary = ReplaySummary::default();
     let done = |next: &HashMap<i32, i64>| next.iter().all(|(p, n)| *n >= end[p]);
     while !done(&next) {
-        let message = tokio::time::timeout(IDLE_LIMIT, normalizer.consumer.recv())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("{topic} yielded nothing for {IDLE_LIMIT:?} before the range's end")
-            })??;
+        let received = tokio::select! {
+            () = normalizer.cancel.cancelled() => bail!("replay {replay_id} stopped before the range's end"),
+            received = tokio::time::timeout(IDLE_LIMIT, normalizer.consumer.recv()) => received,
+        };
+        let message = received.map_err(|_| {
+            anyhow::anyhow!("{topic} yielded nothing for {IDLE_LIMIT:?} before the range's end")
+        })??;
         let partition = message.partition();
         if message.offset() >= end.get(&partition).copied().unwrap_or(0) {
             let _ = next.insert(partition, i64::MAX);
