@@ -79,3 +79,20 @@ fn default_registry() -> String {
 fn default_metrics_listen() -> String {
     "127.0.0.1:9101".into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_allowance_defaults_to_two_minutes_and_is_read_from_the_settings() {
+        let defaults: NormalizeSettings = serde_json::from_str("{}").expect("all defaults");
+        assert_eq!(defaults.stall_after(), Duration::from_secs(120));
+        let set: NormalizeSettings =
+            serde_json::from_str(r#"{"stall_after_secs": 30}"#).expect("deserializes");
+        assert_eq!(set.stall_after(), Duration::from_secs(30));
+        let rules = set.rules();
+        assert_eq!(rules.normalized_topic, set.topics.normalized());
+        assert_eq!(rules.message_max_bytes, set.kafka.message_max_bytes);
+    }
+}
