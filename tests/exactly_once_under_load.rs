@@ -6,14 +6,13 @@
 //! each unique event once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
+use pipeline_tests::exactly_once::ExactlyOnce;
 use pipeline_tests::{Pipeline, Service, newest_event_per_property};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use tokio::sync::Mutex;
 
 const UNIQUE: usize = 5_000;
 const DUPLICATES: usize = 1_500;
@@ -42,22 +41,11 @@ async fn unique_events_land_once_in_order_of_event_time_despite_crashes() {
     let mut deliveries: Vec<usize> = (0..UNIQUE).collect();
     deliveries.extend((0..DUPLICATES).map(|_| rng.random_range(0..UNIQUE)));
     deliveries.shuffle(&mut rng);
-    let queue = Arc::new(Mutex::new(deliveries));
-
-    let senders: Vec<_> = (0..SENDERS)
-        .map(|_| {
-            let client = pipeline.client();
-            let queue = Arc::clone(&queue);
-            tokio::spawn(async move {
-                loop {
-                    let Some(i) = queue.lock().await.pop() else {
-                        return;
-                    };
-                    client.deliver_generic(&event(i)).await;
-                }
-            })
-        })
-        .collect();
+    let senders = pipeline.client().deliver_all_generic(
+        deliveries.into_iter().map(event).collect(),
+        SENDERS,
+        Duration::ZERO,
+    );
 
     // Three kills each of dedupe and sink, at random moments while events flow.
     let mut victims = [Service::Dedupe, Service::Sink].repeat(3);
@@ -67,20 +55,14 @@ async fn unique_events_land_once_in_order_of_event_time_despite_crashes() {
         tokio::time::sleep(Duration::from_millis(pause)).await;
         pipeline.restart(victim).await;
     }
-    for sender in senders {
-        sender.await.expect("sender finished");
-    }
+    senders.await.expect("every delivery got its 200");
 
-    let expected = i64::try_from(UNIQUE).expect("small");
-    let landed = pipeline
-        .wait_for_count(
-            "SELECT count(*) FROM property_events",
-            expected,
-            Duration::from_secs(240),
-        )
+    // Every delivery got its 200: each event exactly once in PostgreSQL
+    // and on properties.events, and nothing else.
+    ExactlyOnce::of((0..UNIQUE).map(|i| format!("generic:evt_load_{i}")))
+        .only()
+        .assert(&pipeline, Duration::from_secs(240))
         .await;
-    assert_eq!(landed, expected, "{}", pipeline.all_logs());
-    pipeline.assert_each_event_forwarded_once(UNIQUE);
 
     let newest: HashMap<String, f64> = newest_event_per_property(UNIQUE, PROPERTIES)
         .into_iter()

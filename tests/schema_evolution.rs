@@ -3,7 +3,8 @@
 //! current schema on a subject where the first (walking-skeleton) version
 //! is registered, so consumers on the new schema read every old record;
 //! and the sink does: a record written with v1 lands with the fields v1
-//! did not have left empty.
+//! did not have left empty. A schema the registry refuses is fatal:
+//! normalize exits at once, non-zero, saying so.
 
 use std::time::Duration;
 
@@ -60,6 +61,46 @@ async fn the_current_schema_registers_over_v1() {
     }
     let (status, body) = register(&http, &stack, &subject, &breaking.to_string()).await;
     assert_eq!(status, 409, "an incompatible schema is refused: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn normalize_exits_at_once_when_the_registry_refuses_its_schema() {
+    let mut pipeline = Pipeline::start_ingest("evolution_fatal").await;
+    let http = reqwest::Client::new();
+    // A version the current schema cannot read: every field it requires
+    // without a default is missing.
+    let other = json!({
+        "type": "record",
+        "name": "PropertyEvent",
+        "namespace": "estate.pipeline",
+        "fields": [{"name": "x", "type": "int"}]
+    });
+    let subject = format!("{}-value", pipeline.topics.normalized());
+    let (status, body) = register(&http, &pipeline.stack, &subject, &other.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+
+    pipeline.spawn(pipeline_tests::Service::Normalize);
+    let started = std::time::Instant::now();
+    let status = pipeline
+        .wait_exit_status(pipeline_tests::Service::Normalize, Duration::from_secs(30))
+        .await;
+    let log = pipeline.log(pipeline_tests::Service::Normalize);
+    let status = status.unwrap_or_else(|| panic!("normalize kept retrying:\n{log}"));
+    assert!(!status.success(), "{status}: {log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "exits at once, not after retries: {:?}\n{log}",
+        started.elapsed()
+    );
+    assert!(
+        log.contains("incompatible") && log.contains(&subject) && log.contains("BACKWARD"),
+        "the message says what is wrong and where: {log}"
+    );
+    assert_eq!(
+        log.matches("schema registration failed; retrying").count(),
+        0,
+        "no retry: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

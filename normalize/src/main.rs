@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use common::stage_loop::Cancel;
 use normalize::replay::ReplaySource;
 use normalize::runner::Normalizer;
 use normalize::settings::NormalizeSettings;
@@ -72,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _telemetry = common::telemetry::init("normalize");
     let settings: NormalizeSettings = common::config::load("NORMALIZE", args.config.as_deref())?;
+    let cancel = Cancel::on_shutdown_signal(&tokio::runtime::Handle::current());
     if let Some(Command::Replay {
         id,
         partition,
@@ -102,15 +104,14 @@ async fn main() -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let id = id.unwrap_or_else(|| format!("replay-{now}"));
-        let summary = normalize::replay::replay(&settings, &source, &id).await?;
+        let summary = normalize::replay::replay(&settings, &source, &id, cancel).await?;
         println!(
             "replay {id}: read {} records, recovered {} ({} events), {} still failing, {} dead letters from other stages",
             summary.read, summary.recovered, summary.events, summary.still_failing, summary.skipped
         );
         return Ok(());
     }
-    let (stop, stopped) = common::shutdown::watch_flag();
-    let normalizer = Normalizer::connect(&settings).await?;
+    let normalizer = Normalizer::connect(&settings, cancel).await?;
     let _ = common::admin::serve(&settings.metrics_listen, normalizer.metrics()).await?;
     common::admin::sample_lag(
         &settings.kafka,
@@ -118,9 +119,5 @@ async fn main() -> anyhow::Result<()> {
         &settings.topics.raw(),
         normalizer.metrics(),
     )?;
-    let _signal = tokio::spawn(async move {
-        common::shutdown::signal().await;
-        let _ = stop.send(true);
-    });
-    normalizer.run(stopped).await
+    normalizer.run().await
 }

@@ -27,17 +27,20 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use common::headers;
 use common::kafka::header_str;
-use common::produce::{is_size_error, send_all};
+use common::produce::{OutRecord, is_size_error, send_each};
+use common::stage_loop::{Cancel, GaveUp, Verdict, record_span};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::producer::Producer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::runner::{Normalizer, Outcome, backoff, record_span};
+use crate::delivery::Outputs;
+use crate::failures::kafka_fatal;
+use crate::outcome::Origin;
+use crate::runner::{Normalizer, STAGE};
 use crate::settings::NormalizeSettings;
 
 /// Header carried by every replayed event.
 pub const REPLAY_ID: &str = headers::REPLAY_ID;
-/// Stage name dead letters of normalize carry in `error.stage`.
-const STAGE: &str = "normalize";
 /// Giving up when the input yields nothing for this long before its end.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// Bound on every metadata request.
@@ -96,6 +99,7 @@ pub async fn replay(
     settings: &NormalizeSettings,
     source: &ReplaySource,
     replay_id: &str,
+    cancel: Cancel,
 ) -> anyhow::Result<ReplaySummary> {
     let topic = match source {
         ReplaySource::DeadLetters => settings.topics.dlq(),
@@ -123,7 +127,7 @@ pub async fn replay(
         assignment.add_partition_offset(&topic, range.partition, Offset::Offset(range.start))?;
     }
     consumer.assign(&assignment)?;
-    let normalizer = Normalizer::with_consumer(settings, consumer).await?;
+    let normalizer = Normalizer::with_consumer(settings, consumer, cancel).await?;
     tracing::info!(replay_id, %topic, ?ranges, "replay starting");
 
     let end: HashMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.end)).collect();
@@ -131,11 +135,13 @@ pub async fn replay(
     let mut summary = ReplaySummary::default();
     let done = |next: &HashMap<i32, i64>| next.iter().all(|(p, n)| *n >= end[p]);
     while !done(&next) {
-        let message = tokio::time::timeout(IDLE_LIMIT, normalizer.consumer.recv())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("{topic} yielded nothing for {IDLE_LIMIT:?} before the range's end")
-            })??;
+        let received = tokio::select! {
+            () = normalizer.cancel.cancelled() => bail!("replay {replay_id} stopped before the range's end"),
+            received = tokio::time::timeout(IDLE_LIMIT, normalizer.consumer.recv()) => received,
+        };
+        let message = received.map_err(|_| {
+            anyhow::anyhow!("{topic} yielded nothing for {IDLE_LIMIT:?} before the range's end")
+        })??;
         let partition = message.partition();
         if message.offset() >= end.get(&partition).copied().unwrap_or(0) {
             let _ = next.insert(partition, i64::MAX);
@@ -161,41 +167,94 @@ pub async fn replay(
             }
             _ => None,
         };
-        let origin_ref = origin.as_ref().map(|(t, p, o)| (t.as_str(), *p, *o));
-        let (_span, traceparent) = record_span(&message);
-        for attempt in 0u32.. {
-            match normalizer.outcome(&message, origin_ref, &traceparent).await {
-                Ok(Outcome::Events(records)) => {
-                    let records: Vec<_> = records
-                        .into_iter()
-                        .map(|r| r.header(REPLAY_ID, replay_id))
-                        .collect();
-                    if let Err(e) = send_all(&normalizer.producer, &records).await {
-                        if is_size_error(&e) {
-                            tracing::warn!(error = %e, offset = message.offset(), "an event was refused for its size");
-                            summary.still_failing += 1;
-                            break;
-                        }
-                        tracing::warn!(error = %e, "produce failed; retrying");
-                        tokio::time::sleep(backoff(attempt)).await;
-                        continue;
-                    }
-                    summary.recovered += 1;
-                    summary.events += records.len() as u64;
-                }
-                Ok(Outcome::DeadLetter(_)) => summary.still_failing += 1,
-                Err(e) => {
-                    tracing::warn!(error = %e, "schema registry unavailable; retrying");
-                    normalizer.encoder.remove_errors_from_cache();
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
+        let origin_ref = origin.as_ref().map(|(topic, partition, offset)| Origin {
+            topic,
+            partition: *partition,
+            offset: *offset,
+        });
+        let (_span, traceparent) = record_span("normalize replay", &message);
+        let records = match normalizer.outputs(&message, origin_ref, &traceparent).await {
+            Ok(Outputs::Events(records)) => records,
+            Ok(Outputs::DeadLetter(_)) => {
+                summary.still_failing += 1;
+                continue;
             }
-            break;
+            Err(gave_up) => bail!("replay {replay_id} ended before the range's end: {gave_up}"),
+        };
+        let records: Vec<_> = records
+            .into_iter()
+            .map(|r| r.header(REPLAY_ID, replay_id))
+            .collect();
+        let events = records.len() as u64;
+        match send_replayed(&normalizer, records).await {
+            Ok(()) => {
+                summary.recovered += 1;
+                summary.events += events;
+            }
+            Err(GaveUp::Fatal(SendError::TooLarge(error))) => {
+                tracing::warn!(%error, offset = message.offset(), "an event was refused for its size");
+                summary.still_failing += 1;
+            }
+            Err(gave_up) => bail!("replay {replay_id} ended before the range's end: {gave_up}"),
         }
     }
     tracing::info!(replay_id, ?summary, "replay finished");
     Ok(summary)
+}
+
+/// Why replayed events were not all stored.
+#[derive(Debug)]
+enum SendError {
+    /// An event was refused for its size (it stays failing).
+    TooLarge(String),
+    /// librdkafka's fatal error: the replay cannot go on.
+    Fatal(String),
+    /// A failure that may pass: retried.
+    Transient(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge(e) | Self::Fatal(e) | Self::Transient(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Sends one raw record's replayed events until each is acknowledged,
+/// sending again only those that failed (an acknowledged correction sent
+/// twice would be forwarded twice), with the stage's retry policy.
+async fn send_replayed(
+    normalizer: &Normalizer,
+    records: Vec<OutRecord>,
+) -> Result<(), GaveUp<SendError>> {
+    // The retried closure may only hold shared references.
+    let pending = &tokio::sync::Mutex::new(records);
+    normalizer
+        .retry
+        .run(&normalizer.cancel, "replay produce", |_| async move {
+            let mut pending = pending.lock().await;
+            let results = send_each(&normalizer.producer, &pending).await;
+            let mut failed = Vec::new();
+            let mut error = None;
+            for (record, result) in std::mem::take(&mut *pending).into_iter().zip(results) {
+                let Err(e) = result else { continue };
+                if is_size_error(&e) {
+                    return Err(Verdict::Fatal(SendError::TooLarge(e.to_string())));
+                }
+                if let Some(fatal) = kafka_fatal(&e, normalizer.producer.client().fatal_error()) {
+                    return Err(Verdict::Fatal(SendError::Fatal(fatal)));
+                }
+                error = Some(e.to_string());
+                failed.push(record);
+            }
+            *pending = failed;
+            match error {
+                None => Ok(()),
+                Some(e) => Err(Verdict::Retry(SendError::Transient(e))),
+            }
+        })
+        .await
 }
 
 /// The ranges to read, per partition, empty ones left out.

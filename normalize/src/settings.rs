@@ -1,9 +1,13 @@
-//! Normalize's configuration.
+//! Normalize's configuration (`config/normalize.toml`, overridden by
+//! `NORMALIZE__<SECTION>__<KEY>` variables).
+
+use std::time::Duration;
 
 use common::kafka::{BatchSettings, KafkaSettings};
 use common::topics::TopicNames;
 use serde::Deserialize;
 
+use crate::outcome::Rules;
 use crate::providers::Limits;
 
 /// Everything normalize is configured with.
@@ -38,6 +42,31 @@ pub struct NormalizeSettings {
     /// dead-lettered (`too_many_events`, `too_many_items`).
     #[serde(default)]
     pub limits: Limits,
+    /// How long the loop may make no progress while the group has lag
+    /// before `/health` answers 503 (seconds).
+    #[serde(default = "default_stall_after_secs")]
+    pub stall_after_secs: u64,
+}
+
+impl NormalizeSettings {
+    /// What these settings say about every record ([`crate::outcome`]).
+    pub fn rules(&self) -> Rules {
+        Rules {
+            limits: self.limits,
+            normalizer_version: self.normalizer_version.clone(),
+            normalized_topic: self.topics.normalized(),
+            message_max_bytes: self.kafka.message_max_bytes,
+        }
+    }
+
+    /// [`Self::stall_after_secs`] as a duration.
+    pub fn stall_after(&self) -> Duration {
+        Duration::from_secs(self.stall_after_secs)
+    }
+}
+
+fn default_stall_after_secs() -> u64 {
+    common::stage_metrics::DEFAULT_STALL_AFTER.as_secs()
 }
 
 fn default_group() -> String {
@@ -49,4 +78,21 @@ fn default_registry() -> String {
 
 fn default_metrics_listen() -> String {
     "127.0.0.1:9101".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_allowance_defaults_to_two_minutes_and_is_read_from_the_settings() {
+        let defaults: NormalizeSettings = serde_json::from_str("{}").expect("all defaults");
+        assert_eq!(defaults.stall_after(), Duration::from_secs(120));
+        let set: NormalizeSettings =
+            serde_json::from_str(r#"{"stall_after_secs": 30}"#).expect("deserializes");
+        assert_eq!(set.stall_after(), Duration::from_secs(30));
+        let rules = set.rules();
+        assert_eq!(rules.normalized_topic, set.topics.normalized());
+        assert_eq!(rules.message_max_bytes, set.kafka.message_max_bytes);
+    }
 }

@@ -7,6 +7,8 @@
 //! service processes, which it can kill (`SIGKILL`) and restart. Tests
 //! therefore run in parallel without seeing each other's records.
 
+pub mod exactly_once;
+pub mod fault_proxy;
 #[cfg(test)]
 mod hand_kept_lists;
 pub mod legit_probe;
@@ -399,14 +401,29 @@ impl Pipeline {
 
     /// Starts `service` (logging to the test directory).
     pub fn spawn(&mut self, service: Service) {
-        let child = self.launch(service, service.name());
+        let child = self.launch(service, service.name(), &[]);
+        let _ = self.children.insert(service, child);
+    }
+
+    /// Starts `service` (stopping it first if it runs) with every Kafka
+    /// client of it going through `proxy`: its brokers are the proxy's
+    /// address, and the proxy rewrites the addresses the broker advertises
+    /// to its own ([`fault_proxy`]). The other services keep talking to the
+    /// broker directly.
+    pub fn spawn_through(&mut self, service: Service, proxy: &fault_proxy::FaultProxy) {
+        self.kill(service);
+        let brokers = (
+            format!("{}__KAFKA__BROKERS", service.name().to_ascii_uppercase()),
+            proxy.address(),
+        );
+        let child = self.launch(service, service.name(), &[brokers]);
         let _ = self.children.insert(service, child);
     }
 
     /// Starts one more instance of `service` (same consumer group).
     pub fn spawn_another(&mut self, service: Service) {
         let n = self.others.iter().filter(|(s, _)| *s == service).count() + 2;
-        let child = self.launch(service, &format!("{}-{n}", service.name()));
+        let child = self.launch(service, &format!("{}-{n}", service.name()), &[]);
         self.others.push((service, child));
     }
 
@@ -443,7 +460,9 @@ impl Pipeline {
         command
     }
 
-    fn launch(&self, service: Service, log_name: &str) -> Child {
+    /// Starts `service`, logging to `<log_name>.log`, with `overrides`
+    /// added to its environment last.
+    fn launch(&self, service: Service, log_name: &str, overrides: &[(String, String)]) -> Child {
         let log_path = self.dir.join(format!("{log_name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -460,6 +479,7 @@ impl Pipeline {
             );
         }
         command
+            .envs(overrides.iter().cloned())
             .env(
                 "RUST_LOG",
                 std::env::var("ESTATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -516,18 +536,29 @@ impl Pipeline {
     /// Waits (up to `timeout`) for `service` to exit; returns whether it
     /// exited successfully (a timeout kills it and returns false).
     pub async fn wait_exit(&mut self, service: Service, timeout: Duration) -> bool {
-        let Some(mut child) = self.children.remove(&service) else {
-            return false;
-        };
+        self.wait_exit_status(service, timeout)
+            .await
+            .is_some_and(|status| status.success())
+    }
+
+    /// Waits (up to `timeout`) for `service` to exit; returns its exit
+    /// status, or `None` if it was not running or did not exit in time (it
+    /// is then killed).
+    pub async fn wait_exit_status(
+        &mut self,
+        service: Service,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let mut child = self.children.remove(&service)?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
+                return Some(status);
             }
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return false;
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -616,8 +647,7 @@ impl Pipeline {
 
     /// The last lines of a service's log.
     pub fn log_tail(&self, service: Service) -> String {
-        let text = std::fs::read_to_string(self.dir.join(format!("{}.log", service.name())))
-            .unwrap_or_default();
+        let text = self.log(service);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
@@ -891,6 +921,39 @@ impl IngestClient {
             body,
         )
         .await
+    }
+
+    /// Delivers every one of `bodies` to the generic source, like
+    /// [`Self::deliver_generic`], from `senders` concurrent tasks that take
+    /// them from the end of the list, each pausing `pause` after each
+    /// delivery. The handle resolves when every body got its 200, and fails
+    /// if a delivery did.
+    pub fn deliver_all_generic(
+        &self,
+        bodies: Vec<Vec<u8>>,
+        senders: usize,
+        pause: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let queue = std::sync::Arc::new(tokio::sync::Mutex::new(bodies));
+        let tasks: Vec<_> = (0..senders)
+            .map(|_| {
+                let (client, queue) = (self.clone(), std::sync::Arc::clone(&queue));
+                tokio::spawn(async move {
+                    loop {
+                        let Some(body) = queue.lock().await.pop() else {
+                            return;
+                        };
+                        client.deliver_generic(&body).await;
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        tokio::spawn(async move {
+            for task in tasks {
+                task.await.expect("a sender failed");
+            }
+        })
     }
 
     /// Delivers `body` like a provider does: retries on errors and 5xx until
