@@ -271,7 +271,27 @@ fn distinct_metrics_ports(ingest_port: u16) -> HashMap<Service, u16> {
         .collect()
 }
 
+/// A port free now for a service to listen on. Chosen below the kernel's
+/// ephemeral range (32768 and up): a port from that range, released here,
+/// can be taken by any outgoing connection (every Kafka client makes many)
+/// before the service binds it. Never the same port twice in one process.
 fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // 20000..25000 holds none of the stack's ports (15432, 18081, 19092,
+    // 25432, 28081, 29092); each test process starts at its own place.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 50) as u16 * 100,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..5_000 {
+        let port = 20_000 + (NEXT.fetch_add(1, Ordering::SeqCst) - 20_000) % 5_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
 }
@@ -525,12 +545,19 @@ impl Pipeline {
 
     /// Sends SIGTERM to `service` (a clean stop request); does not wait.
     pub fn send_sigterm(&self, service: Service) {
+        self.send_signal(service, "TERM");
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`...) to the first instance of
+    /// `service`: `STOP` freezes it as a stalled process would be (no
+    /// heartbeat, no poll), `CONT` lets it run on from where it was.
+    pub fn send_signal(&self, service: Service, signal: &str) {
         let child = self.children.get(&service).expect("the service is running");
         let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
             .is_ok_and(|s| s.success());
-        assert!(sent, "cannot send SIGTERM to {}", service.name());
+        assert!(sent, "cannot send SIG{signal} to {}", service.name());
     }
 
     /// Waits (up to `timeout`) for `service` to exit; returns whether it

@@ -1,0 +1,75 @@
+//! Dedupe behind the fault proxy while webhooks flow: its produce requests
+//! are held longer than its delivery timeout (so a batch fails after some
+//! of its outputs may have been stored), a produce is cut after the broker
+//! stored it but before the acknowledgement, and every connection is cut at
+//! once. Each failed batch is abandoned and its partitions restored from the
+//! changelog and the output's tail, never resent whole: every webhook that
+//! got a 200 lands exactly once on `properties.events` and in PostgreSQL.
+
+use std::time::Duration;
+
+use pipeline_tests::exactly_once::ExactlyOnce;
+use pipeline_tests::fault_proxy::{CutPoint, FaultProxy, frames};
+use pipeline_tests::{Pipeline, Service};
+
+const WEBHOOKS: usize = 400;
+
+fn webhook(i: usize) -> Vec<u8> {
+    format!(
+        r#"{{"id":"evt_dfault_{i}","type":"property.created","created":"2024-05-01T10:00:00Z",
+           "data":{{"property":{{"id":"prop_dfault_{i}","price":{price}}}}}}}"#,
+        price = 400_000 + i,
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partial_produce_failure_in_dedupe_doubles_nothing() {
+    let mut pipeline = Pipeline::start_with(
+        "dedupe_faults",
+        &[Service::Ingest, Service::Normalize, Service::Sink],
+        None,
+        &[],
+    )
+    .await;
+    let proxy = FaultProxy::start(&pipeline.stack.brokers).await;
+    pipeline.spawn_through(Service::Dedupe, &proxy);
+    let senders = pipeline.client().deliver_all_generic(
+        (0..WEBHOOKS).map(webhook).collect(),
+        2,
+        Duration::from_millis(100),
+    );
+    pipeline
+        .expect_log(
+            Service::Dedupe,
+            "batch deduplicated",
+            Duration::from_secs(60),
+        )
+        .await;
+
+    // Longer than the 5 s delivery timeout: the batch in flight fails.
+    proxy.black_hole(Duration::from_secs(7));
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    pipeline
+        .expect_log(Service::Dedupe, "batch abandoned", Duration::from_secs(30))
+        .await;
+
+    // A produce the broker stored, whose acknowledgement never came back.
+    proxy.cut_next(frames::PRODUCE, CutPoint::BeforeResponse);
+    assert!(
+        proxy.wait_for_cuts(1, Duration::from_secs(30)).await,
+        "a produce request was cut mid-batch"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(proxy.cut_all() > 0, "dedupe holds connections to cut");
+
+    senders.await.expect("every delivery got its 200");
+    ExactlyOnce::of((0..WEBHOOKS).map(|i| format!("generic:evt_dfault_{i}")))
+        .only()
+        .assert(&pipeline, Duration::from_secs(120))
+        .await;
+    assert!(
+        proxy.requests(frames::PRODUCE) > 0,
+        "dedupe produced through the proxy"
+    );
+}
