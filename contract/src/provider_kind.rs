@@ -139,7 +139,11 @@ mod tests {
                 ProviderKind::NAMES.join(", ")
             )
         );
-        assert!(error.to_string().contains("generic, fluximmo, stream-estate"));
+        assert!(
+            error
+                .to_string()
+                .contains("generic, fluximmo, stream-estate")
+        );
         let error = serde_json::from_str::<ProviderKind>(r#""zillow""#).expect_err("unknown");
         assert!(
             error
