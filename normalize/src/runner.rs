@@ -559,12 +559,14 @@ pub(crate) fn parse_message<M: Message>(
     let source =
         header_str(message, headers::SOURCE).ok_or(ParseError::MissingHeader(headers::SOURCE))?;
     let provider = header_str(message, headers::PROVIDER)
-        .ok_or(ParseError::MissingHeader(headers::PROVIDER))
-        .and_then(providers::provider_kind)?;
+        .ok_or(ParseError::MissingHeader(headers::PROVIDER))?;
     let received_at_ms = header_str(message, headers::RECEIVED_AT)
         .and_then(|v| v.parse().ok())
         .or_else(|| message.timestamp().to_millis())
         .ok_or(ParseError::MissingHeader(headers::RECEIVED_AT))?;
+    // Whether the kind is known is asked last, as when the parsers matched
+    // on the header's text: a record missing a header is named for that.
+    let provider = providers::provider_kind(provider)?;
     let (topic, partition, offset) =
         origin.unwrap_or((message.topic(), message.partition(), message.offset()));
     let context = RawContext {
@@ -585,5 +587,109 @@ async fn wait_or_shutdown(delay: Duration, shutdown: &mut watch::Receiver<bool>)
     tokio::select! {
         () = tokio::time::sleep(delay) => *shutdown.borrow(),
         _ = shutdown.changed() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Timestamp;
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+
+    /// A raw record with these headers (values as bytes) and timestamp.
+    fn raw(headers: &[(&str, &[u8])], timestamp: Timestamp) -> OwnedMessage {
+        let headers = headers
+            .iter()
+            .fold(OwnedHeaders::new(), |all, (key, value)| {
+                all.insert(Header {
+                    key,
+                    value: Some(*value),
+                })
+            });
+        OwnedMessage::new(
+            None,
+            None,
+            "webhooks.raw".to_string(),
+            timestamp,
+            0,
+            7,
+            Some(headers),
+        )
+    }
+
+    fn outcome(headers: &[(&str, &[u8])], timestamp: Timestamp) -> Result<usize, ParseError> {
+        let message = raw(headers, timestamp);
+        parse_message(&message, b"{}", None, Limits::default()).map(|events| events.len())
+    }
+
+    /// Only the exact configured spelling names a kind: anything else is
+    /// dead-lettered as `unknown_provider`, naming the value, as before
+    /// `ProviderKind` (b9f8a70); a value that is no UTF-8 is no header.
+    #[test]
+    fn a_provider_header_that_names_no_kind_is_unknown_provider() {
+        for value in [
+            "zillow",
+            "",
+            "Generic",
+            "GENERIC",
+            "stream_estate",
+            "StreamEstate",
+            " generic",
+            "generic ",
+            "generic\n",
+            "standard_webhooks",
+        ] {
+            let error = outcome(
+                &[("source", b"s"), ("provider", value.as_bytes())],
+                Timestamp::CreateTime(1),
+            )
+            .expect_err("no such kind");
+            assert_eq!(error, ParseError::UnknownProvider(value.to_string()));
+            assert_eq!(error.kind(), "unknown_provider");
+            assert_eq!(
+                error.to_string(),
+                format!("no parser for provider `{value}`")
+            );
+        }
+        assert_eq!(
+            outcome(
+                &[("source", b"s"), ("provider", b"gen\xffric")],
+                Timestamp::CreateTime(1)
+            ),
+            Err(ParseError::MissingHeader("provider"))
+        );
+        assert_eq!(
+            outcome(&[("source", b"s")], Timestamp::CreateTime(1)),
+            Err(ParseError::MissingHeader("provider"))
+        );
+    }
+
+    /// The headers are checked in the order they were before
+    /// `ProviderKind`: `source`, `provider` present, an arrival time, and
+    /// only then whether the provider is known.
+    #[test]
+    fn a_missing_arrival_time_is_named_before_an_unknown_provider() {
+        assert_eq!(
+            outcome(
+                &[("source", b"s"), ("provider", b"zillow")],
+                Timestamp::NotAvailable
+            ),
+            Err(ParseError::MissingHeader("received-at"))
+        );
+        assert_eq!(
+            outcome(&[("provider", b"zillow")], Timestamp::CreateTime(1)),
+            Err(ParseError::MissingHeader("source"))
+        );
+        assert_eq!(
+            outcome(
+                &[
+                    ("source", b"s"),
+                    ("provider", b"zillow"),
+                    ("received-at", b"1700000000000")
+                ],
+                Timestamp::NotAvailable
+            ),
+            Err(ParseError::UnknownProvider("zillow".into()))
+        );
     }
 }
