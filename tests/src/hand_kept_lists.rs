@@ -406,3 +406,58 @@ fn every_fuzz_target_has_seeds() {
         "fuzz targets scripts/fuzz.sh cannot seed; add a fixture to each of: {unseeded:?}"
     );
 }
+
+/// `scripts/fuzz.sh` checks every target's seeds before it builds or fuzzes
+/// any: a target without a fixture folder fails at once, named, instead of
+/// after minutes of building and fuzzing the targets listed before it. Run
+/// with a stand-in cargo-fuzz (where the script caches the real one) that
+/// lists a target with no fixtures, and a `cargo` that refuses to install.
+#[test]
+fn fuzz_sh_names_a_target_without_seeds_before_building() {
+    let stand_in = "#!/usr/bin/env bash\n\
+        case \"$1\" in\n\
+          list) printf 'generic\\nno_fixtures\\n' ;;\n\
+          *) echo \"stand-in cargo-fuzz $1\" >&2 ;;\n\
+        esac\n";
+    let cache = Scratch::new(
+        "fuzz-sh",
+        &[
+            ("estate-pipeline/cargo-fuzz-0.13.2/bin/cargo-fuzz", stand_in),
+            ("bin/cargo", "#!/usr/bin/env bash\nexit 97\n"),
+        ],
+    );
+    for file in [
+        "estate-pipeline/cargo-fuzz-0.13.2/bin/cargo-fuzz",
+        "bin/cargo",
+    ] {
+        let status = std::process::Command::new("chmod")
+            .args(["+x"])
+            .arg(cache.0.join(file))
+            .status()
+            .expect("chmod runs");
+        assert!(status.success());
+    }
+    let path = format!(
+        "{}:{}",
+        cache.0.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .arg(root().join("scripts/fuzz.sh"))
+        .arg("1")
+        .env("XDG_CACHE_HOME", &cache.0)
+        .env("PATH", path)
+        .output()
+        .expect("bash runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("fuzz target no_fixtures has no seeds: no tests/fixtures/no-fixtures/*.json"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("stand-in cargo-fuzz build") && !stderr.contains("==> fuzzing"),
+        "checked before building or fuzzing: {stderr}"
+    );
+}
