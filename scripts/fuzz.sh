@@ -41,19 +41,23 @@ fi
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="$CACHE/fuzz-target"
 cd "$ROOT"
-echo "==> building the fuzz targets" >&2
-"$CARGO_FUZZ" build -O >&2
-for target in $("$CARGO_FUZZ" list); do
-  corpus="$CACHE/fuzz-corpus/$target"
-  mkdir -p "$corpus"
-  # A target is named after its parser's module (stream_estate); the
-  # parser's fixtures are in the module's kebab-case folder (stream-estate).
+TARGETS="$("$CARGO_FUZZ" list)"
+# A target is named after its parser's module (stream_estate); the
+# parser's fixtures are in the module's kebab-case folder (stream-estate).
+# Every target's seeds are checked before anything is built or fuzzed.
+for target in $TARGETS; do
   seeds="tests/fixtures/${target//_/-}"
   compgen -G "$seeds/*.json" >/dev/null || {
     echo "error: fuzz target $target has no seeds: no $seeds/*.json (name the folder after the parser)" >&2
     exit 1
   }
-  cp "$seeds"/*.json "$corpus/"
+done
+echo "==> building the fuzz targets" >&2
+"$CARGO_FUZZ" build -O >&2
+for target in $TARGETS; do
+  corpus="$CACHE/fuzz-corpus/$target"
+  mkdir -p "$corpus"
+  cp "tests/fixtures/${target//_/-}"/*.json "$corpus/"
   log="$CACHE/fuzz-$target.log"
   echo "==> fuzzing $target for ${SECONDS_PER_TARGET} s" >&2
   if ! "$CARGO_FUZZ" run -O "$target" "$corpus" -- \

@@ -31,7 +31,7 @@ pub fn ingest_record_headers() -> OwnedHeaders {
     };
     let arrival = Arrival {
         source: "generic",
-        provider: "generic",
+        provider: common::ProviderKind::Generic,
         content_type: "application/json",
         received_at_ms: 1_700_000_000_000,
         request_id: "3f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f",

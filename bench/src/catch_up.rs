@@ -245,7 +245,7 @@ async fn fill_raw(brokers: &str, topic: &str, n: u64) -> anyhow::Result<()> {
         let traceparent = common::traceparent::new_root();
         let arrival = Arrival {
             source: "generic",
-            provider: "generic",
+            provider: common::ProviderKind::Generic,
             content_type: "application/json",
             received_at_ms,
             request_id: &request_id,

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::de::{self, DeserializeSeed, EnumAccess, VariantAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 /// Generates [`ProviderKind`] from one table of `Variant => "name", "avro_symbol"`.
@@ -91,13 +92,76 @@ impl fmt::Display for ProviderKind {
     }
 }
 
-/// Reads a kind by its name, refusing others with serde's "unknown variant"
-/// error (which lists every name).
+/// Reads a kind as serde reads a derived unit-only enum (what ingest's
+/// settings did before this type): by its name, as a string or as the key
+/// of a one-entry table, refusing others with serde's "unknown variant"
+/// error (which lists every name) and anything else with the format's own
+/// message for an enum, so the same settings are accepted and refused.
 impl<'de> Deserialize<'de> for ProviderKind {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        deserializer.deserialize_enum("ProviderKind", Self::NAMES, KindVisitor)
+    }
+}
+
+/// The enum: its variant, which must be a unit.
+struct KindVisitor;
+
+impl<'de> Visitor<'de> for KindVisitor {
+    type Value = ProviderKind;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("enum ProviderKind")
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<ProviderKind, A::Error> {
+        let (kind, variant) = data.variant_seed(NameVisitor)?;
+        variant.unit_variant()?;
+        Ok(kind)
+    }
+}
+
+/// The variant: a kind's name (or, in formats that write it so, its index).
+struct NameVisitor;
+
+impl<'de> DeserializeSeed<'de> for NameVisitor {
+    type Value = ProviderKind;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<ProviderKind, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for NameVisitor {
+    type Value = ProviderKind;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("variant identifier")
+    }
+
+    fn visit_u64<E: de::Error>(self, index: u64) -> Result<ProviderKind, E> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|index| ProviderKind::ALL.get(index))
+            .copied()
+            .ok_or_else(|| {
+                let expected = format!("variant index 0 <= i < {}", ProviderKind::ALL.len());
+                E::invalid_value(de::Unexpected::Unsigned(index), &expected.as_str())
+            })
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<ProviderKind, E> {
         name.parse()
-            .map_err(|_| serde::de::Error::unknown_variant(&name, Self::NAMES))
+            .map_err(|_| E::unknown_variant(name, ProviderKind::NAMES))
+    }
+
+    fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<ProviderKind, E> {
+        match std::str::from_utf8(name) {
+            Ok(name) => self.visit_str(name),
+            Err(_) => Err(E::unknown_variant(
+                &String::from_utf8_lossy(name),
+                ProviderKind::NAMES,
+            )),
+        }
     }
 }
 
@@ -155,5 +219,89 @@ mod tests {
             serde_json::from_str::<ProviderKind>(r#""stream-estate""#).expect("known"),
             ProviderKind::StreamEstate
         );
+    }
+
+    /// What serde derives for a unit-only enum renamed to kebab-case: how
+    /// ingest read `provider` before `ProviderKind` (b9f8a70).
+    #[derive(Debug, PartialEq, Eq, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    enum Derived {
+        Generic,
+        Fluximmo,
+        StreamEstate,
+        Immoteur,
+        StandardWebhooks,
+    }
+
+    /// `provider = <value>` in a TOML source, read both ways.
+    fn from_toml(value: &str) -> (Result<String, String>, Result<String, String>) {
+        #[derive(Debug, Deserialize)]
+        struct Old {
+            provider: Derived,
+        }
+        #[derive(Debug, Deserialize)]
+        struct New {
+            provider: ProviderKind,
+        }
+        let text = format!("provider = {value}");
+        let old = toml::from_str::<Old>(&text)
+            .map(|old| format!("{:?}", old.provider))
+            .map_err(|e| e.message().to_string());
+        let new = toml::from_str::<New>(&text)
+            .map(|new| format!("{:?}", new.provider))
+            .map_err(|e| e.message().to_string());
+        (old, new)
+    }
+
+    /// Every `provider` value ingest's TOML accepted before is accepted as
+    /// the same kind, and every one it refused is refused with the same
+    /// message (an unknown name's lists the kinds added since too).
+    #[test]
+    fn a_provider_is_read_as_the_derived_enum_read_it() {
+        for value in [
+            r#""generic""#,
+            r#""stream-estate""#,
+            r#""standard-webhooks""#,
+            "{ generic = {} }",
+            "{ immoteur = {} }",
+            "{ generic = 1 }",
+            "{ generic = {}, fluximmo = {} }",
+            "{}",
+            r#"{ zillow = {} }"#,
+            r#""zillow""#,
+            r#""Generic""#,
+            r#""stream_estate""#,
+            r#""""#,
+            "5",
+            "-1",
+            "true",
+            "1.5",
+            r#"["generic"]"#,
+            "1979-05-27",
+        ] {
+            let (old, new) = from_toml(value);
+            match (&old, &new) {
+                (Err(old), Err(new)) if old.starts_with("unknown variant") => {
+                    assert!(new.starts_with(old.as_str()), "{value}: {old} / {new}");
+                }
+                _ => assert_eq!(old, new, "provider = {value}"),
+            }
+        }
+        for value in [
+            serde_json::json!("fluximmo"),
+            serde_json::json!({ "fluximmo": null }),
+            serde_json::json!({ "fluximmo": 1 }),
+            serde_json::json!(0),
+            serde_json::json!(null),
+            serde_json::json!([]),
+        ] {
+            let old = serde_json::from_value::<Derived>(value.clone())
+                .map(|old| format!("{old:?}"))
+                .map_err(|e| e.to_string());
+            let new = serde_json::from_value::<ProviderKind>(value.clone())
+                .map(|new| format!("{new:?}"))
+                .map_err(|e| e.to_string());
+            assert_eq!(old, new, "{value}");
+        }
     }
 }

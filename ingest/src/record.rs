@@ -2,7 +2,7 @@
 //! the key, and the DESIGN.md headers. Pure, so the contract is testable
 //! without a broker.
 
-use common::headers;
+use common::{ProviderKind, headers};
 
 use crate::verify::Verdict;
 
@@ -11,8 +11,8 @@ use crate::verify::Verdict;
 pub struct Arrival<'a> {
     /// Source name.
     pub source: &'a str,
-    /// Provider kind.
-    pub provider: &'a str,
+    /// Provider kind (the `provider` header: what normalize dispatches on).
+    pub provider: ProviderKind,
     /// Request content type.
     pub content_type: &'a str,
     /// Arrival time, Unix ms.
@@ -38,7 +38,7 @@ pub fn key(arrival: &Arrival<'_>) -> Option<String> {
 pub fn headers(arrival: &Arrival<'_>) -> Vec<(&'static str, String)> {
     let mut out = vec![
         (headers::SOURCE, arrival.source.to_string()),
-        (headers::PROVIDER, arrival.provider.to_string()),
+        (headers::PROVIDER, arrival.provider.as_str().to_string()),
         (headers::CONTENT_TYPE, arrival.content_type.to_string()),
         (headers::RECEIVED_AT, arrival.received_at_ms.to_string()),
         (headers::REQUEST_ID, arrival.request_id.to_string()),
@@ -74,7 +74,7 @@ mod tests {
         let v = verdict();
         let arrival = Arrival {
             source: "generic",
-            provider: "generic",
+            provider: ProviderKind::Generic,
             content_type: "application/json",
             received_at_ms: 1_700_000_000_000,
             request_id: "r1",
@@ -85,6 +85,7 @@ mod tests {
         let h = headers(&arrival);
         let get = |name: &str| h.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str());
         assert_eq!(get("source"), Some("generic"));
+        assert_eq!(get("provider"), Some("generic"));
         assert_eq!(get("received-at"), Some("1700000000000"));
         assert_eq!(get("verify-scheme"), Some("hmac-sha256"));
         assert_eq!(get("verify-key"), Some("current"));
@@ -101,7 +102,7 @@ mod tests {
         };
         let arrival = Arrival {
             source: "immo",
-            provider: "immoteur",
+            provider: ProviderKind::Immoteur,
             content_type: "application/json",
             received_at_ms: 1,
             request_id: "r",
@@ -112,5 +113,30 @@ mod tests {
         let h = headers(&arrival);
         assert!(h.contains(&("event-id", "e-1".into())));
         assert!(h.contains(&("delivery-id", "d-1".into())));
+    }
+
+    /// The `provider` header of every kind is its name, which names the
+    /// kind back (what normalize reads it with).
+    #[test]
+    fn the_provider_header_names_the_kind() {
+        let v = verdict();
+        for &kind in ProviderKind::ALL {
+            let arrival = Arrival {
+                source: "s",
+                provider: kind,
+                content_type: "application/json",
+                received_at_ms: 1,
+                request_id: "r",
+                verdict: &v,
+                traceparent: "tp",
+            };
+            let h = headers(&arrival);
+            let provider = h
+                .iter()
+                .find(|(name, _)| *name == headers::PROVIDER)
+                .map(|(_, value)| value.as_str());
+            assert_eq!(provider, Some(kind.as_str()));
+            assert_eq!(provider.map(str::parse::<ProviderKind>), Some(Ok(kind)));
+        }
     }
 }

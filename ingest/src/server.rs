@@ -411,7 +411,7 @@ async fn handle(
         common::trace_context::traceparent_of(&span).unwrap_or_else(common::traceparent::new_root);
     let arrival = Arrival {
         source: source_name,
-        provider: source.settings.provider.as_str(),
+        provider: source.settings.provider,
         content_type: &content_type,
         received_at_ms,
         request_id: &request_id,

@@ -129,13 +129,15 @@ pub fn parse(
         .ok_or(ParseError::MissingHeader(headers::SOURCE))?;
     let provider = raw
         .provider
-        .ok_or(ParseError::MissingHeader(headers::PROVIDER))
-        .and_then(providers::provider_kind)?;
+        .ok_or(ParseError::MissingHeader(headers::PROVIDER))?;
     let received_at_ms = raw
         .received_at
         .and_then(|v| v.parse().ok())
         .or(raw.timestamp_ms)
         .ok_or(ParseError::MissingHeader(headers::RECEIVED_AT))?;
+    // Whether the kind is known is asked last, as when the parsers matched
+    // on the header's text: a record missing a header is named for that.
+    let provider = providers::provider_kind(provider)?;
     let context = RawContext {
         source,
         provider,
@@ -465,5 +467,67 @@ mod tests {
             assemble(&events, vec![], "", &rules()),
             Outcome::Events(vec![])
         );
+    }
+
+    fn headers_outcome(
+        source: Option<&'static str>,
+        provider: Option<&'static str>,
+        received_at: Option<&'static str>,
+        timestamp_ms: Option<i64>,
+    ) -> Result<usize, Rejection> {
+        let raw = RawHeaders {
+            source,
+            provider,
+            event_id: None,
+            received_at,
+            timestamp_ms,
+        };
+        parse(&raw, b"{}", origin(), &rules()).map(|events| events.len())
+    }
+
+    /// Only the exact configured spelling names a kind: anything else is
+    /// dead-lettered as `unknown_provider`, naming the value.
+    #[test]
+    fn a_provider_header_that_names_no_kind_is_unknown_provider() {
+        for value in [
+            "zillow",
+            "",
+            "Generic",
+            "GENERIC",
+            "stream_estate",
+            "StreamEstate",
+            " generic",
+            "generic ",
+            "generic\n",
+            "standard_webhooks",
+        ] {
+            let rejection =
+                headers_outcome(Some("s"), Some(value), None, Some(1)).expect_err("no such kind");
+            assert_eq!(rejection.kind, "unknown_provider");
+            assert_eq!(
+                rejection.reason,
+                format!("no parser for provider `{value}`")
+            );
+        }
+        let missing = headers_outcome(Some("s"), None, None, Some(1)).expect_err("no header");
+        assert_eq!(missing.kind, "missing_header");
+    }
+
+    /// The headers are checked in the order they were before
+    /// `ProviderKind`: `source`, `provider` present, an arrival time, and
+    /// only then whether the provider is known.
+    #[test]
+    fn a_missing_arrival_time_is_named_before_an_unknown_provider() {
+        let no_time = headers_outcome(Some("s"), Some("zillow"), None, None).expect_err("no time");
+        assert_eq!(
+            (no_time.kind, no_time.reason.as_str()),
+            ("missing_header", "raw record has no `received-at` header")
+        );
+        let no_source =
+            headers_outcome(None, Some("zillow"), None, Some(1)).expect_err("no source");
+        assert_eq!(no_source.reason, "raw record has no `source` header");
+        let unknown = headers_outcome(Some("s"), Some("zillow"), Some("1700000000000"), None)
+            .expect_err("unknown");
+        assert_eq!(unknown.kind, "unknown_provider");
     }
 }

@@ -172,26 +172,25 @@ impl Parser {
     }
 }
 
+/// The [`Parser`] of module `$module`: its name and its `parse` from one
+/// token, so an arm cannot name one module and run another's parser.
+macro_rules! parser {
+    ($module:ident) => {
+        Parser {
+            module: stringify!($module),
+            parse: $module::parse,
+        }
+    };
+}
+
 /// The parser of each provider kind. Exhaustive: a new [`ProviderKind`]
 /// does not compile until it has one.
 pub fn parser_for(kind: ProviderKind) -> Parser {
     match kind {
-        ProviderKind::Generic | ProviderKind::StandardWebhooks => Parser {
-            module: "generic",
-            parse: generic::parse,
-        },
-        ProviderKind::Fluximmo => Parser {
-            module: "fluximmo",
-            parse: fluximmo::parse,
-        },
-        ProviderKind::StreamEstate => Parser {
-            module: "stream_estate",
-            parse: stream_estate::parse,
-        },
-        ProviderKind::Immoteur => Parser {
-            module: "immoteur",
-            parse: immoteur::parse,
-        },
+        ProviderKind::Generic | ProviderKind::StandardWebhooks => parser!(generic),
+        ProviderKind::Fluximmo => parser!(fluximmo),
+        ProviderKind::StreamEstate => parser!(stream_estate),
+        ProviderKind::Immoteur => parser!(immoteur),
     }
 }
 
@@ -255,6 +254,77 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "the record yields 3 events, more than max_events_per_record (2)"
+        );
+    }
+
+    /// Each kind's arm runs that kind's own parser: every golden file, which
+    /// its parser's test wrote from a fixture, is what dispatch through
+    /// [`parse`] makes of the same fixture for the first kind of that
+    /// parser, apart from the ids a test may set (`event_id`, and the
+    /// `dedupe_key` made of it). And every kind's events carry that kind's
+    /// schema `Provider` (a parser copied from another may keep its symbol,
+    /// and the golden file written from it would agree).
+    #[test]
+    fn dispatch_reproduces_every_golden_file() {
+        fn without_ids(mut events: serde_json::Value) -> serde_json::Value {
+            for event in events.as_array_mut().into_iter().flatten() {
+                if let Some(event) = event.as_object_mut() {
+                    let _ = event.remove("event_id");
+                    let _ = event.remove("dedupe_key");
+                }
+            }
+            events
+        }
+        let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        let names: Vec<String> = std::fs::read_dir(&golden)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", golden.display()))
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut modules = Vec::new();
+        let mut checked = 0;
+        for &kind in ProviderKind::ALL {
+            let parser = parser_for(kind);
+            let first_of_its_parser = !modules.contains(&parser.module);
+            if first_of_its_parser {
+                modules.push(parser.module);
+            }
+            let dir = parser.fixture_dir();
+            for name in &names {
+                let Some(fixture) = name
+                    .strip_prefix(&format!("{dir}."))
+                    .and_then(|rest| rest.strip_suffix(".json"))
+                else {
+                    continue;
+                };
+                let body = testing::fixture(&format!("{dir}/{fixture}.json"));
+                let events = parse(&testing::context(kind.as_str()), &body)
+                    .unwrap_or_else(|e| panic!("`{kind}` on {dir}/{fixture}.json: {e}"));
+                for event in &events {
+                    assert_eq!(
+                        event.provider,
+                        schemas::Provider::from(kind),
+                        "`{kind}` on {dir}/{fixture}.json"
+                    );
+                }
+                if !first_of_its_parser {
+                    continue;
+                }
+                let actual = serde_json::to_value(&events).unwrap_or_default();
+                let text = std::fs::read_to_string(golden.join(name)).unwrap_or_default();
+                let expected: serde_json::Value =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(
+                    without_ids(actual),
+                    without_ids(expected),
+                    "`{kind}` dispatches to a parser other than the one that wrote {name}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= modules.len(),
+            "a golden file per parser at least"
         );
     }
 }
