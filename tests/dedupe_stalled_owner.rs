@@ -15,12 +15,7 @@ use pipeline_tests::{Pipeline, Service};
 const WEBHOOKS: usize = 300;
 
 fn webhook(i: usize) -> Vec<u8> {
-    format!(
-        r#"{{"id":"evt_stall_{i}","type":"property.created","created":"2024-05-01T10:00:00Z",
-           "data":{{"property":{{"id":"prop_stall_{i}","price":{price}}}}}}}"#,
-        price = 300_000 + i,
-    )
-    .into_bytes()
+    pipeline_tests::numbered_webhook("stall", i)
 }
 
 #[tokio::test(flavor = "multi_thread")]

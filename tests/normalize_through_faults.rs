@@ -19,12 +19,7 @@ const SENDERS: usize = 2;
 const PAUSE: Duration = Duration::from_millis(100);
 
 fn webhook(i: usize) -> Vec<u8> {
-    format!(
-        r#"{{"id":"evt_fault_{i}","type":"property.created","created":"2024-05-01T10:00:00Z",
-           "data":{{"property":{{"id":"prop_fault_{i}","price":{price}}}}}}}"#,
-        price = 200_000 + i,
-    )
-    .into_bytes()
+    pipeline_tests::numbered_webhook("fault", i)
 }
 
 async fn rows(pipeline: &Pipeline) -> i64 {

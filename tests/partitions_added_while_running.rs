@@ -14,12 +14,7 @@ use rdkafka::client::DefaultClientContext;
 const WEBHOOKS: usize = 40;
 
 fn webhook(i: usize) -> Vec<u8> {
-    format!(
-        r#"{{"id":"evt_repart_{i}","type":"property.created","created":"2024-05-01T10:00:00Z",
-           "data":{{"property":{{"id":"prop_repart_{i}","price":{price}}}}}}}"#,
-        price = 500_000 + i,
-    )
-    .into_bytes()
+    pipeline_tests::numbered_webhook("repart", i)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -50,7 +45,8 @@ async fn dedupe_stops_with_the_procedure_when_partitions_are_added() {
     {
         Ok(results) => {
             for result in results {
-                result.unwrap_or_else(|(topic, e)| panic!("cannot add partitions to {topic}: {e}"));
+                let _ = result
+                    .unwrap_or_else(|(topic, e)| panic!("cannot add partitions to {topic}: {e}"));
             }
         }
         Err(e) => {
@@ -60,7 +56,7 @@ async fn dedupe_stops_with_the_procedure_when_partitions_are_added() {
                 .await
                 .expect("the broker deletes topics")
             {
-                result.unwrap_or_else(|(topic, e)| panic!("cannot delete {topic}: {e}"));
+                let _ = result.unwrap_or_else(|(topic, e)| panic!("cannot delete {topic}: {e}"));
             }
             let topic = NewTopic::new(&normalized, 4, TopicReplication::Fixed(1));
             for result in admin
@@ -68,7 +64,7 @@ async fn dedupe_stops_with_the_procedure_when_partitions_are_added() {
                 .await
                 .expect("the broker creates topics")
             {
-                result.unwrap_or_else(|(topic, e)| panic!("cannot create {topic}: {e}"));
+                let _ = result.unwrap_or_else(|(topic, e)| panic!("cannot create {topic}: {e}"));
             }
         }
     }

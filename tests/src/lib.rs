@@ -247,6 +247,18 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A generic `property.created` envelope numbered `i` under `tag`: event id
+/// `evt_<tag>_<i>` (dedupe key `generic:evt_<tag>_<i>`), property
+/// `prop_<tag>_<i>`, a price that differs per webhook.
+pub fn numbered_webhook(tag: &str, i: usize) -> Vec<u8> {
+    format!(
+        r#"{{"id":"evt_{tag}_{i}","type":"property.created","created":"2024-05-01T10:00:00Z",
+           "data":{{"property":{{"id":"prop_{tag}_{i}","price":{price}}}}}}}"#,
+        price = 200_000 + i,
+    )
+    .into_bytes()
+}
+
 /// Reads a fixture from `tests/fixtures/`.
 pub fn fixture(path: &str) -> Vec<u8> {
     let full = Path::new(env!("CARGO_MANIFEST_DIR"))
