@@ -23,6 +23,9 @@ pub struct Partitions {
     states: Mutex<HashMap<i32, PartitionState>>,
     pending: Mutex<BTreeSet<i32>>,
     latest_done: Mutex<LatestDone>,
+    /// Bumped whenever a partition is reset or released: a restore started
+    /// before is stale (another instance may have written since it read).
+    epochs: Mutex<HashMap<i32, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,6 +48,19 @@ impl Partitions {
         lock(&self.latest_done)
     }
 
+    /// The partition's epoch: a restore result is installed only if it has
+    /// not changed since the restore started.
+    pub fn epoch(&self, partition: i32) -> u64 {
+        lock(&self.epochs).get(&partition).copied().unwrap_or(0)
+    }
+
+    fn bump(&self, partitions: impl IntoIterator<Item = i32>) {
+        let mut epochs = lock(&self.epochs);
+        for p in partitions {
+            *epochs.entry(p).or_insert(0) += 1;
+        }
+    }
+
     /// Drops the state of `partitions` and marks them for a restore.
     pub fn reset(&self, partitions: impl IntoIterator<Item = i32> + Clone) {
         {
@@ -53,6 +69,7 @@ impl Partitions {
                 let _ = states.remove(&p);
             }
         }
+        self.bump(partitions.clone());
         self.pending().extend(partitions);
     }
 
@@ -66,6 +83,8 @@ impl Partitions {
             let _ = pending.remove(p);
         }
         latest_done.retain(|(p, _)| !partitions.contains(p));
+        drop((states, pending, latest_done));
+        self.bump(partitions.iter().copied());
     }
 }
 
@@ -142,8 +161,15 @@ mod tests {
         assert!(!partitions.states().contains_key(&1));
         assert!(partitions.states().contains_key(&2));
         assert!(partitions.pending().contains(&1));
+        let epoch = partitions.epoch(1);
         partitions.release(&[1]);
         assert!(partitions.pending().is_empty());
         assert!(partitions.latest_done().is_empty());
+        assert!(
+            partitions.epoch(1) > epoch,
+            "a restore started before is stale"
+        );
+        partitions.reset([1]);
+        assert_eq!(partitions.epoch(2), 0);
     }
 }

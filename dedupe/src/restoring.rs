@@ -49,6 +49,10 @@ impl Deduper {
         let kafka = self.kafka.clone();
         let (seen, events) = (self.writer.seen_topic.clone(), self.events_topic.clone());
         let to_restore = pending.clone();
+        let epochs: Vec<(i32, u64)> = pending
+            .iter()
+            .map(|&p| (p, self.partitions.epoch(p)))
+            .collect();
         let _thread = std::thread::Builder::new()
             .name("dedupe-restore".into())
             .spawn(move || {
@@ -70,13 +74,19 @@ impl Deduper {
         let mut left = pending.len();
         while left > 0 && !self.cancel.is_cancelled() {
             if let Some(Ok(message)) = self.consumer.poll(Duration::from_millis(100)) {
-                // Fetched before the pause: read it again later.
-                self.consumer.seek(
+                // Fetched before the pause: read it again later, or, if the
+                // consumer cannot move back, restore that partition too
+                // (which moves it back to its committed offset).
+                let partition = message.partition();
+                if let Err(e) = self.consumer.seek(
                     message.topic(),
-                    message.partition(),
+                    partition,
                     Offset::Offset(message.offset()),
                     Duration::from_secs(5),
-                )?;
+                ) {
+                    tracing::warn!(partition, error = %e, "cannot move back; restoring the partition");
+                    self.partitions.reset([partition]);
+                }
             }
             while let Ok(report) = rx.try_recv() {
                 match report {
@@ -88,7 +98,20 @@ impl Deduper {
                         left -= 1;
                         self.metrics.stage.liveness.progressed();
                         match result {
-                            Ok(restored) => self.install(partition, restored)?,
+                            Ok(restored) => {
+                                let started = epochs
+                                    .iter()
+                                    .find(|(p, _)| *p == partition)
+                                    .map(|(_, e)| *e);
+                                if started == Some(self.partitions.epoch(partition)) {
+                                    self.install(partition, restored)?;
+                                } else {
+                                    tracing::info!(
+                                        partition,
+                                        "partition reset during its restore; restoring again"
+                                    );
+                                }
+                            }
                             Err(e) => {
                                 tracing::warn!(partition, error = %e, "restore failed; retrying")
                             }
