@@ -23,7 +23,15 @@ pub struct Partitions {
     states: Mutex<HashMap<i32, PartitionState>>,
     pending: Mutex<BTreeSet<i32>>,
     latest_done: Mutex<LatestDone>,
+    /// Per partition, the generation of its latest reset or release: a
+    /// restore started under one generation is not installed under another.
+    generations: Mutex<HashMap<i32, u64>>,
+    next_generation: std::sync::atomic::AtomicU64,
 }
+
+/// Which reset of a partition a restore was started for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreTicket(u64);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -45,12 +53,40 @@ impl Partitions {
         lock(&self.latest_done)
     }
 
+    /// Starts a new generation of `partition`.
+    fn bump(&self, partition: i32) {
+        let generation = self
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = lock(&self.generations).insert(partition, generation);
+    }
+
+    /// The ticket of a restore of `partition` starting now.
+    pub fn ticket(&self, partition: i32) -> RestoreTicket {
+        RestoreTicket(
+            lock(&self.generations)
+                .get(&partition)
+                .copied()
+                .unwrap_or(u64::MAX),
+        )
+    }
+
+    /// Whether a restore started with `ticket` may be installed: the
+    /// partition is still pending, and was neither revoked nor reset since.
+    /// A partition revoked during its restore and assigned back may have
+    /// been written by another instance meanwhile, past what the restore
+    /// read.
+    pub fn is_current(&self, partition: i32, ticket: RestoreTicket) -> bool {
+        self.pending().contains(&partition) && self.ticket(partition) == ticket
+    }
+
     /// Drops the state of `partitions` and marks them for a restore.
     pub fn reset(&self, partitions: impl IntoIterator<Item = i32> + Clone) {
         {
             let mut states = self.states();
             for p in partitions.clone() {
                 let _ = states.remove(&p);
+                self.bump(p);
             }
         }
         self.pending().extend(partitions);
@@ -64,6 +100,7 @@ impl Partitions {
         for p in partitions {
             let _ = states.remove(p);
             let _ = pending.remove(p);
+            self.bump(*p);
         }
         latest_done.retain(|(p, _)| !partitions.contains(p));
     }
@@ -145,5 +182,28 @@ mod tests {
         partitions.release(&[1]);
         assert!(partitions.pending().is_empty());
         assert!(partitions.latest_done().is_empty());
+    }
+
+    #[test]
+    fn a_restore_started_before_a_revocation_is_not_installed_after_a_reassignment() {
+        let partitions = Partitions::default();
+        partitions.reset([3]);
+        let ticket = partitions.ticket(3);
+        assert!(partitions.is_current(3, ticket));
+        // The restore thread reads partition 3 to its high watermarks; the
+        // loop's poll meanwhile runs a revocation (another instance takes
+        // 3 and forwards on it) and then an assignment giving 3 back.
+        partitions.release(&[3]);
+        partitions.reset([3]);
+        // 3 is pending again, which is all the loop used to check: the
+        // stale state (without what the other instance forwarded) would
+        // have been installed.
+        assert!(partitions.pending().contains(&3));
+        assert!(!partitions.is_current(3, ticket), "a stale restore");
+        assert!(partitions.is_current(3, partitions.ticket(3)));
+        // An abandon (reset) during a restore also starts a new one.
+        let ticket = partitions.ticket(3);
+        partitions.reset([3]);
+        assert!(!partitions.is_current(3, ticket));
     }
 }

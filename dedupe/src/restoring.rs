@@ -48,6 +48,10 @@ impl Deduper {
         let (tx, rx) = mpsc::channel();
         let kafka = self.kafka.clone();
         let (seen, events) = (self.writer.seen_topic.clone(), self.events_topic.clone());
+        let tickets: Vec<_> = pending
+            .iter()
+            .map(|&p| (p, self.partitions.ticket(p)))
+            .collect();
         let to_restore = pending.clone();
         let _thread = std::thread::Builder::new()
             .name("dedupe-restore".into())
@@ -88,7 +92,21 @@ impl Deduper {
                         left -= 1;
                         self.metrics.stage.liveness.progressed();
                         match result {
-                            Ok(restored) => self.install(partition, restored)?,
+                            Ok(restored) => {
+                                let ticket = tickets.iter().find(|(p, _)| *p == partition);
+                                match ticket {
+                                    Some(&(_, ticket))
+                                        if self.partitions.is_current(partition, ticket) =>
+                                    {
+                                        self.install(partition, restored)?
+                                    }
+                                    _ => tracing::info!(
+                                        partition,
+                                        "restore result dropped: the partition was revoked or \
+                                         reset while it ran"
+                                    ),
+                                }
+                            }
                             Err(e) => {
                                 tracing::warn!(partition, error = %e, "restore failed; retrying")
                             }
@@ -113,12 +131,9 @@ impl Deduper {
     }
 
     /// Writes the changelog records a restore found missing, moves the
-    /// partition back to its committed offset and installs its state, if
-    /// the partition is still pending here.
+    /// partition back to its committed offset and installs its state (the
+    /// caller checked that the restore is current).
     fn install(&self, partition: i32, restored: Restored) -> anyhow::Result<()> {
-        if !self.partitions.pending().contains(&partition) {
-            return Ok(());
-        }
         let mut state = restored.state;
         let records: Vec<OutRecord> = restored
             .recovered
