@@ -72,6 +72,10 @@ impl Deduper {
                 }
             })?;
         let mut left = pending.len();
+        // Progress is records read: a read that is stuck still reports
+        // every few seconds, and a failed restore is no progress either.
+        let mut last_read: std::collections::HashMap<(i32, String), u64> =
+            std::collections::HashMap::new();
         while left > 0 && !self.cancel.is_cancelled() {
             if let Some(Ok(message)) = self.consumer.poll(Duration::from_millis(100)) {
                 // Fetched before the pause: read it again later.
@@ -85,12 +89,17 @@ impl Deduper {
             while let Ok(report) = rx.try_recv() {
                 match report {
                     Report::Progress(partition, topic, Progress { read, total }) => {
-                        self.metrics.stage.liveness.progressed();
                         tracing::info!(partition, topic, read, total, "restoring");
+                        let before = last_read.insert((partition, topic), read);
+                        if before.is_none_or(|before| read > before) {
+                            self.metrics.stage.liveness.progressed();
+                        }
                     }
                     Report::Done(partition, result) => {
                         left -= 1;
-                        self.metrics.stage.liveness.progressed();
+                        if result.is_ok() {
+                            self.metrics.stage.liveness.progressed();
+                        }
                         match result {
                             Ok(restored) => {
                                 let ticket = tickets.iter().find(|(p, _)| *p == partition);

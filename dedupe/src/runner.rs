@@ -219,7 +219,7 @@ impl Deduper {
             }
             let (batch, started, polled_at) = self.next_batch();
             if batch.is_empty() {
-                self.metrics.stage.liveness.progressed();
+                self.metrics.stage.liveness.idle();
                 continue;
             }
             match self.handle(&batch, started, polled_at) {
