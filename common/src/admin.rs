@@ -89,8 +89,9 @@ pub fn sample_lag(
     let _thread = std::thread::Builder::new()
         .name("lag-sampler".into())
         .spawn(move || {
+            let mut lags = std::collections::BTreeMap::new();
             loop {
-                if let Err(e) = sample_once(&client, &topic, &metrics) {
+                if let Err(e) = sample_once(&client, &topic, &metrics, &mut lags) {
                     tracing::debug!(error = %e, "lag sample failed");
                 }
                 std::thread::sleep(LAG_INTERVAL);
@@ -100,7 +101,16 @@ pub fn sample_lag(
     Ok(())
 }
 
-fn sample_once(client: &BaseConsumer, topic: &str, metrics: &StageMetrics) -> anyhow::Result<()> {
+/// One sample. `lags` keeps each partition's last sampled lag: the total
+/// `/health` judges by is set from it even when a request of this sample
+/// failed (a slow or unreachable broker), so it never lags behind the
+/// per-partition gauges.
+fn sample_once(
+    client: &BaseConsumer,
+    topic: &str,
+    metrics: &StageMetrics,
+    lags: &mut std::collections::BTreeMap<i32, i64>,
+) -> anyhow::Result<()> {
     let metadata = client.fetch_metadata(Some(topic), LAG_TIMEOUT)?;
     let mut query = TopicPartitionList::new();
     for t in metadata.topics() {
@@ -109,17 +119,29 @@ fn sample_once(client: &BaseConsumer, topic: &str, metrics: &StageMetrics) -> an
         }
     }
     let committed = client.committed_offsets(query, LAG_TIMEOUT)?;
-    let mut total = 0i64;
+    let mut failed = None;
     for element in committed.elements() {
-        let (low, high) = client.fetch_watermarks(topic, element.partition(), LAG_TIMEOUT)?;
+        let (low, high) = match client.fetch_watermarks(topic, element.partition(), LAG_TIMEOUT) {
+            Ok(watermarks) => watermarks,
+            Err(e) => {
+                failed = Some(e);
+                continue;
+            }
+        };
         let position = match element.offset() {
             Offset::Offset(offset) => offset,
             _ => low,
         };
         let lag = (high - position).max(0);
-        total = total.saturating_add(lag);
+        let _ = lags.insert(element.partition(), lag);
         metrics.set_lag(topic, element.partition(), lag);
     }
-    metrics.liveness.set_lag(total);
-    Ok(())
+    metrics.liveness.set_lag(
+        lags.values()
+            .fold(0i64, |sum, lag| sum.saturating_add(*lag)),
+    );
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }

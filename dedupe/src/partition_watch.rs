@@ -3,12 +3,82 @@
 //! `properties.normalized`, `properties.events` and `dedupe.seen`: adding
 //! partitions to any of them moves keys to partitions whose state never saw
 //! them (duplicates for up to the TTL) or makes a restore read the wrong
-//! changelog. So the loop re-reads the counts every
-//! [`CHECK_EVERY`] and, on a change, stops consuming and says what changed
-//! and what to do (README, "Changing partition counts"), in one log line and
-//! on `/health`.
+//! changelog. So a thread of its own ([`spawn`], one long-lived client, so
+//! the loop never waits for metadata) re-reads the counts every
+//! [`CHECK_EVERY`]; on a change the loop stops consuming and says what
+//! changed and what to do (README, "Changing partition counts"), in one log
+//! line and on `/health`.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use anyhow::Context as _;
+use common::kafka::KafkaSettings;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// What the watching thread found: the problem, once counts changed.
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    problem: Arc<Mutex<Option<String>>>,
+}
+
+impl Watch {
+    /// The problem to report, once the counts changed.
+    pub fn problem(&self) -> Option<String> {
+        self.problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Starts the thread that re-reads `topics`' partition counts every
+/// [`CHECK_EVERY`] and compares them with `at_start`. A failed read is
+/// skipped (the next one is tried).
+pub fn spawn(
+    kafka: &KafkaSettings,
+    topics: Vec<String>,
+    at_start: Vec<usize>,
+) -> anyhow::Result<Watch> {
+    let client: BaseConsumer = kafka
+        .reader()
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .context("cannot create the partition watch's client")?;
+    let watch = Watch::default();
+    let found = Arc::clone(&watch.problem);
+    let _thread = std::thread::Builder::new()
+        .name("partition-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECK_EVERY);
+                let mut now = Vec::with_capacity(topics.len());
+                for topic in &topics {
+                    match client.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+                        Ok(metadata) => now.push(
+                            metadata
+                                .topics()
+                                .first()
+                                .map_or(0, |t| t.partitions().len()),
+                        ),
+                        Err(e) => {
+                            tracing::debug!(topic, error = %e, "cannot re-read the partition count");
+                            break;
+                        }
+                    }
+                }
+                if now.len() != topics.len() || now.contains(&0) {
+                    continue;
+                }
+                if let Some(problem) = changed(&topics, &at_start, &now) {
+                    *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(problem);
+                    return;
+                }
+            }
+        })
+        .context("cannot start the partition watch")?;
+    Ok(watch)
+}
 
 /// How often the counts are re-read.
 pub const CHECK_EVERY: Duration = Duration::from_secs(15);

@@ -420,3 +420,303 @@ mod tests {
         assert_eq!(plan.commit(&inputs), [(0, 4)]);
     }
 }
+
+/// The plan driven against a model of the broker: random batches, random
+/// partial failures, crashes between the outputs and the changelog, and
+/// restores emulated by replaying the changelog and the output's tail into
+/// a fresh state, as [`crate::restore`] does.
+#[cfg(test)]
+mod model {
+    use super::*;
+
+    /// A small deterministic generator (no dependency, reproducible).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n.max(1)
+        }
+        fn chance(&mut self, percent: u64) -> bool {
+            self.below(100) < percent
+        }
+    }
+
+    const PARTITIONS: i32 = 2;
+    const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+    /// One input record of the model.
+    struct In {
+        key: &'static str,
+        replayed: bool,
+        snapshot: bool,
+    }
+
+    #[derive(Default)]
+    struct Broker {
+        /// Per partition: the events' source offsets and keys, in order.
+        events: HashMap<i32, Vec<(i64, String)>>,
+        /// Inputs whose snapshot is on `properties.latest`, with repeats.
+        latest: Vec<(i32, i64)>,
+        /// Per partition: the changelog.
+        changelog: HashMap<i32, Vec<(String, SeenRecord)>>,
+        committed: HashMap<i32, i64>,
+    }
+
+    impl Broker {
+        /// What [`crate::restore::restore_partition`] and the install make
+        /// of a partition: the state, and the recovered changelog records
+        /// written.
+        fn restore(&mut self, partition: i32) -> PartitionState {
+            let mut state = PartitionState::default();
+            for (key, seen) in self.changelog.entry(partition).or_default().iter() {
+                state.remember(key, seen.first_seen_ms);
+                state.covered_output(seen.output_offset);
+                state.covered_input(seen.source_offset);
+            }
+            let start = state.last_output_offset.map_or(0, |o| o + 1);
+            let events = self.events.entry(partition).or_default().clone();
+            let mut recovered = Vec::new();
+            for (output_offset, (source_offset, key)) in events
+                .iter()
+                .enumerate()
+                .skip(usize::try_from(start).unwrap_or(0))
+            {
+                let output_offset = output_offset as i64;
+                state.covered_input(*source_offset);
+                if state.contains(key) {
+                    continue;
+                }
+                state.remember(key, 0);
+                recovered.push((
+                    key.clone(),
+                    SeenRecord {
+                        first_seen_ms: 0,
+                        output_offset,
+                        source_offset: *source_offset,
+                    },
+                ));
+            }
+            for (_, seen) in &recovered {
+                state.covered_output(seen.output_offset);
+            }
+            self.changelog
+                .entry(partition)
+                .or_default()
+                .extend(recovered);
+            state
+        }
+    }
+
+    /// Runs one random history; returns what went wrong, if anything.
+    fn run(seed: u64, gaps: bool, crashes: bool) -> Result<(), String> {
+        let mut rng = Lcg(seed);
+        let log: HashMap<i32, Vec<In>> = (0..PARTITIONS)
+            .map(|p| {
+                let records = (0..30)
+                    .map(|_| In {
+                        key: KEYS[rng.below(KEYS.len() as u64) as usize],
+                        replayed: rng.chance(15),
+                        snapshot: rng.chance(50),
+                    })
+                    .collect();
+                (p, records)
+            })
+            .collect();
+        let mut broker = Broker::default();
+        let mut states: HashMap<i32, PartitionState> = HashMap::new();
+        let mut latest_done = LatestDone::new();
+        let mut position: HashMap<i32, i64> = HashMap::new();
+        for p in 0..PARTITIONS {
+            let _ = states.insert(p, broker.restore(p));
+            let _ = position.insert(p, 0);
+        }
+        let mut failures_left = 12;
+        for _round in 0..400 {
+            // A batch: a few records of each partition from its position.
+            let mut batch: Vec<(i32, i64)> = Vec::new();
+            for p in 0..PARTITIONS {
+                let from = position[&p];
+                let n = rng.below(5) as i64;
+                let to = (from + n).min(log[&p].len() as i64);
+                batch.extend((from..to).map(|o| (p, o)));
+                let _ = position.insert(p, to);
+            }
+            if batch.is_empty() {
+                if position.values().all(|o| *o >= 30) {
+                    break;
+                }
+                continue;
+            }
+            let inputs: Vec<PlannedInput<'_>> = batch
+                .iter()
+                .map(|&(p, o)| {
+                    let record = &log[&p][o as usize];
+                    PlannedInput {
+                        record: BatchRecord {
+                            partition: p,
+                            offset: o,
+                            key: record.key,
+                            replayed: record.replayed,
+                        },
+                        has_snapshot: record.snapshot,
+                    }
+                })
+                .collect();
+            let plan = plan_batch(&states, &inputs, &latest_done, 0, i64::MAX);
+            // Which outputs land and which are acknowledged. Without gaps
+            // (an idempotent producer's order), what lands on a partition
+            // is a prefix of its outputs and what is acknowledged a prefix
+            // of that; `latest` has no order.
+            let fail = failures_left > 0 && rng.chance(30);
+            // Per partition: whether outputs are still acknowledged, and
+            // still landing.
+            let mut open: HashMap<i32, (bool, bool)> = HashMap::new();
+            let mut results: Vec<Result<i64, ()>> = Vec::new();
+            for output in &plan.outputs {
+                let record = inputs[output.input].record;
+                let p = record.partition;
+                let (this_fails, lands) = match output.destination {
+                    Destination::Events if !gaps => {
+                        let (acked, landing) = open.entry(p).or_insert((true, true));
+                        if fail && *acked && rng.chance(40) {
+                            *acked = false;
+                        }
+                        if !*acked && *landing && rng.chance(50) {
+                            *landing = false;
+                        }
+                        (!*acked, *landing)
+                    }
+                    Destination::Events => {
+                        let this_fails = fail && rng.chance(40);
+                        (this_fails, !this_fails || rng.chance(50))
+                    }
+                    // A snapshot whose produce failed but landed is sent
+                    // again by the redo: nothing reads `properties.latest`
+                    // back (a compacted topic keyed by property, where the
+                    // repeat says the same thing). Not modelled.
+                    Destination::Latest => {
+                        let this_fails = fail && rng.chance(40);
+                        (this_fails, !this_fails)
+                    }
+                };
+                let offset = match output.destination {
+                    Destination::Events => {
+                        let events = broker.events.entry(p).or_default();
+                        if lands {
+                            events.push((record.offset, record.key.to_string()));
+                        }
+                        events.len() as i64 - 1
+                    }
+                    Destination::Latest => {
+                        if lands {
+                            broker.latest.push((p, record.offset));
+                        }
+                        0
+                    }
+                };
+                results.push(if this_fails { Err(()) } else { Ok(offset) });
+            }
+            let settled = settle(&plan, &inputs, &results, &mut latest_done);
+            let crash = crashes && rng.chance(5);
+            match settled {
+                Settled::Partial { restore, .. } => {
+                    failures_left -= 1;
+                    for p in restore {
+                        let _ = states.insert(p, broker.restore(p));
+                        let _ = position.insert(p, broker.committed.get(&p).copied().unwrap_or(0));
+                    }
+                    continue;
+                }
+                Settled::Acknowledged(offsets) if !crash => {
+                    for entry in plan.changelog(&inputs, &offsets) {
+                        broker
+                            .changelog
+                            .entry(entry.partition)
+                            .or_default()
+                            .push((entry.key, entry.seen));
+                    }
+                    plan.remember(&mut states, &inputs, &offsets);
+                    for (p, next) in plan.commit(&inputs) {
+                        let before = broker.committed.insert(p, next).unwrap_or(0);
+                        if next < before {
+                            return Err(format!("commit of {p} went back from {before} to {next}"));
+                        }
+                    }
+                    latest_done
+                        .retain(|(p, o)| broker.committed.get(p).is_none_or(|next| o >= next));
+                }
+                Settled::Acknowledged(_) => {
+                    // Crash between the outputs and the changelog.
+                    latest_done.clear();
+                    for p in 0..PARTITIONS {
+                        let _ = states.insert(p, broker.restore(p));
+                        let _ = position.insert(p, broker.committed.get(&p).copied().unwrap_or(0));
+                    }
+                }
+            }
+        }
+        // Every input that must be forwarded is on the output exactly once:
+        // a key's first record, and a replayed record of a key seen before.
+        for p in 0..PARTITIONS {
+            let mut seen = HashSet::new();
+            let events = broker.events.entry(p).or_default();
+            for (offset, record) in log[&p].iter().enumerate() {
+                let offset = offset as i64;
+                let expected = usize::from(!seen.contains(record.key) || record.replayed);
+                let _ = seen.insert(record.key);
+                let got = events.iter().filter(|(o, _)| *o == offset).count();
+                if got != expected {
+                    return Err(format!(
+                        "input {p}/{offset} (key {}, replayed {}) is on the output {got} times, \
+                         not {expected}",
+                        record.key, record.replayed
+                    ));
+                }
+                let latest = broker
+                    .latest
+                    .iter()
+                    .filter(|(lp, lo)| *lp == p && *lo == offset)
+                    .count();
+                if !crashes && latest > 1 {
+                    return Err(format!(
+                        "input {p}/{offset}'s snapshot is on latest {latest} times"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ordered_partial_failures_and_crashes_forward_every_input_exactly_once() {
+        for seed in 0..300 {
+            if let Err(e) = run(seed, false, true) {
+                panic!("seed {seed}: {e}");
+            }
+            if let Err(e) = run(seed, false, false) {
+                panic!("seed {seed} (no crash): {e}");
+            }
+        }
+    }
+
+    /// Finding (open): when an event fails and a later event of the same
+    /// partition in the same attempt is acknowledged (a gap: a record
+    /// refused locally as too large, or a broker refusal of one produce
+    /// request while the next succeeds), the restore's `forwarded_through`
+    /// (the highest input offset on the output) covers the failed input,
+    /// and the redo drops it as `AlreadyForwarded`: it is never forwarded,
+    /// and its offset is committed. The model finds it at seed 4.
+    #[test]
+    #[ignore = "open finding: a gap in a partition's acknowledged outputs loses the failed input"]
+    fn a_failed_output_followed_by_an_acknowledged_one_is_not_lost() {
+        for seed in 0..300 {
+            if let Err(e) = run(seed, true, false) {
+                panic!("seed {seed}: {e}");
+            }
+        }
+    }
+}

@@ -23,10 +23,15 @@ pub struct Partitions {
     states: Mutex<HashMap<i32, PartitionState>>,
     pending: Mutex<BTreeSet<i32>>,
     latest_done: Mutex<LatestDone>,
-    /// Bumped whenever a partition is reset or released: a restore started
-    /// before is stale (another instance may have written since it read).
-    epochs: Mutex<HashMap<i32, u64>>,
+    /// Per partition, the generation of its latest reset or release: a
+    /// restore started under one generation is not installed under another.
+    generations: Mutex<HashMap<i32, u64>>,
+    next_generation: std::sync::atomic::AtomicU64,
 }
+
+/// Which reset of a partition a restore was started for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreTicket(u64);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -48,17 +53,31 @@ impl Partitions {
         lock(&self.latest_done)
     }
 
-    /// The partition's epoch: a restore result is installed only if it has
-    /// not changed since the restore started.
-    pub fn epoch(&self, partition: i32) -> u64 {
-        lock(&self.epochs).get(&partition).copied().unwrap_or(0)
+    /// Starts a new generation of `partition`.
+    fn bump(&self, partition: i32) {
+        let generation = self
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = lock(&self.generations).insert(partition, generation);
     }
 
-    fn bump(&self, partitions: impl IntoIterator<Item = i32>) {
-        let mut epochs = lock(&self.epochs);
-        for p in partitions {
-            *epochs.entry(p).or_insert(0) += 1;
-        }
+    /// The ticket of a restore of `partition` starting now.
+    pub fn ticket(&self, partition: i32) -> RestoreTicket {
+        RestoreTicket(
+            lock(&self.generations)
+                .get(&partition)
+                .copied()
+                .unwrap_or(u64::MAX),
+        )
+    }
+
+    /// Whether a restore started with `ticket` may be installed: the
+    /// partition is still pending, and was neither revoked nor reset since.
+    /// A partition revoked during its restore and assigned back may have
+    /// been written by another instance meanwhile, past what the restore
+    /// read.
+    pub fn is_current(&self, partition: i32, ticket: RestoreTicket) -> bool {
+        self.pending().contains(&partition) && self.ticket(partition) == ticket
     }
 
     /// Drops the state of `partitions` and marks them for a restore.
@@ -67,9 +86,9 @@ impl Partitions {
             let mut states = self.states();
             for p in partitions.clone() {
                 let _ = states.remove(&p);
+                self.bump(p);
             }
         }
-        self.bump(partitions.clone());
         self.pending().extend(partitions);
     }
 
@@ -81,10 +100,9 @@ impl Partitions {
         for p in partitions {
             let _ = states.remove(p);
             let _ = pending.remove(p);
+            self.bump(*p);
         }
         latest_done.retain(|(p, _)| !partitions.contains(p));
-        drop((states, pending, latest_done));
-        self.bump(partitions.iter().copied());
     }
 }
 
@@ -161,15 +179,31 @@ mod tests {
         assert!(!partitions.states().contains_key(&1));
         assert!(partitions.states().contains_key(&2));
         assert!(partitions.pending().contains(&1));
-        let epoch = partitions.epoch(1);
         partitions.release(&[1]);
         assert!(partitions.pending().is_empty());
         assert!(partitions.latest_done().is_empty());
-        assert!(
-            partitions.epoch(1) > epoch,
-            "a restore started before is stale"
-        );
-        partitions.reset([1]);
-        assert_eq!(partitions.epoch(2), 0);
+    }
+
+    #[test]
+    fn a_restore_started_before_a_revocation_is_not_installed_after_a_reassignment() {
+        let partitions = Partitions::default();
+        partitions.reset([3]);
+        let ticket = partitions.ticket(3);
+        assert!(partitions.is_current(3, ticket));
+        // The restore thread reads partition 3 to its high watermarks; the
+        // loop's poll meanwhile runs a revocation (another instance takes
+        // 3 and forwards on it) and then an assignment giving 3 back.
+        partitions.release(&[3]);
+        partitions.reset([3]);
+        // 3 is pending again, which is all the loop used to check: the
+        // stale state (without what the other instance forwarded) would
+        // have been installed.
+        assert!(partitions.pending().contains(&3));
+        assert!(!partitions.is_current(3, ticket), "a stale restore");
+        assert!(partitions.is_current(3, partitions.ticket(3)));
+        // An abandon (reset) during a restore also starts a new one.
+        let ticket = partitions.ticket(3);
+        partitions.reset([3]);
+        assert!(!partitions.is_current(3, ticket));
     }
 }

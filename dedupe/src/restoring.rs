@@ -33,6 +33,9 @@ impl Deduper {
     /// Restores every pending partition still assigned here, then resumes
     /// every assigned partition that has its state.
     pub(crate) fn restore_pending(&self) -> anyhow::Result<()> {
+        if self.partitions.pending().is_empty() {
+            return Ok(());
+        }
         let assigned = self.assigned()?;
         let pending: Vec<i32> = {
             let mut pending = self.partitions.pending();
@@ -48,11 +51,11 @@ impl Deduper {
         let (tx, rx) = mpsc::channel();
         let kafka = self.kafka.clone();
         let (seen, events) = (self.writer.seen_topic.clone(), self.events_topic.clone());
-        let to_restore = pending.clone();
-        let epochs: Vec<(i32, u64)> = pending
+        let tickets: Vec<_> = pending
             .iter()
-            .map(|&p| (p, self.partitions.epoch(p)))
+            .map(|&p| (p, self.partitions.ticket(p)))
             .collect();
+        let to_restore = pending.clone();
         let _thread = std::thread::Builder::new()
             .name("dedupe-restore".into())
             .spawn(move || {
@@ -72,6 +75,10 @@ impl Deduper {
                 }
             })?;
         let mut left = pending.len();
+        // Progress is records read: a read that is stuck still reports
+        // every few seconds, and a failed restore is no progress either.
+        let mut last_read: std::collections::HashMap<(i32, String), u64> =
+            std::collections::HashMap::new();
         while left > 0 && !self.cancel.is_cancelled() {
             if let Some(Ok(message)) = self.consumer.poll(Duration::from_millis(100)) {
                 // Fetched before the pause: read it again later, or, if the
@@ -91,25 +98,31 @@ impl Deduper {
             while let Ok(report) = rx.try_recv() {
                 match report {
                     Report::Progress(partition, topic, Progress { read, total }) => {
-                        self.metrics.stage.liveness.progressed();
                         tracing::info!(partition, topic, read, total, "restoring");
+                        let before = last_read.insert((partition, topic), read);
+                        if before.is_none_or(|before| read > before) {
+                            self.metrics.stage.liveness.progressed();
+                        }
                     }
                     Report::Done(partition, result) => {
                         left -= 1;
-                        self.metrics.stage.liveness.progressed();
+                        if result.is_ok() {
+                            self.metrics.stage.liveness.progressed();
+                        }
                         match result {
                             Ok(restored) => {
-                                let started = epochs
-                                    .iter()
-                                    .find(|(p, _)| *p == partition)
-                                    .map(|(_, e)| *e);
-                                if started == Some(self.partitions.epoch(partition)) {
-                                    self.install(partition, restored)?;
-                                } else {
-                                    tracing::info!(
+                                let ticket = tickets.iter().find(|(p, _)| *p == partition);
+                                match ticket {
+                                    Some(&(_, ticket))
+                                        if self.partitions.is_current(partition, ticket) =>
+                                    {
+                                        self.install(partition, restored)?
+                                    }
+                                    _ => tracing::info!(
                                         partition,
-                                        "partition reset during its restore; restoring again"
-                                    );
+                                        "restore result dropped: the partition was revoked or \
+                                         reset while it ran"
+                                    ),
                                 }
                             }
                             Err(e) => {
@@ -136,12 +149,9 @@ impl Deduper {
     }
 
     /// Writes the changelog records a restore found missing, moves the
-    /// partition back to its committed offset and installs its state, if
-    /// the partition is still pending here.
+    /// partition back to its committed offset and installs its state (the
+    /// caller checked that the restore is current).
     fn install(&self, partition: i32, restored: Restored) -> anyhow::Result<()> {
-        if !self.partitions.pending().contains(&partition) {
-            return Ok(());
-        }
         let mut state = restored.state;
         let records: Vec<OutRecord> = restored
             .recovered

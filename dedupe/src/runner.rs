@@ -110,8 +110,8 @@ pub struct Deduper {
     pub(crate) recheck_after: Duration,
     expiry_interval: Duration,
     batch: BatchSettings,
-    /// The co-partitioned topics and their partition counts at start.
-    watched: (Vec<String>, Vec<usize>),
+    /// Partition counts changing under the stage.
+    watch: partition_watch::Watch,
     /// Counters.
     pub metrics: DedupeMetrics,
 }
@@ -183,7 +183,7 @@ impl Deduper {
             recheck_after: Duration::from_millis(settings.fencing.recheck_after_ms),
             expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
             batch: settings.batch,
-            watched: (watched, counts[..3].to_vec()),
+            watch: partition_watch::spawn(&settings.kafka, watched, counts[..3].to_vec())?,
             metrics,
         })
     }
@@ -198,12 +198,11 @@ impl Deduper {
     /// process exits and, once restarted, resumes from the last commit.
     pub fn run(self) -> anyhow::Result<()> {
         let mut last_sweep: Option<Instant> = None;
-        let mut last_watch = Instant::now();
         let mut consuming = true;
         while !self.cancel.is_cancelled() {
-            if consuming && last_watch.elapsed() >= partition_watch::CHECK_EVERY {
-                last_watch = Instant::now();
-                consuming = self.partition_counts_unchanged();
+            if consuming && let Some(problem) = self.watch.problem() {
+                self.stop_consuming(problem);
+                consuming = false;
             }
             if !consuming {
                 let _ = self.cancel.sleep_blocking(Duration::from_secs(1));
@@ -219,7 +218,7 @@ impl Deduper {
             }
             let (batch, started, polled_at) = self.next_batch();
             if batch.is_empty() {
-                self.metrics.stage.liveness.progressed();
+                self.metrics.stage.liveness.idle();
                 continue;
             }
             match self.handle(&batch, started, polled_at) {
@@ -235,27 +234,14 @@ impl Deduper {
         Ok(())
     }
 
-    /// Re-reads the co-partitioned topics' counts; on a change, stops
-    /// consuming and reports it (false). A failed read changes nothing.
-    fn partition_counts_unchanged(&self) -> bool {
-        let (topics, at_start) = &self.watched;
-        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let now = match common::kafka::check_topics(&self.kafka, &names, Duration::from_secs(10)) {
-            Ok(now) => now,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot re-read partition counts");
-                return true;
-            }
-        };
-        let Some(problem) = partition_watch::changed(topics, at_start, &now) else {
-            return true;
-        };
+    /// Stops consuming on a partition count that changed: leaves the
+    /// group, forgets every partition, and reports `problem`.
+    fn stop_consuming(&self, problem: String) {
         tracing::error!("{problem}");
         self.metrics.stage.liveness.set_problem(problem);
         self.consumer.unsubscribe();
         self.partitions.states().clear();
         self.partitions.pending().clear();
-        false
     }
 
     /// Forgets keys past the TTL and writes their tombstones to the same

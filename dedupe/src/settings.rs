@@ -98,6 +98,11 @@ impl FencingSettings {
     /// the budget, and the budget below both group timeouts.
     pub fn check(&self, session_timeout_ms: u64, max_poll_interval_ms: u64) -> anyhow::Result<()> {
         anyhow::ensure!(
+            self.produce_timeout_ms > 0,
+            "[fencing] produce_timeout_ms must be above 0: librdkafka reads a \
+             `message.timeout.ms` of 0 as no delivery timeout at all"
+        );
+        anyhow::ensure!(
             self.produce_timeout_ms < self.batch_budget_ms,
             "[fencing] produce_timeout_ms ({}) must be below batch_budget_ms ({})",
             self.produce_timeout_ms,
@@ -168,5 +173,18 @@ mod tests {
             ..fencing
         };
         assert!(slow.check(10_000, 60_000).is_err());
+    }
+
+    #[test]
+    fn a_produce_timeout_of_zero_is_refused() {
+        // 0 < budget, yet librdkafka takes `message.timeout.ms = 0` as
+        // "never time out": a produce queued before a stall would land
+        // whenever the instance runs again.
+        let never = FencingSettings {
+            produce_timeout_ms: 0,
+            ..FencingSettings::default()
+        };
+        let error = never.check(10_000, 60_000).expect_err("no timeout at all");
+        assert!(error.to_string().contains("produce_timeout_ms"), "{error}");
     }
 }

@@ -156,10 +156,30 @@ impl Writer {
     }
 }
 
+/// librdkafka's other names for `message.timeout.ms`: one of them left in
+/// the configuration (from `[kafka.properties]`) would be applied in an
+/// unspecified order with it, and could restore a delivery timeout longer
+/// than the batch budget.
+const DELIVERY_TIMEOUT_ALIASES: [&str; 3] = [
+    "delivery.timeout.ms",
+    "topic.message.timeout.ms",
+    "topic.delivery.timeout.ms",
+];
+
 /// The output-first producer's configuration: the shared settings with a
-/// delivery timeout below the batch budget (see [`crate::fence`]).
+/// delivery timeout below the batch budget (see [`crate::fence`]), and none
+/// of its aliases.
 pub fn output_first_producer(base: ClientConfig, produce_timeout_ms: u64) -> ClientConfig {
     let mut config = base;
+    for alias in DELIVERY_TIMEOUT_ALIASES {
+        if config.get(alias).is_some() {
+            tracing::warn!(
+                property = alias,
+                "ignored: dedupe's delivery timeout is [fencing] produce_timeout_ms"
+            );
+            let _ = config.remove(alias);
+        }
+    }
     let _ = config.set("message.timeout.ms", produce_timeout_ms.to_string());
     config
 }
@@ -171,4 +191,28 @@ pub fn millis_setting(config: &ClientConfig, name: &str) -> anyhow::Result<u64> 
         .with_context(|| format!("the consumer configuration has no `{name}`"))?
         .parse()
         .with_context(|| format!("`{name}` is not a number of milliseconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_alias_of_the_delivery_timeout_survives_from_the_properties() {
+        // `[kafka.properties] delivery.timeout.ms = "300000"` is accepted by
+        // the settings; librdkafka applies the configuration's entries in
+        // hash order, so the alias could win over `message.timeout.ms` and a
+        // produce could again land 300 s late, long after the group moved
+        // the partition.
+        let mut base = ClientConfig::new();
+        let _ = base
+            .set("delivery.timeout.ms", "300000")
+            .set("topic.message.timeout.ms", "300000")
+            .set("message.timeout.ms", "300000");
+        let config = output_first_producer(base, 5_000);
+        assert_eq!(config.get("message.timeout.ms"), Some("5000"));
+        for alias in DELIVERY_TIMEOUT_ALIASES {
+            assert_eq!(config.get(alias), None, "{alias}");
+        }
+    }
 }

@@ -130,7 +130,7 @@ impl Normalizer {
                     batch.push(message);
                 }
                 Ok(Err(e)) => self.consumer_error(&e)?,
-                Err(_idle) if window.is_empty() => self.metrics.liveness.progressed(),
+                Err(_idle) if window.is_empty() => self.metrics.liveness.idle(),
                 Err(_window_closed) => break,
             }
         }

@@ -180,7 +180,7 @@ impl SinkRunner {
             let nothing_waiting = polled.is_none();
             match polled {
                 // Idle counts as progress, unless a partition is held.
-                None if !lock(&shared.core).any_held() => self.metrics.stage.liveness.progressed(),
+                None if !lock(&shared.core).any_held() => self.metrics.stage.liveness.idle(),
                 None => {}
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 Some(Ok(message)) => self.accept(&message),

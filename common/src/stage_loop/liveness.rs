@@ -87,6 +87,22 @@ impl Liveness {
         self.progressed_at(Instant::now());
     }
 
+    /// The loop polled and found nothing. That is progress only when the
+    /// group has nothing to read (lag 0, or not sampled yet): with lag, an
+    /// empty poll means the loop cannot fetch (a broker out of reach,
+    /// partitions paused for good), and counting it would keep `/health`
+    /// at 200 however long the loop is wedged.
+    pub fn idle(&self) {
+        self.idle_at(Instant::now());
+    }
+
+    /// [`Self::idle`] at a given time (tests).
+    pub fn idle_at(&self, at: Instant) {
+        if self.lag.load(Ordering::Relaxed) <= 0 {
+            self.progressed_at(at);
+        }
+    }
+
     /// [`Self::progressed`] at a given time (tests).
     pub fn progressed_at(&self, at: Instant) {
         let _ = self
@@ -171,6 +187,31 @@ mod tests {
         );
         liveness.progressed_at(later);
         assert_eq!(liveness.health_at(later), Health::Healthy);
+    }
+
+    #[test]
+    fn empty_polls_are_progress_only_without_lag() {
+        let liveness = Liveness::new(Duration::from_secs(5));
+        let start = Instant::now();
+        liveness.progressed_at(start);
+        liveness.set_lag(0);
+        liveness.idle_at(start + Duration::from_secs(10));
+        assert_eq!(
+            liveness.health_at(start + Duration::from_secs(12)),
+            Health::Healthy,
+            "idle with nothing to read"
+        );
+        // The broker is out of reach with 40 records to read: every poll
+        // comes back empty, and none of them is progress.
+        liveness.set_lag(40);
+        for s in 11..30 {
+            liveness.idle_at(start + Duration::from_secs(s));
+        }
+        let wedged = liveness.health_at(start + Duration::from_secs(30));
+        assert!(
+            matches!(wedged, Health::Stalled { lag: 40, .. }),
+            "{wedged:?}"
+        );
     }
 
     #[test]
