@@ -162,6 +162,25 @@ pub async fn send_each(
     producer: &FutureProducer,
     records: &[OutRecord],
 ) -> Vec<Result<Stored, KafkaError>> {
+    send_records(producer, records, false).await
+}
+
+/// Like [`send_each`], but a record refused when queued stops the queueing:
+/// it and every record after it get an error and are never sent. With the
+/// idempotent producer's gapless guarantee this keeps what is acknowledged
+/// a prefix of `records` on each partition (dedupe's restore relies on it).
+pub async fn send_in_order(
+    producer: &FutureProducer,
+    records: &[OutRecord],
+) -> Vec<Result<Stored, KafkaError>> {
+    send_records(producer, records, true).await
+}
+
+async fn send_records(
+    producer: &FutureProducer,
+    records: &[OutRecord],
+    stop_at_refusal: bool,
+) -> Vec<Result<Stored, KafkaError>> {
     let mut pending = Vec::with_capacity(records.len());
     for record in records {
         let headers = record
@@ -200,6 +219,12 @@ pub async fn send_each(
                 }
             }
         }
+        if stop_at_refusal && pending.last().is_some_and(Result::is_err) {
+            break;
+        }
+    }
+    while pending.len() < records.len() {
+        pending.push(Err(KafkaError::Canceled));
     }
     join_all(pending.into_iter().map(|item| async move {
         match item {

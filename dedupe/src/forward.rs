@@ -224,10 +224,14 @@ impl Deduper {
             BeforeWrite::Recheck => {
                 // Committing offsets we already own: the coordinator refuses
                 // a member it replaced.
+                // Only partitions still owned here: a commit for another
+                // member's partition would move its offset back.
+                let owned: Vec<i32> = self.partitions.states().keys().copied().collect();
                 let mut first: Vec<(i32, i64)> = Vec::new();
                 for input in inputs {
                     let r = input.record;
-                    if !first.iter().any(|(p, _)| *p == r.partition) {
+                    if owned.contains(&r.partition) && !first.iter().any(|(p, _)| *p == r.partition)
+                    {
                         first.push((r.partition, r.offset));
                     }
                 }

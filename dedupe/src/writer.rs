@@ -16,7 +16,7 @@
 //! the transaction aborts and the process exits.
 
 use anyhow::Context as _;
-use common::produce::{OutRecord, send_all, send_each};
+use common::produce::{OutRecord, send_all, send_in_order};
 use common::stage_loop::{Cancel, GaveUp, RetryPolicy, Verdict};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
@@ -63,10 +63,14 @@ impl Writer {
     }
 
     /// Sends `records` once and waits for every acknowledgement: the offset
-    /// of each, or its error.
+    /// of each, or its error. What is acknowledged is a prefix of `records`
+    /// on each partition: a record refused when queued stops the queueing,
+    /// and the producer's gapless guarantee turns any other gap into a fatal
+    /// error (the process exits). The restore's `forwarded_through` rests
+    /// on it: an input below an acknowledged output was never left out.
     pub fn send_once(&self, records: &[OutRecord]) -> Vec<Result<i64, KafkaError>> {
         self.runtime
-            .block_on(send_each(&self.producer, records))
+            .block_on(send_in_order(&self.producer, records))
             .into_iter()
             .map(|result| result.map(|stored| stored.offset))
             .collect()
@@ -180,7 +184,9 @@ pub fn output_first_producer(base: ClientConfig, produce_timeout_ms: u64) -> Cli
             let _ = config.remove(alias);
         }
     }
-    let _ = config.set("message.timeout.ms", produce_timeout_ms.to_string());
+    let _ = config
+        .set("message.timeout.ms", produce_timeout_ms.to_string())
+        .set("enable.gapless.guarantee", "true");
     config
 }
 
