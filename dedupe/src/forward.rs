@@ -159,7 +159,11 @@ impl Deduper {
         if let Some(reason) = self.fence(fence, inputs)? {
             return self.abandon(plan, inputs, reason.describe());
         }
-        if let Err(e) = self.writer.send_repeatable("changelog write", &changelog) {
+        let owned = || !self.consumer.assignment_lost();
+        if let Err(e) = self
+            .writer
+            .send_repeatable("changelog write", &changelog, &owned)
+        {
             if self.cancel.is_cancelled() {
                 return Err(e);
             }
@@ -189,7 +193,8 @@ impl Deduper {
                 .into_iter()
                 .collect::<Result<Vec<i64>, _>>()?;
             let changelog = self.changelog_records(plan, inputs, &offsets);
-            self.writer.send_repeatable("changelog write", &changelog)?;
+            self.writer
+                .send_repeatable("changelog write", &changelog, &|| true)?;
             Ok(offsets)
         })?;
         plan.remember(&mut self.partitions.states(), inputs, &offsets);

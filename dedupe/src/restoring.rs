@@ -173,7 +173,9 @@ impl Deduper {
             );
             if let Err(e) = self.writer.in_transaction(None, || {
                 self.writer
-                    .send_repeatable("recovered changelog write", &records)
+                    .send_repeatable("recovered changelog write", &records, &|| {
+                        !self.consumer.assignment_lost()
+                    })
             }) {
                 tracing::warn!(partition, error = %e, "cannot write recovered changelog records; retrying the restore");
                 return Ok(());

@@ -266,9 +266,19 @@ impl Deduper {
         if tombstones.is_empty() {
             return Ok(());
         }
-        self.writer.in_transaction(None, || {
-            self.writer.send_repeatable("tombstone write", &tombstones)
-        })?;
+        let owned = || !self.consumer.assignment_lost();
+        let written = self.writer.in_transaction(None, || {
+            self.writer
+                .send_repeatable("tombstone write", &tombstones, &owned)
+        });
+        if let Err(e) = written {
+            if e.is::<crate::writer::LostOwnership>() {
+                // The new owner restores these keys and expires them itself.
+                tracing::warn!(keys = tombstones.len(), "{e}");
+                return Ok(());
+            }
+            return Err(e);
+        }
         self.metrics.expired.inc_by(tombstones.len() as u64);
         tracing::info!(
             keys = tombstones.len(),

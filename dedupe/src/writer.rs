@@ -86,8 +86,17 @@ impl Writer {
     }
 
     /// Sends records that may be sent twice, retrying until they are all
-    /// acknowledged; in a transaction, once.
-    pub fn send_repeatable(&self, what: &str, records: &[OutRecord]) -> anyhow::Result<()> {
+    /// acknowledged; in a transaction, once. Before each retry `owned` is
+    /// asked whether this instance still owns the partitions: a stalled
+    /// instance that lost them gives the write up ([`LostOwnership`])
+    /// rather than write over what the new owner wrote (a late tombstone
+    /// would make it forget a key).
+    pub fn send_repeatable(
+        &self,
+        what: &str,
+        records: &[OutRecord],
+        owned: &dyn Fn() -> bool,
+    ) -> anyhow::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -96,7 +105,10 @@ impl Writer {
             return Ok(());
         }
         RetryPolicy::UNTIL_STOPPED
-            .run_blocking(&self.cancel, what, |_| {
+            .run_blocking(&self.cancel, what, |attempt| {
+                if attempt > 1 && !owned() {
+                    return Err(Verdict::Fatal(anyhow::Error::new(LostOwnership)));
+                }
                 self.runtime
                     .block_on(send_all(&self.producer, records))
                     .map(|_| ())
@@ -107,6 +119,7 @@ impl Writer {
             })
             .map_err(|gave_up: GaveUp<anyhow::Error>| match gave_up {
                 GaveUp::Stopped(e) => e.context("stopping with unacknowledged records"),
+                GaveUp::Fatal(e) if e.is::<LostOwnership>() => e,
                 other => anyhow::anyhow!("{other}"),
             })
     }
@@ -169,6 +182,11 @@ const DELIVERY_TIMEOUT_ALIASES: [&str; 3] = [
     "topic.message.timeout.ms",
     "topic.delivery.timeout.ms",
 ];
+
+/// A repeatable write given up because the group moved the partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this instance no longer owns its partitions; the write is left to the new owner")]
+pub struct LostOwnership;
 
 /// The output-first producer's configuration: the shared settings with a
 /// delivery timeout below the batch budget (see [`crate::fence`]), and none
