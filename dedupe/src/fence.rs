@@ -33,12 +33,14 @@ pub enum BeforeWrite {
     Abandon(Abandon),
 }
 
-/// Why a batch is abandoned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a batch is abandoned, or a repeatable write stops retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Abandon {
     /// The batch ran past its budget.
+    #[error("the write ran past the batch's wall-time budget; it is redone after a restore")]
     OverBudget,
     /// The group took the partitions away.
+    #[error("this instance no longer owns its partitions; the write is left to the new owner")]
     Lost,
 }
 
@@ -93,6 +95,17 @@ impl Fence {
         BeforeWrite::Proceed
     }
 
+    /// Whether a repeatable write (changelog, tombstones) may try again at
+    /// `now`: not once the partitions are lost (a late tombstone would make
+    /// the new owner forget a key) nor past the budget (retrying longer
+    /// would keep the loop from polling past `max.poll.interval.ms`).
+    pub fn may_retry(&self, now: Instant, assignment_lost: bool) -> Result<(), Abandon> {
+        match self.before_write(now, assignment_lost) {
+            BeforeWrite::Abandon(reason) => Err(reason),
+            BeforeWrite::Proceed | BeforeWrite::Recheck => Ok(()),
+        }
+    }
+
     /// The coordinator confirmed ownership at `at`.
     pub fn confirmed(&mut self, at: Instant) {
         self.owned_at = at;
@@ -131,6 +144,21 @@ mod tests {
             fence.before_write(start + Duration::from_secs(30), false),
             BeforeWrite::Abandon(Abandon::OverBudget)
         );
+    }
+
+    #[test]
+    fn a_repeatable_write_retries_within_the_budget_while_owned() {
+        let start = Instant::now();
+        let fence = Fence::new(start, start, BUDGET, RECHECK);
+        assert_eq!(
+            fence.may_retry(start + Duration::from_secs(5), false),
+            Ok(())
+        );
+        assert_eq!(
+            fence.may_retry(start + Duration::from_secs(9), false),
+            Err(Abandon::OverBudget)
+        );
+        assert_eq!(fence.may_retry(start, true), Err(Abandon::Lost));
     }
 
     #[test]

@@ -159,10 +159,10 @@ impl Deduper {
         if let Some(reason) = self.fence(fence, inputs)? {
             return self.abandon(plan, inputs, reason.describe());
         }
-        let owned = || !self.consumer.assignment_lost();
+        let may_retry = || fence.may_retry(Instant::now(), self.consumer.assignment_lost());
         if let Err(e) = self
             .writer
-            .send_repeatable("changelog write", &changelog, &owned)
+            .send_repeatable("changelog write", &changelog, &may_retry)
         {
             if self.cancel.is_cancelled() {
                 return Err(e);
@@ -194,7 +194,7 @@ impl Deduper {
                 .collect::<Result<Vec<i64>, _>>()?;
             let changelog = self.changelog_records(plan, inputs, &offsets);
             self.writer
-                .send_repeatable("changelog write", &changelog, &|| true)?;
+                .send_repeatable("changelog write", &changelog, &|| Ok(()))?;
             Ok(offsets)
         })?;
         plan.remember(&mut self.partitions.states(), inputs, &offsets);

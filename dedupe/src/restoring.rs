@@ -13,7 +13,7 @@
 //! again) and resumed. A failed restore is retried at the next call.
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::produce::OutRecord;
 use rdkafka::consumer::Consumer;
@@ -171,10 +171,11 @@ impl Deduper {
                 count = records.len(),
                 "writing changelog records missing after a crash"
             );
+            let fence = self.repeatable_write_fence();
             if let Err(e) = self.writer.in_transaction(None, || {
                 self.writer
                     .send_repeatable("recovered changelog write", &records, &|| {
-                        !self.consumer.assignment_lost()
+                        fence.may_retry(Instant::now(), self.consumer.assignment_lost())
                     })
             }) {
                 tracing::warn!(partition, error = %e, "cannot write recovered changelog records; retrying the restore");

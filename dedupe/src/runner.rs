@@ -244,49 +244,6 @@ impl Deduper {
         self.partitions.pending().clear();
     }
 
-    /// Forgets keys past the TTL and writes their tombstones to the same
-    /// changelog partition, so the compacted topic stays bounded. If the
-    /// writes fail the keys are restored from the changelog at the next start
-    /// and expire again.
-    fn sweep_expired(&self) -> anyhow::Result<()> {
-        let now = now_ms();
-        let tombstones: Vec<_> = self
-            .partitions
-            .states()
-            .iter_mut()
-            .flat_map(|(partition, state)| {
-                let partition = *partition;
-                state
-                    .expire(now, self.ttl_ms)
-                    .into_iter()
-                    .map(move |key| (partition, key))
-            })
-            .map(|(partition, key)| self.writer.tombstone(partition, &key))
-            .collect();
-        if tombstones.is_empty() {
-            return Ok(());
-        }
-        let owned = || !self.consumer.assignment_lost();
-        let written = self.writer.in_transaction(None, || {
-            self.writer
-                .send_repeatable("tombstone write", &tombstones, &owned)
-        });
-        if let Err(e) = written {
-            if e.is::<crate::writer::LostOwnership>() {
-                // The new owner restores these keys and expires them itself.
-                tracing::warn!(keys = tombstones.len(), "{e}");
-                return Ok(());
-            }
-            return Err(e);
-        }
-        self.metrics.expired.inc_by(tombstones.len() as u64);
-        tracing::info!(
-            keys = tombstones.len(),
-            "expired keys forgotten and tombstoned"
-        );
-        Ok(())
-    }
-
     /// Polls one batch ([`BatchWindow`]): the records, when the first was
     /// read, and when the last poll returned. Empty when nothing came.
     fn next_batch(&self) -> (Vec<BorrowedMessage<'_>>, Instant, Instant) {

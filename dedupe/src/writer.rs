@@ -9,7 +9,9 @@
 //! - Changelog records and tombstones are safe to repeat (the changelog is
 //!   compacted by key and a record says the same thing twice), so
 //!   [`Writer::send_repeatable`] retries them with the stage's retry policy
-//!   until they are acknowledged or the stage stops.
+//!   until they are acknowledged, the stage stops, the partitions are lost
+//!   or the batch budget is spent (then the batch is abandoned and the
+//!   restore writes what is missing).
 //!
 //! With broker transactions every write of a batch runs inside one
 //! transaction ([`Writer::in_transaction`]) and a failure is returned, so
@@ -26,6 +28,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use tokio::runtime::Handle;
 
 use crate::changelog::SeenRecord;
+use crate::fence::Abandon;
 use crate::transactions::{Mode, TRANSACTION_TIMEOUT};
 
 /// The producer side of dedupe.
@@ -86,16 +89,17 @@ impl Writer {
     }
 
     /// Sends records that may be sent twice, retrying until they are all
-    /// acknowledged; in a transaction, once. Before each retry `owned` is
-    /// asked whether this instance still owns the partitions: a stalled
-    /// instance that lost them gives the write up ([`LostOwnership`])
-    /// rather than write over what the new owner wrote (a late tombstone
-    /// would make it forget a key).
+    /// acknowledged; in a transaction, once. Before each retry `may_retry`
+    /// is asked ([`crate::fence::Fence::may_retry`]): a stalled instance
+    /// that lost its partitions gives the write up rather than write over
+    /// what the new owner wrote (a late tombstone would make it forget a
+    /// key), and a write past the budget gives up so that the loop polls
+    /// again; either way the error is the [`Abandon`] reason.
     pub fn send_repeatable(
         &self,
         what: &str,
         records: &[OutRecord],
-        owned: &dyn Fn() -> bool,
+        may_retry: &dyn Fn() -> Result<(), Abandon>,
     ) -> anyhow::Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -106,8 +110,8 @@ impl Writer {
         }
         RetryPolicy::UNTIL_STOPPED
             .run_blocking(&self.cancel, what, |attempt| {
-                if attempt > 1 && !owned() {
-                    return Err(Verdict::Fatal(anyhow::Error::new(LostOwnership)));
+                if attempt > 1 {
+                    may_retry().map_err(|reason| Verdict::Fatal(anyhow::Error::new(reason)))?;
                 }
                 self.runtime
                     .block_on(send_all(&self.producer, records))
@@ -119,7 +123,7 @@ impl Writer {
             })
             .map_err(|gave_up: GaveUp<anyhow::Error>| match gave_up {
                 GaveUp::Stopped(e) => e.context("stopping with unacknowledged records"),
-                GaveUp::Fatal(e) if e.is::<LostOwnership>() => e,
+                GaveUp::Fatal(e) if e.is::<Abandon>() => e,
                 other => anyhow::anyhow!("{other}"),
             })
     }
@@ -182,11 +186,6 @@ const DELIVERY_TIMEOUT_ALIASES: [&str; 3] = [
     "topic.message.timeout.ms",
     "topic.delivery.timeout.ms",
 ];
-
-/// A repeatable write given up because the group moved the partitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("this instance no longer owns its partitions; the write is left to the new owner")]
-pub struct LostOwnership;
 
 /// The output-first producer's configuration: the shared settings with a
 /// delivery timeout below the batch budget (see [`crate::fence`]), and none

@@ -252,6 +252,15 @@ async fn serve(control: Arc<Control>, mut client: TcpStream) {
         _ = connection.pump(&mut upstream_read, &mut client_write, faults.clone(), Connection::on_response) => {}
         () = cut_when_generation_changes(faults, generation) => {}
     }
+    // A connection that closed before the answer its cut waits for did not
+    // cut anything: the next request of that kind takes the cut instead.
+    let unfired = Control::lock(&connection.cut_before).take();
+    if let Some((_, api_key)) = unfired {
+        let mut armed = Control::lock(&control.armed_cut);
+        if armed.is_none() {
+            *armed = Some((api_key, CutPoint::BeforeResponse));
+        }
+    }
     let _ = control.open.fetch_sub(1, Ordering::SeqCst);
 }
 
@@ -260,8 +269,9 @@ struct Connection<'a> {
     control: &'a Control,
     /// Requests whose answers carry broker addresses, by correlation id.
     pending: Mutex<HashMap<i32, RequestHeader>>,
-    /// The correlation id whose answer cuts the connection.
-    cut_before: Mutex<Option<i32>>,
+    /// The request (correlation id, API key) whose answer cuts the
+    /// connection.
+    cut_before: Mutex<Option<(i32, i16)>>,
 }
 
 /// What to do with a frame read.
@@ -284,7 +294,7 @@ impl Connection<'_> {
         Ok(match self.control.on_request(header.api_key) {
             Some(CutPoint::BeforeRequest) => Flow::Cut,
             Some(CutPoint::BeforeResponse) => {
-                *Control::lock(&self.cut_before) = Some(header.correlation_id);
+                *Control::lock(&self.cut_before) = Some((header.correlation_id, header.api_key));
                 Flow::Forward
             }
             None => Flow::Forward,
@@ -295,8 +305,12 @@ impl Connection<'_> {
     /// before the answer an armed cut waits for.
     fn on_response(&self, frame: &mut [u8]) -> std::io::Result<Flow> {
         let correlation_id = frames::correlation_id(frame).map_err(invalid)?;
-        if *Control::lock(&self.cut_before) == Some(correlation_id) {
-            return Ok(Flow::Cut);
+        {
+            let mut cut_before = Control::lock(&self.cut_before);
+            if cut_before.is_some_and(|(id, _)| id == correlation_id) {
+                *cut_before = None;
+                return Ok(Flow::Cut);
+            }
         }
         let request = Control::lock(&self.pending).remove(&correlation_id);
         if let Some(request) = request {
