@@ -168,7 +168,14 @@ mod tests {
     #[test]
     fn truncated_bytes_are_an_error_not_a_panic() {
         let bytes = encode_datum(&sample()).expect("encodes");
-        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+        // No cut panics. apache-avro's generic reader takes a datum cut
+        // right before its trailing null unions as those nulls (Kafka's
+        // record framing and CRC are what catch such a cut), so the error
+        // is asserted for cuts inside the record's body.
+        for cut in 0..bytes.len() {
+            let _ = decode_datum(schema(), &bytes[..cut]);
+        }
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 4] {
             assert!(
                 decode_datum(schema(), &bytes[..cut]).is_err(),
                 "cut at {cut}"
@@ -177,13 +184,16 @@ mod tests {
     }
 
     #[test]
-    fn the_current_schema_reads_what_v1_wrote() {
-        let v1 = Schema::parse_str(crate::PROPERTY_EVENT_AVSC_V1).expect("v1 parses");
-        // BACKWARD: readers on the current schema decode data written with v1.
-        if let Err(e) =
-            apache_avro::schema_compatibility::SchemaCompatibility::can_read(&v1, schema())
-        {
-            panic!("the current schema cannot read v1 data: {e}");
+    fn the_current_schema_reads_what_every_released_version_wrote() {
+        // BACKWARD, transitively: readers on the current schema decode data
+        // written with any released version.
+        for (version, text) in crate::PROPERTY_EVENT_HISTORY {
+            let old = Schema::parse_str(text).expect("a released schema parses");
+            if let Err(e) =
+                apache_avro::schema_compatibility::SchemaCompatibility::can_read(&old, schema())
+            {
+                panic!("the current schema cannot read {version} data: {e}");
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! The canonical `PropertyEvent`: its Avro schema, Rust types and codec.
+//! The canonical `PropertyEvent` and the merged `PropertyState`: their Avro
+//! schemas, Rust types and codecs.
 //!
 //! `avro/property_event.avsc` is the source of truth; [`PropertyEvent`]
 //! mirrors it field for field. Normalize encodes events in the Confluent wire
@@ -11,8 +12,10 @@
 
 pub mod codec;
 pub mod property_event;
+pub mod property_state;
 mod provider;
 pub mod sample;
+pub mod state_codec;
 pub mod wire;
 
 pub use codec::{CodecError, DatumDecoder, decode_datum, encode_datum, schema};
@@ -20,6 +23,8 @@ pub use property_event::{
     Advert, EnergyClass, EventType, FieldChange, Lineage, Location, PricePoint, PropertyEvent,
     PropertySnapshot, PropertyType, Provider, Station, TransactionType,
 };
+pub use property_state::{Contributor, FieldVersion, PropertyState};
+pub use state_codec::{decode_state, encode_state, state_schema};
 
 /// The `PropertyEvent` schema text, as registered in the schema registry.
 pub const PROPERTY_EVENT_AVSC: &str = include_str!("../avro/property_event.avsc");
@@ -27,6 +32,16 @@ pub const PROPERTY_EVENT_AVSC: &str = include_str!("../avro/property_event.avsc"
 /// The first registered (walking-skeleton) schema, kept to prove that every
 /// later version can still read what it wrote (BACKWARD compatibility).
 pub const PROPERTY_EVENT_AVSC_V1: &str = include_str!("../avro/history/property_event.v1.avsc");
+
+/// Every released version of the schema, oldest first: the current schema
+/// must read what each of them wrote (BACKWARD, transitively).
+pub const PROPERTY_EVENT_HISTORY: [(&str, &str); 2] = [
+    ("v1", PROPERTY_EVENT_AVSC_V1),
+    ("v2", include_str!("../avro/history/property_event.v2.avsc")),
+];
+
+/// The `PropertyState` schema text (`properties.latest-value`).
+pub const PROPERTY_STATE_AVSC: &str = include_str!("../avro/property_state.avsc");
 
 /// Full name of the record, for record-name subject strategies.
 pub const PROPERTY_EVENT_NAME: &str = "estate.pipeline.PropertyEvent";

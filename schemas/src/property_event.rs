@@ -36,6 +36,13 @@ pub struct PropertyEvent {
     pub property: Option<PropertySnapshot>,
     /// Origin of the event.
     pub lineage: Lineage,
+    /// Snapshot fields this event explicitly says are empty, by path
+    /// (`price`, `location.city`). A null snapshot field not listed here is
+    /// unknown: merging the event leaves the known value alone.
+    pub cleared_fields: Option<Vec<String>>,
+    /// The sender's event time when it was later than `received_at` plus
+    /// the allowed skew (`occurred_at` then holds `received_at`).
+    pub occurred_at_claimed: Option<i64>,
 }
 
 /// Provider kinds.
@@ -153,8 +160,14 @@ pub enum PropertyType {
 pub struct PropertySnapshot {
     /// Sale or rent.
     pub transaction_type: TransactionType,
+    /// The provider's own transaction kind, verbatim, when it maps to
+    /// `Unknown`.
+    pub provider_transaction_type: Option<String>,
     /// Kind of property.
     pub property_type: PropertyType,
+    /// The provider's own property type, verbatim, when it maps to `Other`
+    /// or `Unknown`.
+    pub provider_property_type: Option<String>,
     /// Listing title.
     pub title: Option<String>,
     /// Listing description.
@@ -181,6 +194,10 @@ pub struct PropertySnapshot {
     pub furnished: Option<bool>,
     /// Listing status.
     pub status: Option<String>,
+    /// Price the property sold at, when the provider reports a sale.
+    pub sold_price: Option<f64>,
+    /// When the property sold (Unix ms).
+    pub sold_at: Option<i64>,
     /// Where the property is.
     pub location: Location,
     /// First seen by the provider (Unix ms).
@@ -218,7 +235,9 @@ impl PropertySnapshot {
     pub fn empty() -> Self {
         Self {
             transaction_type: TransactionType::Unknown,
+            provider_transaction_type: None,
             property_type: PropertyType::Unknown,
+            provider_property_type: None,
             title: None,
             description: None,
             price: None,
@@ -232,6 +251,8 @@ impl PropertySnapshot {
             floor: None,
             furnished: None,
             status: None,
+            sold_price: None,
+            sold_at: None,
             location: Location::default(),
             first_seen_at: None,
             last_seen_at: None,

@@ -64,5 +64,7 @@ pub fn price_change() -> PropertyEvent {
             raw_offset: 42,
             normalizer_version: "0.1.0".into(),
         },
+        cleared_fields: None,
+        occurred_at_claimed: None,
     }
 }

@@ -186,6 +186,8 @@ mod tests {
                 raw_offset: 0,
                 normalizer_version: "v".into(),
             },
+            cleared_fields: None,
+            occurred_at_claimed: None,
         }
     }
 

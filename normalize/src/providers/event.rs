@@ -41,6 +41,8 @@ pub(crate) fn new_event(
             raw_offset: context.offset,
             normalizer_version: NORMALIZER_VERSION.to_string(),
         },
+        cleared_fields: None,
+        occurred_at_claimed: None,
     }
 }
 

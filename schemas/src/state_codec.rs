@@ -1,0 +1,117 @@
+//! Avro binary encoding and decoding of [`PropertyState`], the value of
+//! `properties.latest`, against `avro/property_state.avsc`.
+
+use std::sync::OnceLock;
+
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
+
+use crate::{CodecError, PROPERTY_STATE_AVSC, PropertyState};
+
+/// The parsed `PropertyState` schema (this build's reader schema).
+pub fn state_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        // Compiled in and covered by tests: failing here is a build defect.
+        #[allow(clippy::expect_used)]
+        Schema::parse_str(PROPERTY_STATE_AVSC).expect("the bundled PropertyState schema is valid")
+    })
+}
+
+/// Encodes `state` as a bare Avro datum (no wire-format header).
+pub fn encode_state(state: &PropertyState) -> Result<Vec<u8>, CodecError> {
+    let value = apache_avro::to_value(state).map_err(|e| CodecError::Schema(e.to_string()))?;
+    let resolved = value
+        .resolve(state_schema())
+        .map_err(|e| CodecError::Schema(e.to_string()))?;
+    GenericDatumWriter::builder(state_schema())
+        .build()
+        .and_then(|w| w.write_value_to_vec(resolved))
+        .map_err(|e| CodecError::Schema(e.to_string()))
+}
+
+/// Decodes a datum written with `writer` (a version of the `PropertyState`
+/// schema) into this build's [`PropertyState`].
+pub fn decode_state(writer: &Schema, mut datum: &[u8]) -> Result<PropertyState, CodecError> {
+    let value = GenericDatumReader::builder(writer)
+        .reader_schema(state_schema())
+        .build()
+        .and_then(|r| r.read_value(&mut datum))
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    apache_avro::from_value(&value).map_err(|e| CodecError::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{Contributor, EventType, FieldVersion};
+
+    fn sample_state() -> PropertyState {
+        let event = crate::sample::price_change();
+        let contributor = Contributor {
+            event_id: event.event_id.clone(),
+            dedupe_key: event.dedupe_key.clone(),
+            event_type: EventType::PriceChanged,
+            occurred_at: event.occurred_at,
+            received_at: event.received_at,
+            normalizer_version: "0.1.0".into(),
+        };
+        let version = FieldVersion {
+            occurred_at: event.occurred_at,
+            dedupe_key: event.dedupe_key.clone(),
+        };
+        PropertyState {
+            property_key: event.property_key.clone(),
+            source: event.source.clone(),
+            provider: event.provider,
+            provider_property_id: event.provider_property_id.clone(),
+            property: event
+                .property
+                .clone()
+                .unwrap_or_else(crate::PropertySnapshot::empty),
+            fields: BTreeMap::from([("price".to_string(), version)]),
+            contributors: vec![contributor.clone()],
+            last_event: Some(contributor),
+            last_changed_fields: vec!["price".into()],
+            contributing_events: 1,
+        }
+    }
+
+    #[test]
+    fn a_state_round_trips_through_avro() {
+        let state = sample_state();
+        let bytes = encode_state(&state).expect("encodes");
+        assert_eq!(
+            decode_state(state_schema(), &bytes).expect("decodes"),
+            state
+        );
+    }
+
+    /// The types the state shares with the event are the event's, verbatim:
+    /// a reader of both topics sees one `PropertySnapshot`.
+    #[test]
+    fn the_state_schema_embeds_the_event_schema_types_verbatim() {
+        let event: serde_json::Value =
+            serde_json::from_str(crate::PROPERTY_EVENT_AVSC).expect("event schema is JSON");
+        let state: serde_json::Value =
+            serde_json::from_str(PROPERTY_STATE_AVSC).expect("state schema is JSON");
+        let field = |schema: &serde_json::Value, name: &str| {
+            schema["fields"]
+                .as_array()
+                .and_then(|fields| fields.iter().find(|f| f["name"] == name))
+                .map(|f| f["type"].clone())
+                .unwrap_or_else(|| panic!("no field {name}"))
+        };
+        assert_eq!(field(&state, "provider"), field(&event, "provider"));
+        assert_eq!(field(&state, "property"), field(&event, "property")[1]);
+        let contributor = &field(&state, "contributors")["items"];
+        let event_type = contributor["fields"]
+            .as_array()
+            .and_then(|fields| fields.iter().find(|f| f["name"] == "event_type"))
+            .map(|f| f["type"].clone());
+        assert_eq!(event_type, Some(field(&event, "event_type")));
+    }
+}
