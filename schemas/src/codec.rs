@@ -39,7 +39,16 @@ pub fn encode_datum(event: &PropertyEvent) -> Result<Vec<u8>, CodecError> {
 /// schema: resolving against it keeps only the fields it knows (how tests
 /// write what an older normalizer wrote).
 pub fn encode_datum_as(writer: &Schema, event: &PropertyEvent) -> Result<Vec<u8>, CodecError> {
-    let value = apache_avro::to_value(event).map_err(|e| CodecError::Schema(e.to_string()))?;
+    encode_value(writer, event)
+}
+
+/// Encodes any serde value as a bare Avro datum of `writer` (shared with
+/// the state's codec).
+pub(crate) fn encode_value<T: serde::Serialize>(
+    writer: &Schema,
+    value: &T,
+) -> Result<Vec<u8>, CodecError> {
+    let value = apache_avro::to_value(value).map_err(|e| CodecError::Schema(e.to_string()))?;
     let resolved = value
         .resolve(writer)
         .map_err(|e| CodecError::Schema(e.to_string()))?;
@@ -104,9 +113,19 @@ fn current_reader() -> &'static GenericDatumReader<'static> {
 /// Decodes a datum written with `writer` into this build's [`PropertyEvent`],
 /// resolving it against this build's schema (see [`DatumDecoder`] for the
 /// repeated case).
-pub fn decode_datum(writer: &Schema, mut datum: &[u8]) -> Result<PropertyEvent, CodecError> {
+pub fn decode_datum(writer: &Schema, datum: &[u8]) -> Result<PropertyEvent, CodecError> {
+    decode_value(writer, schema(), datum)
+}
+
+/// Decodes a datum of `writer` resolved against `reader` into any serde
+/// value (shared with the state's codec).
+pub(crate) fn decode_value<T: serde::de::DeserializeOwned>(
+    writer: &Schema,
+    reader: &Schema,
+    mut datum: &[u8],
+) -> Result<T, CodecError> {
     let value = GenericDatumReader::builder(writer)
-        .reader_schema(schema())
+        .reader_schema(reader)
         .build()
         .and_then(|r| r.read_value(&mut datum))
         .map_err(|e| CodecError::Decode(e.to_string()))?;

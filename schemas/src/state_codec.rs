@@ -3,11 +3,9 @@
 
 use std::sync::OnceLock;
 
-use apache_avro::Schema;
-use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::writer::datum::GenericDatumWriter;
-
+use crate::codec::{decode_value, encode_value};
 use crate::{CodecError, PROPERTY_STATE_AVSC, PropertyState};
+use apache_avro::Schema;
 
 /// The parsed `PropertyState` schema (this build's reader schema).
 pub fn state_schema() -> &'static Schema {
@@ -21,25 +19,13 @@ pub fn state_schema() -> &'static Schema {
 
 /// Encodes `state` as a bare Avro datum (no wire-format header).
 pub fn encode_state(state: &PropertyState) -> Result<Vec<u8>, CodecError> {
-    let value = apache_avro::to_value(state).map_err(|e| CodecError::Schema(e.to_string()))?;
-    let resolved = value
-        .resolve(state_schema())
-        .map_err(|e| CodecError::Schema(e.to_string()))?;
-    GenericDatumWriter::builder(state_schema())
-        .build()
-        .and_then(|w| w.write_value_to_vec(resolved))
-        .map_err(|e| CodecError::Schema(e.to_string()))
+    encode_value(state_schema(), state)
 }
 
 /// Decodes a datum written with `writer` (a version of the `PropertyState`
 /// schema) into this build's [`PropertyState`].
-pub fn decode_state(writer: &Schema, mut datum: &[u8]) -> Result<PropertyState, CodecError> {
-    let value = GenericDatumReader::builder(writer)
-        .reader_schema(state_schema())
-        .build()
-        .and_then(|r| r.read_value(&mut datum))
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
-    apache_avro::from_value(&value).map_err(|e| CodecError::Decode(e.to_string()))
+pub fn decode_state(writer: &Schema, datum: &[u8]) -> Result<PropertyState, CodecError> {
+    decode_value(writer, state_schema(), datum)
 }
 
 #[cfg(test)]
