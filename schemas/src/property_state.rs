@@ -25,13 +25,15 @@ pub struct PropertyState {
     /// For each snapshot field the state knows, by path, the event that
     /// set it. A field absent from the map is unknown.
     pub fields: BTreeMap<String, FieldVersion>,
-    /// The events the current field values come from, oldest version first.
+    /// The event versions the current field values come from, oldest
+    /// first; a correction that replaced only some fields of an event
+    /// leaves both versions.
     pub contributors: Vec<Contributor>,
     /// The newest contributor: the last event that changed the state.
     pub last_event: Option<Contributor>,
     /// The snapshot fields whose value `last_event` set.
     pub last_changed_fields: Vec<String>,
-    /// How many distinct events the state is built from.
+    /// How many distinct events (dedupe keys) the state is built from.
     pub contributing_events: i32,
 }
 
@@ -42,6 +44,8 @@ pub struct FieldVersion {
     pub occurred_at: i64,
     /// That event's dedupe key (one of the contributors).
     pub dedupe_key: String,
+    /// That event's normalizer version.
+    pub normalizer_version: String,
 }
 
 /// An event whose data is in a state.
@@ -57,6 +61,6 @@ pub struct Contributor {
     pub occurred_at: i64,
     /// When ingest received it.
     pub received_at: i64,
-    /// The normalizer version of the event as merged.
+    /// The normalizer version that produced this version of the event.
     pub normalizer_version: String,
 }

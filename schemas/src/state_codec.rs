@@ -48,6 +48,7 @@ mod tests {
         let version = FieldVersion {
             occurred_at: event.occurred_at,
             dedupe_key: event.dedupe_key.clone(),
+            normalizer_version: "0.1.0".into(),
         };
         PropertyState {
             property_key: event.property_key.clone(),

@@ -47,40 +47,9 @@ pub fn newest_snapshot_per_property(events: &[EventToWrite]) -> Vec<&EventToWrit
     out
 }
 
-/// A normalizer version's sort key, compared as a semantic version:
-/// numbers compare as numbers ("0.10.0" is newer than "0.9.3") and a
-/// pre-release sorts below its release ("0.2.0-rc.1" < "0.2.0"). The key is
-/// the release's numbers, padded to three, then 1 for a release or 0 and
-/// the pre-release's numbers; build metadata is ignored. The same key as
-/// the SQL `normalizer_version_key` (migration `0006`).
-pub fn version_key(version: &str) -> Vec<u64> {
-    let core = version.split('+').next().unwrap_or_default();
-    let (release, pre) = match core.split_once('-') {
-        Some((release, pre)) => (release, Some(pre)),
-        None => (core, None),
-    };
-    let mut key = numbers_in(release);
-    if key.len() < 3 {
-        key.resize(3, 0);
-    }
-    match pre {
-        None => key.push(1),
-        Some(pre) => {
-            key.push(0);
-            key.extend(numbers_in(pre));
-        }
-    }
-    key
-}
-
-/// The runs of digits in `text`, as numbers (a run too long for `u64`
-/// counts as its largest value).
-fn numbers_in(text: &str) -> Vec<u64> {
-    text.split(|c: char| !c.is_ascii_digit())
-        .filter(|part| !part.is_empty())
-        .map(|part| part.parse().unwrap_or(u64::MAX))
-        .collect()
-}
+/// A normalizer version's sort key (the same key as the SQL
+/// `normalizer_version_key`, migration `0006`).
+pub use property_state::version_key;
 
 /// One event per dedupe key, in first-seen order: a correction in the same
 /// batch as the event it corrects replaces it when its normalizer version
@@ -248,25 +217,6 @@ mod tests {
             transaction_and_property_type(&e),
             ("unknown".to_string(), "unknown".to_string())
         );
-    }
-
-    #[test]
-    fn versions_compare_by_their_numbers() {
-        assert!(version_key("0.10.0") > version_key("0.9.3"));
-        assert!(version_key("1.0.0") > version_key("0.99.99"));
-        assert_eq!(version_key("0.1.0"), vec![0, 1, 0, 1]);
-        assert_eq!(version_key("v0.1"), version_key("0.1.0"));
-        assert_eq!(version_key("0.1.0+build.7"), version_key("0.1.0"));
-    }
-
-    #[test]
-    fn a_pre_release_sorts_below_its_release_and_above_the_one_before() {
-        assert!(version_key("0.2.0-rc1") < version_key("0.2.0"));
-        assert!(version_key("0.2.0-rc.1") < version_key("0.2.0-rc.2"));
-        assert!(version_key("0.2.0-rc.2") < version_key("0.2.0"));
-        assert!(version_key("0.1.9") < version_key("0.2.0-alpha"));
-        assert!(version_key("0.2.0-rc.10") > version_key("0.2.0-rc.9"));
-        assert_eq!(version_key("0.2.0-rc.1"), vec![0, 2, 0, 0, 1]);
     }
 
     #[test]
