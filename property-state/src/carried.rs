@@ -17,8 +17,15 @@ pub struct Carried {
 
 /// The fields `event` carries: the known fields of its snapshot, the
 /// fields it lists in `cleared_fields` (empty), and the status its type
-/// implies when the snapshot has none.
+/// implies when the snapshot has none. An event marked `unchanged` (the
+/// provider says nothing changed) carries nothing.
 pub fn carried(event: &PropertyEvent) -> Carried {
+    if event.unchanged == Some(true) {
+        return Carried {
+            snapshot: PropertySnapshot::empty(),
+            fields: Vec::new(),
+        };
+    }
     let mut snapshot = event
         .property
         .clone()

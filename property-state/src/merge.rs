@@ -1,8 +1,8 @@
 //! The merge: one event into a property's state.
 //!
 //! Per field, the event with the greatest [`Rank`] wins (later event time;
-//! at equal times the first received, then the smaller dedupe key, then
-//! the newer normalizer version). Only the fields an event carries
+//! at equal times the smaller dedupe key, then the newer normalizer
+//! version). Only the fields an event carries
 //! ([`crate::carried`]) take part, so a partial event never erases what is
 //! known. Winning is strict, so merging an event twice changes nothing;
 //! and because every field keeps the greatest of its candidates, the state
@@ -47,9 +47,10 @@ pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
         let Some(incoming) = other.fields.get(field.path) else {
             continue;
         };
-        let wins = state.fields.get(field.path).is_none_or(|current| {
-            field_rank(incoming, &other.contributors) > field_rank(current, &state.contributors)
-        });
+        let wins = state
+            .fields
+            .get(field.path)
+            .is_none_or(|current| field_rank(incoming) > field_rank(current));
         if !wins {
             continue;
         }
@@ -92,7 +93,6 @@ pub fn state_of(event: &PropertyEvent) -> PropertyState {
             dedupe_key: event.dedupe_key.clone(),
             event_type: event.event_type,
             occurred_at: event.occurred_at,
-            received_at: event.received_at,
             normalizer_version: event.lineage.normalizer_version.clone(),
         });
     }
@@ -154,22 +154,15 @@ pub fn merge_all<'a>(
 fn contributor_rank(c: &Contributor) -> Rank<'_> {
     Rank {
         occurred_at: c.occurred_at,
-        received_at: c.received_at,
         dedupe_key: &c.dedupe_key,
         normalizer_version: version_key(&c.normalizer_version),
     }
 }
 
-/// The rank of the event version that set a field: its time and version
-/// as recorded with the field, its arrival from its contributor entry.
-fn field_rank<'a>(version: &'a FieldVersion, contributors: &'a [Contributor]) -> Rank<'a> {
-    let received_at = contributors
-        .iter()
-        .find(|c| sets(version, c))
-        .map_or(i64::MAX, |c| c.received_at);
+/// The rank of the event version that set a field.
+fn field_rank(version: &FieldVersion) -> Rank<'_> {
     Rank {
         occurred_at: version.occurred_at,
-        received_at,
         dedupe_key: &version.dedupe_key,
         normalizer_version: version_key(&version.normalizer_version),
     }
@@ -283,10 +276,13 @@ mod tests {
     }
 
     #[test]
-    fn a_re_notification_of_unchanged_data_changes_nothing() {
+    fn an_event_the_provider_says_changes_nothing_changes_nothing() {
         let first = event("first", EventType::Updated, 5_000);
-        let mut again = event("again", EventType::Updated, 5_000);
-        again.received_at = first.received_at + 86_400_000;
+        let mut again = event("again", EventType::Updated, 6_000);
+        again.unchanged = Some(true);
+        if let Some(p) = again.property.as_mut() {
+            p.last_seen_at = Some(6_000);
+        }
         let state = merge(None, &first).state;
         let merged = merge(Some(&state), &again);
         assert!(!merged.changed);

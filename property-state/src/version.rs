@@ -1,11 +1,12 @@
 //! The order in which events win a field: a total order on events that
 //! does not depend on when they arrive, so the merge is commutative.
 //!
-//! A later event time wins. At equal times the event received first wins
-//! (so a provider's re-notification of unchanged data changes nothing),
-//! then the smaller dedupe key, then the newer normalizer version: a
-//! correction (a replay of the same bytes through a fixed normalizer: the
-//! same time, arrival and key) wins over the version it corrects.
+//! A later event time wins; at equal times the smaller dedupe key, then
+//! the newer normalizer version: a correction (a replay of the same bytes
+//! through a fixed normalizer: the same time and key) wins over the version
+//! it corrects. Nothing in the order depends on when or in which order
+//! events arrive (a provider's "nothing changed" notification is marked
+//! `unchanged` by its parser and takes no part).
 
 use std::cmp::{Ordering, Reverse};
 
@@ -14,8 +15,6 @@ use std::cmp::{Ordering, Reverse};
 pub struct Rank<'a> {
     /// The event's time.
     pub occurred_at: i64,
-    /// When ingest received it.
-    pub received_at: i64,
     /// Its dedupe key.
     pub dedupe_key: &'a str,
     /// Its normalizer version's key ([`version_key`]).
@@ -23,10 +22,9 @@ pub struct Rank<'a> {
 }
 
 impl Rank<'_> {
-    fn key(&self) -> (i64, Reverse<i64>, Reverse<&str>, &[u64]) {
+    fn key(&self) -> (i64, Reverse<&str>, &[u64]) {
         (
             self.occurred_at,
-            Reverse(self.received_at),
             Reverse(self.dedupe_key),
             &self.normalizer_version,
         )
@@ -84,23 +82,21 @@ fn numbers_in(text: &str) -> Vec<u64> {
 mod tests {
     use super::*;
 
-    fn rank<'a>(occurred_at: i64, received_at: i64, key: &'a str, version: &str) -> Rank<'a> {
+    fn rank<'a>(occurred_at: i64, key: &'a str, version: &str) -> Rank<'a> {
         Rank {
             occurred_at,
-            received_at,
             dedupe_key: key,
             normalizer_version: version_key(version),
         }
     }
 
     #[test]
-    fn later_time_then_first_received_then_smaller_key_then_newer_version() {
-        assert!(rank(2, 9, "b", "0.1.0") > rank(1, 1, "a", "0.9.0"));
-        assert!(rank(1, 1, "b", "0.1.0") > rank(1, 2, "a", "0.9.0"));
-        assert!(rank(1, 1, "a", "0.1.0") > rank(1, 1, "b", "0.9.0"));
-        assert!(rank(1, 1, "a", "0.2.0") > rank(1, 1, "a", "0.1.0"));
+    fn later_time_then_smaller_key_then_newer_version() {
+        assert!(rank(2, "b", "0.1.0") > rank(1, "a", "0.9.0"));
+        assert!(rank(1, "a", "0.1.0") > rank(1, "b", "0.9.0"));
+        assert!(rank(1, "a", "0.2.0") > rank(1, "a", "0.1.0"));
         assert_eq!(
-            rank(1, 1, "a", "0.1.0").cmp(&rank(1, 1, "a", "0.1.0")),
+            rank(1, "a", "0.1.0").cmp(&rank(1, "a", "0.1.0")),
             Ordering::Equal
         );
     }

@@ -1,7 +1,7 @@
 //! The merge's laws, on random histories of one property: full and partial
 //! events, cleared fields, status changes, ties on time and arrival,
-//! corrections (a dedupe key again with a newer normalizer version), and
-//! duplicates. Any order gives the same state (commutative); joining the
+//! corrections (a dedupe key again with a newer normalizer version),
+//! events the provider marks unchanged, and duplicates. Any order gives the same state (commutative); joining the
 //! folds of two halves gives the fold of the whole (associative); merging
 //! an event or a state again changes nothing (idempotent).
 
@@ -52,7 +52,13 @@ fn event_type() -> impl Strategy<Value = EventType> {
 
 /// One version of one event: what a normalizer version made of it (a
 /// fixed parser may also read a different event time).
-type Version = (EventType, Option<PropertySnapshot>, Vec<&'static str>, i64);
+type Version = (
+    EventType,
+    Option<PropertySnapshot>,
+    Vec<&'static str>,
+    i64,
+    bool,
+);
 
 fn version() -> impl Strategy<Value = Version> {
     (
@@ -60,6 +66,7 @@ fn version() -> impl Strategy<Value = Version> {
         snapshot(),
         prop::sample::subsequence(CLEARABLE.to_vec(), 0..2),
         prop::sample::select(vec![0i64, 0, 0, 1]),
+        prop::bool::weighted(0.1),
     )
 }
 
@@ -73,7 +80,9 @@ fn history() -> impl Strategy<Value = Vec<PropertyEvent>> {
     .prop_map(|keys| {
         let mut events = Vec::new();
         for (k, (occurred_at, received_at, versions)) in keys.into_iter().enumerate() {
-            for (v, (event_type, property, cleared, moved)) in versions.into_iter().enumerate() {
+            for (v, (event_type, property, cleared, moved, unchanged)) in
+                versions.into_iter().enumerate()
+            {
                 let mut e = schemas::sample::price_change();
                 e.event_id = format!("evt-{k}");
                 e.dedupe_key = format!("generic:evt-{k}");
@@ -85,6 +94,7 @@ fn history() -> impl Strategy<Value = Vec<PropertyEvent>> {
                 e.cleared_fields =
                     (!cleared.is_empty()).then(|| cleared.iter().map(|p| p.to_string()).collect());
                 e.lineage.normalizer_version = format!("0.{}.0", v + 1);
+                e.unchanged = unchanged.then_some(true);
                 events.push(e);
             }
         }

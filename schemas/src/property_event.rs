@@ -43,6 +43,9 @@ pub struct PropertyEvent {
     /// The sender's event time when it was later than `received_at` plus
     /// the allowed skew (`occurred_at` then holds `received_at`).
     pub occurred_at_claimed: Option<i64>,
+    /// `Some(true)` when the provider says the property did not change (an
+    /// Immoteur re-crawl): kept as a fact, it changes no property state.
+    pub unchanged: Option<bool>,
 }
 
 /// Provider kinds.

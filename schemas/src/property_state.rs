@@ -59,8 +59,6 @@ pub struct Contributor {
     pub event_type: EventType,
     /// When it happened (after the time-sanity check).
     pub occurred_at: i64,
-    /// When ingest received it.
-    pub received_at: i64,
     /// The normalizer version that produced this version of the event.
     pub normalizer_version: String,
 }

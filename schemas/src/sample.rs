@@ -66,5 +66,6 @@ pub fn price_change() -> PropertyEvent {
         },
         cleared_fields: None,
         occurred_at_claimed: None,
+        unchanged: None,
     }
 }

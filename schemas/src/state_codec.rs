@@ -42,7 +42,6 @@ mod tests {
             dedupe_key: event.dedupe_key.clone(),
             event_type: EventType::PriceChanged,
             occurred_at: event.occurred_at,
-            received_at: event.received_at,
             normalizer_version: "0.1.0".into(),
         };
         let version = FieldVersion {

@@ -157,6 +157,7 @@ mod tests {
             },
             cleared_fields: None,
             occurred_at_claimed: None,
+            unchanged: None,
         }
     }
 

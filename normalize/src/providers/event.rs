@@ -43,6 +43,7 @@ pub(crate) fn new_event(
         },
         cleared_fields: None,
         occurred_at_claimed: None,
+        unchanged: None,
     }
 }
 
