@@ -8,6 +8,11 @@
 //!   variant makes the compiler point at every `match` that must handle it
 //!   (README, "Adding a provider").
 //! - [`headers`]: the Kafka header names, the contract between stages.
+//!
+//! Beside the code, `asyncapi.json` is the topics' contract for subscribers
+//! (AsyncAPI 3.0): every topic's key, value, headers, cleanup policy,
+//! partitioning and delivery guarantee. `tests/asyncapi.rs` holds it to
+//! `config/topics.toml` and to [`headers`].
 
 pub mod headers;
 mod provider_kind;
