@@ -6,6 +6,18 @@
 //! and is refused with `UnsupportedEventType`, which sends it to the DLQ.
 //! The dedupe key is `<source>:<envelope id>`: the same for every delivery.
 //!
+//! An event carries only what its `data.property` says: a key it does not
+//! send is `None` (unknown to the property's state, never a default), and
+//! a key it sends as `null`, `""` or `[]` is listed in `cleared_fields`
+//! ([`super::cleared`]); so is `price_per_m2` when the price or the surface
+//! it is derived from is cleared. A `property.sold` has status `sold`
+//! unless it names another, its sale price (`soldPrice`) in `sold_price`
+//! and its date (`soldAt`, RFC 3339) in `sold_at`; its `price`, when it
+//! sends one, is the listing's price. A `soldAt` that is present but not an
+//! RFC 3339 time is an error (`invalid_field`), as an event time is: the
+//! sale's date is what the event is about. `createdAt`, descriptive only,
+//! is dropped when unparseable.
+//!
 //! The `standard-webhooks` provider kind uses this parser too: a Standard
 //! Webhooks payload is `{"type", "timestamp", "data"}` with its id in the
 //! `webhook-id` header (ingest's `event-id`), so the envelope id falls back
@@ -14,8 +26,9 @@
 use schemas::{EventType, Location, PropertyEvent, PropertySnapshot, Provider};
 use serde_json::Value;
 
+use super::cleared::Cleared;
 use super::event::new_event;
-use super::json::{body_object, first_time, int, number, rfc3339_ms, text};
+use super::json::{body_object, checked_time, first_time, int, number, optional_time, text};
 use super::{ParseError, ProviderKind, RawContext};
 
 /// Square feet to square metres.
@@ -49,32 +62,7 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     let property_id =
         text(property.get("id")).ok_or(ParseError::MissingField("data.property.id"))?;
 
-    let mut snapshot = PropertySnapshot::empty();
-    snapshot.price = number(property.get("price"));
-    snapshot.currency = text(property.get("currency")).map(|c| c.to_ascii_uppercase());
-    snapshot.bedrooms = int(property.get("bedrooms"));
-    snapshot.bathrooms = int(property.get("bathrooms"));
-    snapshot.rooms = int(property.get("rooms"));
-    snapshot.surface_m2 = number(property.get("squareMeters"))
-        .or_else(|| number(property.get("squareFeet")).map(|sqft| round2(sqft * M2_PER_SQFT)));
-    snapshot.price_per_m2 = match (snapshot.price, snapshot.surface_m2) {
-        (Some(price), Some(surface)) if surface > 0.0 => Some(round2(price / surface)),
-        _ => None,
-    };
-    snapshot.title = text(property.get("title"));
-    snapshot.description = text(property.get("description"));
-    snapshot.status = text(property.get("status"))
-        .or_else(|| (event_type == EventType::Sold).then(|| "sold".to_string()));
-    snapshot.location = Location {
-        address: text(property.get("address")),
-        city: text(property.get("city")),
-        postcode: text(property.get("postcode")).or_else(|| text(property.get("zipCode"))),
-        country: text(property.get("country")),
-        latitude: number(property.get("latitude")),
-        longitude: number(property.get("longitude")),
-        ..Location::default()
-    };
-    snapshot.first_seen_at = rfc3339_ms(property.get("createdAt"), "data.property.createdAt").ok();
+    let (snapshot, cleared_fields) = snapshot(property, event_type)?;
 
     let provider = if context.provider == ProviderKind::StandardWebhooks {
         Provider::StandardWebhooks
@@ -91,7 +79,65 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     );
     event.provider_event_type = Some(event_type_name.to_string());
     event.property = Some(snapshot);
+    event.cleared_fields = cleared_fields;
     Ok(vec![event])
+}
+
+/// The snapshot `data.property` describes, and the fields it clears.
+fn snapshot(
+    property: &Value,
+    event_type: EventType,
+) -> Result<(PropertySnapshot, Option<Vec<String>>), ParseError> {
+    let field = |key: &str| property.get(key);
+    let mut c = Cleared::default();
+    let mut p = PropertySnapshot::empty();
+    p.price = c.one("price", field("price"), number);
+    p.currency = c.one("currency", field("currency"), |v| {
+        text(v).map(|code| code.to_ascii_uppercase())
+    });
+    p.sold_price = c.one("sold_price", field("soldPrice"), number);
+    let sold_at = field("soldAt");
+    p.sold_at = c.note(
+        "sold_at",
+        &[sold_at],
+        checked_time(sold_at, "data.property.soldAt")?,
+    );
+    p.bedrooms = c.one("bedrooms", field("bedrooms"), int);
+    p.bathrooms = c.one("bathrooms", field("bathrooms"), int);
+    p.rooms = c.one("rooms", field("rooms"), int);
+    let (sqm, sqft) = (field("squareMeters"), field("squareFeet"));
+    p.surface_m2 = c.note(
+        "surface_m2",
+        &[sqm, sqft],
+        number(sqm).or_else(|| number(sqft).map(|sqft| round2(sqft * M2_PER_SQFT))),
+    );
+    p.price_per_m2 = match (p.price, p.surface_m2) {
+        (Some(price), Some(surface)) if surface > 0.0 => Some(round2(price / surface)),
+        _ => None,
+    };
+    if p.price_per_m2.is_none() && (c.has("price") || c.has("surface_m2")) {
+        c.clear("price_per_m2");
+    }
+    p.title = c.one("title", field("title"), text);
+    p.description = c.one("description", field("description"), text);
+    p.status = c.one("status", field("status"), |v| {
+        text(v).or_else(|| (event_type == EventType::Sold).then(|| "sold".to_string()))
+    });
+    p.location = Location {
+        address: c.one("location.address", field("address"), text),
+        city: c.one("location.city", field("city"), text),
+        postcode: c.either(
+            "location.postcode",
+            [field("postcode"), field("zipCode")],
+            text,
+        ),
+        country: c.one("location.country", field("country"), text),
+        latitude: c.one("location.latitude", field("latitude"), number),
+        longitude: c.one("location.longitude", field("longitude"), number),
+        ..Location::default()
+    };
+    p.first_seen_at = c.one("first_seen_at", field("createdAt"), optional_time);
+    Ok((p, c.into_fields()))
 }
 
 fn round2(x: f64) -> f64 {
@@ -227,6 +273,91 @@ mod tests {
         assert_eq!(p.price, Some(1200.5));
         assert_eq!(p.bedrooms, Some(3));
         assert_eq!(p.surface_m2, Some(80.0));
+    }
+
+    #[test]
+    fn a_sale_carries_its_price_and_date_and_nothing_else() {
+        let body = br#"{"id":"evt_sold","type":"property.sold","created":"2023-07-01T09:00:00Z",
+            "data":{"property":{"id":"prop_123456","soldPrice":735000,"soldAt":"2023-06-30T16:00:00Z"}}}"#;
+        let e = &parse(&context(), body).expect("parses")[0];
+        assert_eq!(e.event_type, EventType::Sold);
+        assert_eq!(e.provider_event_type.as_deref(), Some("property.sold"));
+        assert_eq!(e.occurred_at, 1_688_202_000_000);
+        assert_eq!(
+            e.property.as_ref(),
+            Some(&PropertySnapshot {
+                status: Some("sold".into()),
+                sold_price: Some(735_000.0),
+                sold_at: Some(1_688_140_800_000),
+                ..PropertySnapshot::empty()
+            }),
+            "the sale price is not the listing's price"
+        );
+        assert_eq!(e.cleared_fields, None);
+        assert!(schemas::encode_datum(e).is_ok());
+    }
+
+    #[test]
+    fn a_sale_date_that_is_not_a_time_is_an_error_naming_it() {
+        for sold_at in [r#""30/06/2023""#, "1688140800", "{}"] {
+            let body = format!(
+                r#"{{"id":"e","type":"property.sold","created":"2023-07-01T09:00:00Z","data":{{"property":{{"id":"p","soldAt":{sold_at}}}}}}}"#
+            );
+            let error = parse(&context(), body.as_bytes()).expect_err(sold_at);
+            assert!(
+                matches!(
+                    error,
+                    ParseError::InvalidField {
+                        field: "data.property.soldAt",
+                        ..
+                    }
+                ),
+                "{sold_at}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_update_carries_only_its_keys_and_lists_its_explicit_empties() {
+        let body = br#"{"id":"e","type":"property.updated","created":"2023-06-15T10:30:00Z",
+            "data":{"property":{"id":"p","price":null,"title":"","bedrooms":3,"city":null,
+            "zipCode":null,"soldAt":null,"squareFeet":"n/a"}}}"#;
+        let e = &parse(&context(), body).expect("parses")[0];
+        assert_eq!(
+            e.property.as_ref(),
+            Some(&PropertySnapshot {
+                bedrooms: Some(3),
+                ..PropertySnapshot::empty()
+            }),
+            "absent keys are unknown, not defaults"
+        );
+        assert_eq!(
+            e.cleared_fields.as_deref(),
+            Some(
+                [
+                    "price",
+                    "sold_at",
+                    "price_per_m2",
+                    "title",
+                    "location.city",
+                    "location.postcode"
+                ]
+                .map(String::from)
+                .as_slice()
+            ),
+            "an unreadable surface is not an empty one"
+        );
+        assert!(schemas::encode_datum(e).is_ok());
+    }
+
+    #[test]
+    fn a_value_beside_an_explicit_null_is_kept_and_clears_nothing() {
+        let body = br#"{"id":"e","type":"property.updated","created":"2023-06-15T10:30:00Z",
+            "data":{"property":{"id":"p","postcode":null,"zipCode":"10001","status":null}}}"#;
+        let e = &parse(&context(), body).expect("parses")[0];
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(p.location.postcode.as_deref(), Some("10001"));
+        assert_eq!(e.cleared_fields, Some(vec!["status".to_string()]));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Lenient readers over `serde_json::Value`, shared by the parsers: numbers
 //! that arrive as strings, ids that arrive as numbers, RFC 3339 times,
-//! booleans as text, JSON-LD ids, URL hosts and country codes.
+//! booleans as text, JSON-LD ids, URL hosts and country codes; and
+//! [`is_empty`], which tells an explicit empty from an absent key.
 
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -108,6 +109,18 @@ pub(crate) fn at_most_items(
     }
 }
 
+/// Whether the provider sent `value` and it says "nothing": `null`, a blank
+/// string or an empty array. Absent is not empty (the provider said
+/// nothing), and neither is a value of the wrong type (unusable, not empty).
+pub(crate) fn is_empty(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Null) => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(Value::Array(items)) => items.is_empty(),
+        _ => false,
+    }
+}
+
 /// The items of `value` when it is an array, else none.
 pub(crate) fn items(value: Option<&Value>) -> &[Value] {
     value.and_then(Value::as_array).map_or(&[], Vec::as_slice)
@@ -117,6 +130,24 @@ pub(crate) fn items(value: Option<&Value>) -> &[Value] {
 /// too (for descriptive times whose loss does not make the event wrong).
 pub(crate) fn optional_time(value: Option<&Value>) -> Option<i64> {
     rfc3339_ms(value.filter(|v| !v.is_null()), "").ok()
+}
+
+/// An optional RFC 3339 time that must be right when it is sent: absent or
+/// empty ([`is_empty`]) is `None`; anything else that is not an RFC 3339
+/// string is an error naming `field` (for times an event is about).
+pub(crate) fn checked_time(
+    value: Option<&Value>,
+    field: &'static str,
+) -> Result<Option<i64>, ParseError> {
+    match value {
+        None => Ok(None),
+        Some(v) if is_empty(Some(v)) => Ok(None),
+        Some(Value::String(_)) => rfc3339_ms(value, field).map(Some),
+        Some(other) => Err(ParseError::InvalidField {
+            field,
+            reason: format!("`{other}` is not an RFC 3339 time"),
+        }),
+    }
 }
 
 /// The first of `candidates` that is present (not absent, not null), as
@@ -227,6 +258,17 @@ mod tests {
     }
 
     #[test]
+    fn empties_are_told_from_absence_and_from_values() {
+        for empty in [json!(null), json!(""), json!("  "), json!([])] {
+            assert!(is_empty(Some(&empty)), "{empty}");
+        }
+        for not_empty in [json!(0), json!(false), json!("x"), json!([null]), json!({})] {
+            assert!(!is_empty(Some(&not_empty)), "{not_empty}");
+        }
+        assert!(!is_empty(None));
+    }
+
+    #[test]
     fn the_first_present_time_wins_and_a_bad_one_is_an_error() {
         let good = json!("2024-03-26T10:39:41+01:00");
         let bad = json!("soon");
@@ -242,6 +284,26 @@ mod tests {
             first_time(&[(None, "a")]),
             Err(ParseError::MissingField("a"))
         );
+    }
+
+    #[test]
+    fn a_checked_time_may_be_absent_or_empty_but_not_wrong() {
+        assert_eq!(checked_time(None, "t"), Ok(None));
+        assert_eq!(checked_time(Some(&json!(null)), "t"), Ok(None));
+        assert_eq!(checked_time(Some(&json!("")), "t"), Ok(None));
+        assert_eq!(
+            checked_time(Some(&json!("2023-06-15T10:30:00Z")), "t"),
+            Ok(Some(1_686_825_000_000))
+        );
+        for wrong in [json!("yesterday"), json!(1_686_825_000), json!({})] {
+            assert!(
+                matches!(
+                    checked_time(Some(&wrong), "t"),
+                    Err(ParseError::InvalidField { field: "t", .. })
+                ),
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! Parsers are tolerant of what real traffic does (missing optional fields,
 //! numbers as strings) and strict about what would make an event wrong (no
 //! property id, no time): those are errors that send the record to the DLQ.
+//! An event carries only what the provider said: a field it did not send is
+//! `None` (unknown, never a default), and one it sent empty is listed in
+//! `cleared_fields` ([`cleared`]).
 //!
 //! What one record may yield is bounded ([`Limits`], in the context): more
 //! events than `max_events_per_record` (counted before any is built) or an
@@ -17,6 +20,7 @@
 //! longer than `max_array_items` is an error naming the count, the limit and
 //! the field, never a silent cut.
 
+pub(crate) mod cleared;
 pub(crate) mod event;
 pub mod fluximmo;
 #[cfg(test)]
