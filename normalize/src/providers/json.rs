@@ -1,8 +1,10 @@
 //! Lenient readers over `serde_json::Value`, shared by the parsers: numbers
 //! that arrive as strings, ids that arrive as numbers, RFC 3339 times,
-//! booleans as text, JSON-LD ids, URL hosts and country codes; and
-//! [`is_empty`], which tells an explicit empty from an absent key.
+//! booleans as text, JSON-LD ids, URL hosts, country codes and energy
+//! classes; and the two that tell an explicit empty from an absent key
+//! ([`child`], [`is_empty`]).
 
+use schemas::EnergyClass;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -68,6 +70,11 @@ pub(crate) fn boolean(value: Option<&Value>) -> Option<bool> {
     }
 }
 
+/// A DPE/GES letter class ([`EnergyClass::from_letter`]) from [`text`].
+pub(crate) fn energy_class(value: Option<&Value>) -> Option<EnergyClass> {
+    text(value).map(|letter| EnergyClass::from_letter(&letter))
+}
+
 /// Lower-cased [`text`], for provider vocabularies (statuses, kinds).
 pub(crate) fn lower(value: Option<&Value>) -> Option<String> {
     text(value).map(|s| s.to_lowercase())
@@ -106,6 +113,18 @@ pub(crate) fn at_most_items(
             max,
         }),
         _ => Ok(()),
+    }
+}
+
+/// `key` of `parent` when it is an object. A `null` parent gives `null`: the
+/// provider said the whole object is empty, so each field under it is an
+/// explicit null too ([`super::cleared`]); the readers above treat it as
+/// absent, so values are unchanged.
+pub(crate) fn child<'a>(parent: Option<&'a Value>, key: &str) -> Option<&'a Value> {
+    static NULL: Value = Value::Null;
+    match parent? {
+        Value::Null => Some(&NULL),
+        value => value.get(key),
     }
 }
 
@@ -258,7 +277,13 @@ mod tests {
     }
 
     #[test]
-    fn empties_are_told_from_absence_and_from_values() {
+    fn a_null_parent_makes_its_fields_null_and_empties_are_told_from_absence() {
+        let body = json!({"a": null, "b": {"c": 1}, "d": "x"});
+        assert_eq!(child(body.get("a"), "c"), Some(&Value::Null));
+        assert_eq!(child(body.get("b"), "c"), Some(&json!(1)));
+        assert_eq!(child(body.get("b"), "z"), None);
+        assert_eq!(child(body.get("d"), "c"), None);
+        assert_eq!(child(None, "c"), None);
         for empty in [json!(null), json!(""), json!("  "), json!([])] {
             assert!(is_empty(Some(&empty)), "{empty}");
         }

@@ -13,20 +13,35 @@
 //! id: the dedupe key is a hash of the raw body (position `0`, one event per
 //! body). An array the event would hold (`pictures`, `stations`, a
 //! station's `lines`, `adverts`, an advert's `events`) longer than
-//! `max_array_items` is an error naming it. Prices are euros (the provider covers France only). Contact
-//! details (names, e-mails, phones) are not carried: they are personal data
-//! no consumer needs, and real traffic has invalid ones.
+//! `max_array_items` is an error naming it. Prices are euros (the provider
+//! covers France only). Contact details (names, e-mails, phones) are not
+//! carried: they are personal data no consumer needs, and real traffic has
+//! invalid ones.
+//!
+//! The snapshot holds only what `propertyDocument` says: a key it does not
+//! send is `None`, and one it sends as `null`, `""` or `[]` (or under a
+//! `null` object, such as `city: null`) is listed in `cleared_fields`
+//! ([`super::cleared`]); a field read from the document or else from its
+//! adverts (`constructionYear`, the energy classes) is cleared only when
+//! no advert has it either. A `propertyType` or `transactionType` code
+//! that maps to `other` / `unknown` keeps the code as text in
+//! `provider_property_type` / `provider_transaction_type`. Stream.estate
+//! reports no sale (`sold_price` and `sold_at` are never set); an
+//! `ad.update.expired` is an `expired` event whose status is what the
+//! document says (`expired: true` → `expired`): the event is about one
+//! advert, and a property with another live advert has not expired.
 
 use schemas::{
-    Advert, EnergyClass, EventType, FieldChange, Location, PricePoint, PropertyEvent,
-    PropertySnapshot, PropertyType, Provider, Station, TransactionType,
+    Advert, EventType, FieldChange, Location, PricePoint, PropertyEvent, PropertySnapshot,
+    PropertyType, Provider, Station, TransactionType,
 };
 use serde_json::Value;
 
+use super::cleared::Cleared;
 use super::event::{BodyHash, new_event};
 use super::json::{
-    at_most_items, body_object, boolean, country_code, first_time, id_segment, int, items, lower,
-    number, optional_time, strings, text, url_host,
+    at_most_items, body_object, boolean, child, country_code, energy_class, first_time, id_segment,
+    int, items, lower, number, optional_time, strings, text, url_host,
 };
 use super::{ParseError, RawContext};
 
@@ -79,7 +94,11 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     event.provider_event_type = Some(name.to_string());
     event.alert_id = matched.and_then(|m| id_segment(m.get("search")));
     event.change = ad_event.and_then(field_change);
-    event.property = document.map(snapshot);
+    if let Some(document) = document {
+        let mut cleared = Cleared::default();
+        event.property = Some(snapshot(document, &mut cleared));
+        event.cleared_fields = cleared.into_fields();
+    }
     Ok(vec![event])
 }
 
@@ -152,82 +171,109 @@ fn property_type(value: Option<&Value>) -> PropertyType {
     }
 }
 
-/// The property snapshot from `propertyDocument`.
-fn snapshot(document: &Value) -> PropertySnapshot {
-    let adverts: Vec<&Value> = document
-        .get("adverts")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter(|v| v.is_object()).collect())
-        .unwrap_or_default();
+/// The property snapshot from `propertyDocument`, noting what it clears.
+fn snapshot(document: &Value, c: &mut Cleared) -> PropertySnapshot {
+    let adverts: Vec<&Value> = items(document.get("adverts"))
+        .iter()
+        .filter(|v| v.is_object())
+        .collect();
     // Fields the document lacks but its adverts carry: the first advert that has one.
     let from_adverts = |key: &str| {
         adverts
             .iter()
             .find_map(|a| a.get(key).filter(|v| !v.is_null()))
     };
+    // The document's object, else an advert's, else what the document sent
+    // (a `null` then clears the fields read from it).
     let energy = |key: &str| {
         document
             .get(key)
             .filter(|v| v.is_object())
             .or_else(|| from_adverts(key))
+            .or_else(|| document.get(key))
     };
+    let field = |key: &str| document.get(key);
 
     let mut p = PropertySnapshot::empty();
-    p.transaction_type = transaction_type(document.get("transactionType"));
-    p.property_type = property_type(document.get("propertyType"));
-    p.title = text(document.get("title"));
-    p.description = text(document.get("description"));
-    p.price = number(document.get("price"));
+    (p.transaction_type, p.provider_transaction_type) = c.kind(
+        ("transaction_type", "provider_transaction_type"),
+        field("transactionType"),
+        transaction_type,
+    );
+    (p.property_type, p.provider_property_type) = c.kind(
+        ("property_type", "provider_property_type"),
+        field("propertyType"),
+        property_type,
+    );
+    p.title = c.one("title", field("title"), text);
+    p.description = c.one("description", field("description"), text);
+    p.price = c.one("price", field("price"), number);
     p.currency = p.price.map(|_| "EUR".to_string());
-    p.surface_m2 = number(document.get("surface"));
-    p.land_surface_m2 = number(document.get("landSurface"));
-    p.price_per_m2 = number(document.get("pricePerMeter"));
-    p.rooms = int(document.get("room"));
-    p.bedrooms = int(document.get("bedroom"));
-    p.floor = int(document.get("floor"));
-    p.furnished = boolean(document.get("furnished"));
-    p.elevator = boolean(document.get("elevator"));
-    p.construction_year =
-        int(document.get("constructionYear")).or_else(|| int(from_adverts("constructionYear")));
-    p.status = boolean(document.get("expired"))
-        .map(|expired| if expired { "expired" } else { "active" }.to_string());
-    p.location = location(document);
-    p.first_seen_at = optional_time(document.get("createdAt"));
-    p.last_seen_at = optional_time(document.get("lastCrawledAt"));
+    p.surface_m2 = c.one("surface_m2", field("surface"), number);
+    p.land_surface_m2 = c.one("land_surface_m2", field("landSurface"), number);
+    p.price_per_m2 = c.one("price_per_m2", field("pricePerMeter"), number);
+    p.rooms = c.one("rooms", field("room"), int);
+    p.bedrooms = c.one("bedrooms", field("bedroom"), int);
+    p.floor = c.one("floor", field("floor"), int);
+    p.furnished = c.one("furnished", field("furnished"), boolean);
+    p.elevator = c.one("elevator", field("elevator"), boolean);
+    p.construction_year = c.either(
+        "construction_year",
+        [field("constructionYear"), from_adverts("constructionYear")],
+        int,
+    );
+    p.status = c.one("status", field("expired"), expiry_status);
+    p.location = location(document, c);
+    p.first_seen_at = c.one("first_seen_at", field("createdAt"), optional_time);
+    p.last_seen_at = c.one("last_seen_at", field("lastCrawledAt"), optional_time);
     let dpe = energy("energy");
-    p.dpe_class = dpe
-        .and_then(|e| text(e.get("category")))
-        .map(|c| EnergyClass::from_letter(&c));
-    p.dpe_value = dpe.and_then(|e| number(e.get("value")));
+    p.dpe_class = c.one("dpe_class", child(dpe, "category"), energy_class);
+    p.dpe_value = c.one("dpe_value", child(dpe, "value"), number);
     let ges = energy("greenHouseGas");
-    p.ges_class = ges
-        .and_then(|e| text(e.get("category")))
-        .map(|c| EnergyClass::from_letter(&c));
-    p.ges_value = ges.and_then(|e| number(e.get("value")));
-    p.pictures = strings(document.get("pictures"));
-    p.stations = stations(document.get("stations"));
-    p.adverts = (!adverts.is_empty()).then(|| adverts.iter().map(|a| advert(a)).collect());
+    p.ges_class = c.one("ges_class", child(ges, "category"), energy_class);
+    p.ges_value = c.one("ges_value", child(ges, "value"), number);
+    p.pictures = c.one("pictures", field("pictures"), strings);
+    p.stations = c.one("stations", field("stations"), stations);
+    p.adverts = c.note(
+        "adverts",
+        &[field("adverts")],
+        (!adverts.is_empty()).then(|| adverts.iter().map(|a| advert(a)).collect()),
+    );
     p
 }
 
-fn location(document: &Value) -> Location {
-    let city = document.get("city").filter(|v| v.is_object());
+/// `expired` (a boolean) as a status.
+fn expiry_status(expired: Option<&Value>) -> Option<String> {
+    boolean(expired).map(|expired| if expired { "expired" } else { "active" }.to_string())
+}
+
+fn location(document: &Value, c: &mut Cleared) -> Location {
+    let city = document.get("city");
     let coordinates = document
         .get("locations")
         .filter(|v| v.is_object())
-        .or_else(|| city.and_then(|c| c.get("location")));
-    let city_field = |key: &str| city.and_then(|c| c.get(key));
+        .or_else(|| child(city, "location"))
+        .or_else(|| document.get("locations"));
+    let city_field = |key: &str| child(city, key);
+    let country = city_field("country");
     Location {
         address: None,
-        city: text(city_field("name")),
-        postcode: text(city_field("zipcode")),
-        insee_code: text(city_field("insee")),
-        department: text(city_field("department").and_then(|d| d.get("code"))),
-        region: text(city_field("region").and_then(|r| r.get("name"))),
-        country: city_field("country")
-            .and_then(|c| country_code(c.get("code")).or_else(|| country_code(c.get("name")))),
-        latitude: number(coordinates.and_then(|c| c.get("lat"))),
-        longitude: number(coordinates.and_then(|c| c.get("lon"))),
+        city: c.one("location.city", city_field("name"), text),
+        postcode: c.one("location.postcode", city_field("zipcode"), text),
+        insee_code: c.one("location.insee_code", city_field("insee"), text),
+        department: c.one(
+            "location.department",
+            child(city_field("department"), "code"),
+            text,
+        ),
+        region: c.one("location.region", child(city_field("region"), "name"), text),
+        country: c.either(
+            "location.country",
+            [child(country, "code"), child(country, "name")],
+            country_code,
+        ),
+        latitude: c.one("location.latitude", child(coordinates, "lat"), number),
+        longitude: c.one("location.longitude", child(coordinates, "lon"), number),
     }
 }
 
@@ -269,8 +315,7 @@ fn advert(ad: &Value) -> Advert {
         publisher_id: None,
         price: number(ad.get("price")),
         price_history: (!history.is_empty()).then_some(history),
-        status: boolean(ad.get("expired"))
-            .map(|expired| if expired { "expired" } else { "active" }.to_string()),
+        status: expiry_status(ad.get("expired")),
         published_at: optional_time(ad.get("createdAt")),
         updated_at: optional_time(ad.get("updatedAt")),
     }
@@ -290,8 +335,9 @@ fn field_change_point(change: &Value) -> Option<PricePoint> {
 mod tests {
     use super::*;
     use crate::providers::testing::{
-        Expect, assert_golden, check_hostile, context, fixture, nested,
+        Expect, LOCATION_PATHS, assert_golden, check_hostile, context, fixture, nested,
     };
+    use schemas::EnergyClass;
 
     fn fixture_value() -> Value {
         serde_json::from_slice(&fixture("stream-estate/ad.update.price.json")).expect("fixture")
@@ -352,6 +398,97 @@ mod tests {
         let p = events[0].property.as_ref().expect("snapshot");
         assert_eq!(p.property_type, PropertyType::Other);
         assert_eq!(p.transaction_type, TransactionType::Unknown);
+        assert_eq!(
+            (
+                p.provider_property_type.as_deref(),
+                p.provider_transaction_type.as_deref()
+            ),
+            (Some("42"), Some("9")),
+            "codes it cannot map are kept as the provider sent them"
+        );
+        assert_eq!(
+            events[0].cleared_fields,
+            Some(vec!["transaction_type".to_string()])
+        );
+    }
+
+    #[test]
+    fn explicit_nulls_and_empties_in_the_document_are_cleared() {
+        let body = with(|v| {
+            document(v)["city"] = Value::Null;
+            document(v)["locations"] = Value::Null;
+            document(v)["pictures"] = serde_json::json!([]);
+            document(v)["description"] = Value::from(" ");
+            document(v)["energy"] = Value::Null;
+            document(v)["greenHouseGas"] = Value::Null;
+            document(v)["propertyType"] = Value::Null;
+            let _ = document(v).as_object_mut().map(|d| d.remove("price"));
+        });
+        let e = &parse(&context("stream-estate"), &body).expect("parses")[0];
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(p.location, Location::default());
+        assert_eq!((p.price, p.currency.as_deref()), (None, None));
+        assert_eq!(
+            (p.dpe_class, p.ges_class),
+            (Some(EnergyClass::C), Some(EnergyClass::D)),
+            "the advert's energy stands in for the document's"
+        );
+        let kinds = [
+            "provider_transaction_type",
+            "property_type",
+            "provider_property_type",
+            "description",
+        ];
+        let expected: Vec<&str> = kinds
+            .into_iter()
+            .chain(LOCATION_PATHS.into_iter().skip(1))
+            .chain(["pictures"])
+            .collect();
+        assert_eq!(
+            e.cleared_fields.clone().unwrap_or_default(),
+            expected,
+            "all but the address, which Stream.estate never sends"
+        );
+        assert!(schemas::encode_datum(e).is_ok());
+    }
+
+    #[test]
+    fn a_field_no_advert_has_either_is_cleared_with_the_documents_null() {
+        let body = with(|v| {
+            document(v)["energy"] = Value::Null;
+            document(v)["constructionYear"] = Value::Null;
+            let _ = document(v)["adverts"][0]
+                .as_object_mut()
+                .map(|a| a.remove("energy"));
+        });
+        let e = &parse(&context("stream-estate"), &body).expect("parses")[0];
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(p.dpe_class, None);
+        assert_eq!(p.construction_year, Some(1982), "from the advert");
+        let cleared = e.cleared_fields.clone().unwrap_or_default();
+        assert!(cleared.iter().any(|c| c == "dpe_class"), "{cleared:?}");
+        assert!(cleared.iter().any(|c| c == "dpe_value"), "{cleared:?}");
+        assert!(!cleared.iter().any(|c| c == "construction_year"));
+    }
+
+    #[test]
+    fn an_expiry_says_what_the_document_says_and_no_sale() {
+        let body = with(|v| v["event"] = Value::from("ad.update.expired"));
+        let e = &parse(&context("stream-estate"), &body).expect("parses")[0];
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(e.event_type, EventType::Expired);
+        assert_eq!(p.status.as_deref(), Some("expired"));
+        assert_eq!((p.sold_price, p.sold_at), (None, None));
+        let body = with(|v| {
+            v["event"] = Value::from("ad.update.expired");
+            let _ = document(v).as_object_mut().map(|d| d.remove("expired"));
+        });
+        let e = &parse(&context("stream-estate"), &body).expect("parses")[0];
+        assert_eq!(
+            e.property.as_ref().and_then(|p| p.status.as_deref()),
+            None,
+            "one advert expiring is not the property expiring"
+        );
     }
 
     #[test]

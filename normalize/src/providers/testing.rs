@@ -26,6 +26,19 @@ pub(crate) fn context(provider: &'static str) -> RawContext<'static> {
     }
 }
 
+/// Every `location.<field>` path of `cleared_fields`, in `Location`'s order.
+pub(crate) const LOCATION_PATHS: [&str; 9] = [
+    "location.address",
+    "location.city",
+    "location.postcode",
+    "location.insee_code",
+    "location.department",
+    "location.region",
+    "location.country",
+    "location.latitude",
+    "location.longitude",
+];
+
 /// A fixture from `tests/fixtures/` at the workspace root.
 pub(crate) fn fixture(path: &str) -> Vec<u8> {
     let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
