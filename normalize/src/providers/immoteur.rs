@@ -6,26 +6,53 @@
 //! `X-Immoteur-Event-Id` there; it is the same for every delivery of one
 //! event). Without it the dedupe key falls back to a hash of the raw body,
 //! DESIGN.md's second choice, rather than dead-lettering a valid property.
-//! The body has no event time: `occurred_at` is `meta.lastSeenAt`, else the
-//! arrival time at ingest; a `lastSeenAt` that is present but unparseable
-//! is an error. The event type follows `status.current`: `sold` → `sold`,
+//!
+//! **Times and re-crawls.** Immoteur notifies on every change and also on
+//! every re-crawl (about every 24 h), even when nothing changed; a re-crawl
+//! moves `meta.lastSeenAt` and keeps `meta.lastModifiedAt`. So
+//! `occurred_at` is `meta.lastModifiedAt`, the time the data last changed,
+//! else `meta.lastSeenAt`, else the arrival time at ingest; either meta
+//! time present but unparseable is an error. A re-crawl then has the same
+//! `occurred_at` as the change it repeats, and the property's merge, which
+//! breaks ties in favour of the event received first, keeps the state as
+//! it is. `last_seen_at` is `meta.lastSeenAt` only on a real change: a
+//! notification whose `lastSeenAt` is later than its `lastModifiedAt` is
+//! a re-crawl and does not carry it (else every re-crawl would change the
+//! state). In a property's state, `last_seen_at` is thus the time
+//! Immoteur saw the property as last changed, not its latest crawl. An
+//! advert's `updated_at` is its classified's `meta.lastModifiedAt`, else
+//! its `lastSeenAt`, for the same reason. Without `lastModifiedAt` a
+//! re-crawl cannot be told from a change: `occurred_at` and `last_seen_at`
+//! are `lastSeenAt`, and each re-crawl moves them.
+//!
+//! The event type follows `status.current`: `sold` → `sold`,
 //! `expired`/`withdrawn`/`archived` → `expired`, anything else → `updated`
-//! (the notification is a full snapshot, not a creation signal). Prices
-//! are euros unless the body names a currency. An array the event would
-//! hold (`classifieds`, `media.images`, a price history) longer than
-//! `max_array_items` is an error naming it. Publisher e-mails and phones
-//! are not carried (personal data, often invalid).
+//! (the notification is a full snapshot, not a creation signal). Immoteur
+//! reports a sale by that status only: its body has no sale price or date
+//! (`transaction.price.current` is the last asking price), so `sold_price`
+//! and `sold_at` are never set. A property type that maps to `other` (a
+//! `castle`) or a transaction kind that maps to `unknown` (`viager`) keeps
+//! the provider's value in `provider_property_type` /
+//! `provider_transaction_type` ([`super::cleared::Cleared::kind`]).
+//!
+//! A key the body does not send is `None`, and one it sends as `null`,
+//! `""` or `[]` (or under a `null` object) is listed in `cleared_fields`
+//! ([`super::cleared`]). Prices are euros unless the body names a currency.
+//! An array the event would hold (`classifieds`, `media.images`, a price
+//! history) longer than `max_array_items` is an error naming it. Publisher
+//! e-mails and phones are not carried (personal data, often invalid).
 
 use schemas::{
-    Advert, EnergyClass, EventType, Location, PricePoint, PropertyEvent, PropertySnapshot,
-    PropertyType, Provider, TransactionType,
+    Advert, EventType, Location, PricePoint, PropertyEvent, PropertySnapshot, PropertyType,
+    Provider, TransactionType,
 };
 use serde_json::Value;
 
+use super::cleared::Cleared;
 use super::event::{BodyHash, new_event};
 use super::json::{
-    at_most_items, body_object, boolean, country_code, first_time, int, items, lower, number,
-    optional_time, text,
+    at_most_items, body_object, boolean, checked_time, child, country_code, energy_class, int,
+    items, lower, number, optional_time, text,
 };
 use super::{ParseError, RawContext};
 
@@ -35,12 +62,18 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     let property_id = text(root.get("id")).ok_or(ParseError::MissingField("id"))?;
     check_arrays(&root, context.limits.max_array_items)?;
     let meta = root.get("meta");
-    let occurred_at = match meta.and_then(|m| m.get("lastSeenAt")) {
-        None | Some(Value::Null) => context.received_at_ms,
-        Some(_) => first_time(&[(meta.and_then(|m| m.get("lastSeenAt")), "meta.lastSeenAt")])?,
-    };
-    let status = lower(root.get("status").and_then(|s| s.get("current")))
-        .or_else(|| lower(root.get("status")));
+    let times = MetaTimes::of(meta)?;
+    let occurred_at = times
+        .last_modified_at
+        .or(times.last_seen_at)
+        .unwrap_or(context.received_at_ms);
+    let status = root.get("status");
+    let mut cleared = Cleared::default();
+    let status = cleared.either(
+        "status",
+        [child(status, "current"), status.filter(|s| !s.is_object())],
+        lower,
+    );
     let event_type = match status.as_deref() {
         Some("sold" | "vendu") => EventType::Sold,
         Some("expired" | "withdrawn" | "archived") => EventType::Expired,
@@ -58,8 +91,45 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
         occurred_at,
     );
     event.provider_event_type = Some("property-notification".to_string());
-    event.property = Some(snapshot(&root, status));
+    let mut snapshot = snapshot(&root, &mut cleared);
+    snapshot.status = status;
+    snapshot.last_seen_at = if times.is_recrawl() {
+        None
+    } else {
+        cleared.one("last_seen_at", child(meta, "lastSeenAt"), |_| {
+            times.last_seen_at
+        })
+    };
+    event.property = Some(snapshot);
+    event.cleared_fields = cleared.into_fields();
     Ok(vec![event])
+}
+
+/// The notification's `meta` times.
+#[derive(Debug, Clone, Copy)]
+struct MetaTimes {
+    /// `meta.lastModifiedAt`: when the data last changed.
+    last_modified_at: Option<i64>,
+    /// `meta.lastSeenAt`: when Immoteur last crawled the property.
+    last_seen_at: Option<i64>,
+}
+
+impl MetaTimes {
+    /// Both times; either present but unparseable is an error.
+    fn of(meta: Option<&Value>) -> Result<Self, ParseError> {
+        Ok(Self {
+            last_modified_at: checked_time(child(meta, "lastModifiedAt"), "meta.lastModifiedAt")?,
+            last_seen_at: checked_time(child(meta, "lastSeenAt"), "meta.lastSeenAt")?,
+        })
+    }
+
+    /// A re-crawl: seen again after the data last changed.
+    fn is_recrawl(self) -> bool {
+        matches!(
+            (self.last_seen_at, self.last_modified_at),
+            (Some(seen), Some(modified)) if seen > modified
+        )
+    }
 }
 
 /// Every array of the notification the event holds has at most `max` items.
@@ -109,86 +179,85 @@ fn property_type(value: Option<String>) -> PropertyType {
     }
 }
 
-fn snapshot(root: &Value, status: Option<String>) -> PropertySnapshot {
+/// The snapshot the notification describes, noting what it clears in `c`;
+/// its status and `last_seen_at` are the caller's.
+fn snapshot(root: &Value, c: &mut Cleared) -> PropertySnapshot {
     let property = root.get("property");
-    let field = |key: &str| property.and_then(|p| p.get(key));
+    let field = |key: &str| child(property, key);
     let transaction = root.get("transaction");
-    let price = transaction.and_then(|t| t.get("price"));
+    let price = child(transaction, "price");
     let energy = root.get("energy");
-    let label = |kind: &str| {
-        text(
-            energy
-                .and_then(|e| e.get(kind))
-                .and_then(|k| k.get("label")),
-        )
-        .map(|l| EnergyClass::from_letter(&l))
-    };
-    let value = |kind: &str| {
-        number(
-            energy
-                .and_then(|e| e.get(kind))
-                .and_then(|k| k.get("value")),
-        )
-    };
+    let label = |kind: &str| child(child(energy, kind), "label");
+    let value = |kind: &str| child(child(energy, kind), "value");
+    let meta = root.get("meta");
+    let images = child(root.get("media"), "images");
+    let classifieds = root.get("classifieds");
 
     let mut p = PropertySnapshot::empty();
-    p.transaction_type = transaction_type(lower(transaction.and_then(|t| t.get("type"))));
-    p.property_type = property_type(lower(field("type")));
-    p.title = text(root.get("title"));
-    p.description = text(root.get("description"));
-    p.price = number(price.and_then(|pr| pr.get("current"))).or_else(|| number(price));
+    (p.transaction_type, p.provider_transaction_type) = c.kind(
+        ("transaction_type", "provider_transaction_type"),
+        child(transaction, "type"),
+        |v| transaction_type(lower(v)),
+    );
+    (p.property_type, p.provider_property_type) = c.kind(
+        ("property_type", "provider_property_type"),
+        field("type"),
+        |v| property_type(lower(v)),
+    );
+    p.title = c.one("title", root.get("title"), text);
+    p.description = c.one("description", root.get("description"), text);
+    let direct = price.filter(|pr| !pr.is_object());
+    p.price = c.either("price", [child(price, "current"), direct], number);
     p.currency = p.price.map(|_| {
-        text(price.and_then(|pr| pr.get("currency")))
-            .map_or_else(|| "EUR".to_string(), |c| c.to_ascii_uppercase())
+        text(child(price, "currency"))
+            .map_or_else(|| "EUR".to_string(), |code| code.to_ascii_uppercase())
     });
-    p.price_per_m2 = number(price.and_then(|pr| pr.get("perSquareUnit")));
-    p.price_history = price_history(price.and_then(|pr| pr.get("history")));
-    p.surface_m2 = number(field("area"));
-    p.land_surface_m2 = number(field("landArea"));
-    p.rooms = int(field("roomCount"));
-    p.bedrooms = int(field("bedroomCount"));
-    p.bathrooms = int(field("bathroomCount"));
-    p.floor = int(field("floor"));
-    p.furnished = boolean(field("furnished")).or_else(|| boolean(field("isFurnished")));
-    p.elevator = boolean(field("elevatorExists")).or_else(|| boolean(field("elevator")));
-    p.terrace = boolean(field("terraceExists")).or_else(|| boolean(field("terrace")));
-    p.orientation = lower(field("orientation"));
-    p.construction_year = int(field("constructionYear"));
-    p.status = status;
-    p.location = location(root.get("location"));
-    p.first_seen_at = optional_time(root.get("meta").and_then(|m| m.get("firstSeenAt")));
-    p.last_seen_at = optional_time(root.get("meta").and_then(|m| m.get("lastSeenAt")));
-    p.dpe_class = label("dpe");
-    p.dpe_value = value("dpe");
-    p.ges_class = label("ges");
-    p.ges_value = value("ges");
-    p.pictures = pictures(root.get("media").and_then(|m| m.get("images")));
-    p.adverts = root
-        .get("classifieds")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter(|c| c.is_object())
-                .map(classified)
-                .collect::<Vec<_>>()
-        })
-        .filter(|list| !list.is_empty());
+    p.price_per_m2 = c.one("price_per_m2", child(price, "perSquareUnit"), number);
+    p.price_history = c.one("price_history", child(price, "history"), price_history);
+    p.surface_m2 = c.one("surface_m2", field("area"), number);
+    p.land_surface_m2 = c.one("land_surface_m2", field("landArea"), number);
+    p.rooms = c.one("rooms", field("roomCount"), int);
+    p.bedrooms = c.one("bedrooms", field("bedroomCount"), int);
+    p.bathrooms = c.one("bathrooms", field("bathroomCount"), int);
+    p.floor = c.one("floor", field("floor"), int);
+    let booleans = |first: &str, second: &str| [field(first), field(second)];
+    p.furnished = c.either("furnished", booleans("furnished", "isFurnished"), boolean);
+    p.elevator = c.either("elevator", booleans("elevatorExists", "elevator"), boolean);
+    p.terrace = c.either("terrace", booleans("terraceExists", "terrace"), boolean);
+    p.orientation = c.one("orientation", field("orientation"), lower);
+    p.construction_year = c.one("construction_year", field("constructionYear"), int);
+    p.location = location(root.get("location"), c);
+    p.first_seen_at = c.one("first_seen_at", child(meta, "firstSeenAt"), optional_time);
+    p.dpe_class = c.one("dpe_class", label("dpe"), energy_class);
+    p.dpe_value = c.one("dpe_value", value("dpe"), number);
+    p.ges_class = c.one("ges_class", label("ges"), energy_class);
+    p.ges_value = c.one("ges_value", value("ges"), number);
+    p.pictures = c.one("pictures", images, pictures);
+    p.adverts = c.one("adverts", classifieds, |list| {
+        let adverts: Vec<Advert> = items(list)
+            .iter()
+            .filter(|ad| ad.is_object())
+            .map(classified)
+            .collect();
+        (!adverts.is_empty()).then_some(adverts)
+    });
     p
 }
 
-fn location(location: Option<&Value>) -> Location {
-    let field = |key: &str| location.and_then(|l| l.get(key));
+fn location(location: Option<&Value>, c: &mut Cleared) -> Location {
+    let field = |key: &str| child(location, key);
     let city = field("city");
+    let city_text = city.filter(|v| !v.is_object());
     Location {
-        address: text(field("address")),
-        city: text(city.and_then(|c| c.get("name"))).or_else(|| text(city)),
-        postcode: text(field("postcode")),
-        insee_code: text(city.and_then(|c| c.get("inseeCode"))),
-        department: text(field("department")),
-        region: text(field("region")),
-        country: country_code(field("country")),
-        latitude: number(field("latitude")),
-        longitude: number(field("longitude")),
+        address: c.one("location.address", field("address"), text),
+        city: c.either("location.city", [child(city, "name"), city_text], text),
+        postcode: c.one("location.postcode", field("postcode"), text),
+        insee_code: c.one("location.insee_code", child(city, "inseeCode"), text),
+        department: c.one("location.department", field("department"), text),
+        region: c.one("location.region", field("region"), text),
+        country: c.one("location.country", field("country"), country_code),
+        latitude: c.one("location.latitude", field("latitude"), number),
+        longitude: c.one("location.longitude", field("longitude"), number),
     }
 }
 
@@ -230,6 +299,7 @@ fn classified(ad: &Value) -> Advert {
     let publisher = ad.get("publisher");
     let publisher_field = |key: &str| publisher.and_then(|p| p.get(key));
     let transaction = ad.get("transaction");
+    let meta = ad.get("meta");
     Advert {
         advert_id: text(ad.get("id")),
         title: text(ad.get("title")),
@@ -244,8 +314,9 @@ fn classified(ad: &Value) -> Advert {
         price: number(transaction.and_then(|t| t.get("current"))),
         price_history: price_history(transaction.and_then(|t| t.get("history"))),
         status: lower(ad.get("status").and_then(|s| s.get("current"))),
-        published_at: optional_time(ad.get("meta").and_then(|m| m.get("firstSeenAt"))),
-        updated_at: optional_time(ad.get("meta").and_then(|m| m.get("lastSeenAt"))),
+        published_at: optional_time(child(meta, "firstSeenAt")),
+        updated_at: optional_time(child(meta, "lastModifiedAt"))
+            .or_else(|| optional_time(child(meta, "lastSeenAt"))),
     }
 }
 
@@ -253,7 +324,7 @@ fn classified(ad: &Value) -> Advert {
 mod tests {
     use super::*;
     use crate::providers::testing::{
-        Expect, assert_golden, check_hostile, context, fixture, nested,
+        Expect, LOCATION_PATHS, assert_golden, check_hostile, context, fixture, nested,
     };
 
     const FIXTURE: &str = "immoteur/property-notification.json";
@@ -403,6 +474,16 @@ mod tests {
                 Expect::Kind("invalid_field"),
             ),
             (
+                "unparseable lastModifiedAt",
+                with(|v| v["meta"]["lastModifiedAt"] = Value::from(20_250_620)),
+                Expect::Kind("invalid_field"),
+            ),
+            (
+                "a re-crawl of a change",
+                changed(|v| v["meta"]["lastSeenAt"] = Value::from("2025-06-21T11:00:00Z")),
+                Expect::Events(1),
+            ),
+            (
                 "no meta at all",
                 with(|v| {
                     let _ = v.as_object_mut().map(|o| o.remove("meta"));
@@ -484,6 +565,184 @@ mod tests {
             ),
         ];
         check_hostile(parse, &with_event_id(), &cases);
+    }
+
+    /// The fixture as a real change at its `lastSeenAt`: `lastModifiedAt`
+    /// equal to it, on the property and on its classified.
+    fn changed(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+        with(|v| {
+            v["meta"]["lastModifiedAt"] = Value::from("2025-06-20T11:00:00Z");
+            v["classifieds"][0]["meta"] = serde_json::json!({
+                "firstSeenAt": "2025-05-10T08:00:00Z",
+                "lastModifiedAt": "2025-06-20T11:00:00Z",
+                "lastSeenAt": "2025-06-20T11:00:00Z"
+            });
+            edit(v);
+        })
+    }
+
+    /// A re-crawl a day later of the same data: a new notification (new
+    /// event id, later arrival) whose `lastSeenAt` moved and whose
+    /// `lastModifiedAt` did not.
+    #[test]
+    fn a_recrawl_has_the_time_and_the_data_of_the_change_it_repeats() {
+        let original = &parse(&with_event_id(), &changed(|_| ())).expect("parses")[0];
+        let mut next_day = context("immoteur");
+        next_day.event_id = Some("6f1c8a52-0000-4000-8000-000000000002");
+        next_day.received_at_ms += 86_400_000;
+        next_day.offset += 1;
+        let recrawl = changed(|v| {
+            v["meta"]["lastSeenAt"] = Value::from("2025-06-21T11:00:00Z");
+            v["classifieds"][0]["meta"]["lastSeenAt"] = Value::from("2025-06-21T11:05:00Z");
+        });
+        let recrawl = &parse(&next_day, &recrawl).expect("parses")[0];
+        assert_ne!(recrawl.dedupe_key, original.dedupe_key, "another event");
+        assert_eq!(original.occurred_at, 1_750_417_200_000, "lastModifiedAt");
+        assert_eq!(recrawl.occurred_at, original.occurred_at);
+        assert_eq!(recrawl.event_type, original.event_type);
+        let (original_p, recrawl_p) = (
+            original.property.as_ref().expect("snapshot"),
+            recrawl.property.as_ref().expect("snapshot"),
+        );
+        assert_eq!(original_p.last_seen_at, Some(1_750_417_200_000));
+        assert_eq!(
+            recrawl_p.last_seen_at, None,
+            "a re-crawl does not carry last_seen_at"
+        );
+        assert_eq!(
+            recrawl_p,
+            &PropertySnapshot {
+                last_seen_at: None,
+                ..original_p.clone()
+            },
+            "the same data, advert times included"
+        );
+        assert_eq!(recrawl.cleared_fields, original.cleared_fields);
+        assert!(
+            !recrawl
+                .cleared_fields
+                .iter()
+                .flatten()
+                .any(|path| path == "last_seen_at"),
+            "not carried is not cleared"
+        );
+    }
+
+    #[test]
+    fn a_change_after_the_last_crawl_is_still_a_change() {
+        let body = with(|v| {
+            v["meta"]["lastModifiedAt"] = Value::from("2025-06-21T00:00:00Z");
+        });
+        let e = &parse(&with_event_id(), &body).expect("parses")[0];
+        assert_eq!(e.occurred_at, 1_750_464_000_000, "lastModifiedAt");
+        assert_eq!(
+            e.property.as_ref().and_then(|p| p.last_seen_at),
+            Some(1_750_417_200_000),
+            "lastSeenAt is not later than the change: carried"
+        );
+    }
+
+    #[test]
+    fn meta_times_present_but_unreadable_are_errors_naming_them() {
+        for (key, field) in [
+            ("lastModifiedAt", "meta.lastModifiedAt"),
+            ("lastSeenAt", "meta.lastSeenAt"),
+        ] {
+            let body = changed(|v| v["meta"][key] = Value::from("hier"));
+            assert!(
+                matches!(
+                    parse(&with_event_id(), &body),
+                    Err(ParseError::InvalidField { field: f, .. }) if f == field
+                ),
+                "{key}"
+            );
+        }
+        let body = changed(|v| v["meta"]["lastModifiedAt"] = Value::Null);
+        assert_eq!(
+            parse(&with_event_id(), &body).expect("parses")[0].occurred_at,
+            1_750_417_200_000,
+            "a null lastModifiedAt falls back to lastSeenAt"
+        );
+    }
+
+    #[test]
+    fn kinds_it_cannot_map_keep_the_providers_words() {
+        let body = with(|v| {
+            v["property"]["type"] = Value::from("castle");
+            v["transaction"]["type"] = Value::from("viager");
+        });
+        let e = &parse(&with_event_id(), &body).expect("parses")[0];
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(p.property_type, PropertyType::Other);
+        assert_eq!(p.provider_property_type.as_deref(), Some("castle"));
+        assert_eq!(p.transaction_type, TransactionType::Unknown);
+        assert_eq!(p.provider_transaction_type.as_deref(), Some("viager"));
+        assert_eq!(
+            e.cleared_fields,
+            Some(vec!["transaction_type".to_string()]),
+            "an unmapped kind clears the enum, so state and provider value agree"
+        );
+        let e = &parse(&with_event_id(), &fixture(FIXTURE)).expect("parses")[0];
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(
+            (p.property_type, p.transaction_type),
+            (PropertyType::Apartment, TransactionType::Sale)
+        );
+        assert_eq!(
+            (&p.provider_property_type, &p.provider_transaction_type),
+            (&None, &None)
+        );
+        assert_eq!(
+            e.cleared_fields,
+            Some(
+                ["provider_transaction_type", "provider_property_type"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+    }
+
+    #[test]
+    fn explicit_nulls_and_empties_are_cleared_and_absent_keys_are_unknown() {
+        let body = with(|v| {
+            v["description"] = Value::Null;
+            v["location"] = Value::Null;
+            v["media"]["images"] = serde_json::json!([]);
+            v["transaction"]["price"]["history"] = serde_json::json!([]);
+            v["property"]["terraceExists"] = Value::Null;
+            v["energy"]["ges"] = Value::Null;
+            let _ = v.as_object_mut().map(|o| o.remove("classifieds"));
+            let _ = v["property"].as_object_mut().map(|o| o.remove("area"));
+        });
+        let e = &parse(&with_event_id(), &body).expect("parses")[0];
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!((p.description.as_ref(), p.surface_m2), (None, None));
+        assert_eq!(p.location, Location::default());
+        assert_eq!(p.price, Some(720_000.0));
+        let cleared = e.cleared_fields.clone().unwrap_or_default();
+        let others = ["description", "price_history", "terrace", "ges_class"];
+        for path in others
+            .iter()
+            .chain(&LOCATION_PATHS)
+            .chain(&["ges_value", "pictures"])
+        {
+            assert!(cleared.iter().any(|c| c == *path), "{path} in {cleared:?}");
+        }
+        for path in ["adverts", "surface_m2", "price", "dpe_class", "status"] {
+            assert!(!cleared.iter().any(|c| c == path), "{path} in {cleared:?}");
+        }
+        assert!(schemas::encode_datum(e).is_ok());
+    }
+
+    #[test]
+    fn a_sold_status_is_the_only_sale_immoteur_reports() {
+        let body = with(|v| v["status"]["current"] = Value::from("sold"));
+        let e = &parse(&with_event_id(), &body).expect("parses")[0];
+        let p = e.property.as_ref().expect("snapshot");
+        assert_eq!(e.event_type, EventType::Sold);
+        assert_eq!(p.status.as_deref(), Some("sold"));
+        assert_eq!((p.sold_price, p.sold_at), (None, None));
+        assert_eq!(p.price, Some(720_000.0), "the last asking price");
     }
 
     #[test]
