@@ -4,17 +4,15 @@
 //! is fatal when the registry refuses the schema
 //! ([`crate::registry::Registry::register`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use common::stage_loop::{Cancel, RetryPolicy};
-use common::stage_metrics::StageMetrics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureProducer;
 
 use crate::registry::Registry;
-use crate::runner::{Normalizer, STAGE};
+use crate::runner::{Normalizer, stage_metrics};
 use crate::settings::NormalizeSettings;
 
 impl Normalizer {
@@ -53,7 +51,7 @@ impl Normalizer {
         let producer: FutureProducer = settings.kafka.producer().create()?;
         let registry = Registry::new(&settings.schema_registry_url, &normalized_topic)?;
         registry.register(&cancel).await?;
-        let metrics = Arc::new(StageMetrics::builder(STAGE).build());
+        let (metrics, future_event_times) = stage_metrics();
         metrics.liveness.set_stall_after(settings.stall_after());
         Ok(Self {
             consumer,
@@ -64,6 +62,7 @@ impl Normalizer {
             dlq_topic,
             batch: settings.batch,
             metrics,
+            future_event_times,
             cancel,
             retry: RetryPolicy::UNTIL_STOPPED,
         })

@@ -9,12 +9,14 @@
 //! errors; [`runner`] wires them to Kafka and the schema registry;
 //! `replay` re-drives dead letters or raw ranges after a parser fix. Those
 //! need the `runtime` feature (on by default); without it only the pure
-//! parsers build (the fuzz targets use that).
+//! parsers build (the fuzz targets use that). [`event_time`] is the time
+//! sanity every event gets after parsing.
 
 #[cfg(feature = "runtime")]
 mod connect;
 #[cfg(feature = "runtime")]
 pub(crate) mod delivery;
+pub mod event_time;
 #[cfg(feature = "runtime")]
 pub(crate) mod failures;
 #[cfg(feature = "runtime")]

@@ -6,7 +6,9 @@
 //! A raw record goes through two pure steps with the encoder between them:
 //!
 //! 1. [`parse`]: the `source`, `provider` and `received-at` headers and the
-//!    body give the events ([`crate::providers::parse`]), stamped with the
+//!    body give the events ([`crate::providers::parse`]), their times made
+//!    sane (an `occurred_at` beyond `received_at` plus the allowed skew
+//!    becomes `received_at`: [`crate::event_time`]) and stamped with the
 //!    configured normalizer version, or a [`Rejection`] naming the kind
 //!    (`missing_header`, `unknown_provider`, `invalid_json`, ...).
 //! 2. The runner encodes each event through the schema registry; an
@@ -22,6 +24,7 @@ use common::headers;
 use common::produce::OutRecord;
 use schemas::PropertyEvent;
 
+use crate::event_time;
 use crate::providers::{self, Limits, ParseError, RawContext};
 use crate::sizing;
 
@@ -79,6 +82,9 @@ pub struct Rules {
     pub normalized_topic: String,
     /// The producer's `message.max.bytes`.
     pub message_max_bytes: usize,
+    /// How far after its arrival an event time may be before it is
+    /// replaced by the arrival time (ms; [`crate::event_time`]).
+    pub max_future_skew_ms: i64,
 }
 
 /// Why a raw record is dead-lettered: its `error.kind` and `error.message`.
@@ -149,6 +155,7 @@ pub fn parse(
         limits: rules.limits,
     };
     let mut events = providers::parse(&context, body)?;
+    event_time::cap_future_times(&mut events, rules.max_future_skew_ms);
     if let Some(version) = &rules.normalizer_version {
         for event in &mut events {
             event.lineage.normalizer_version.clone_from(version);
@@ -244,6 +251,7 @@ mod tests {
             normalizer_version: None,
             normalized_topic: "t.properties.normalized".into(),
             message_max_bytes: 2_097_152,
+            max_future_skew_ms: 3_600_000,
         }
     }
 
@@ -319,6 +327,36 @@ mod tests {
         );
         assert_eq!(record.headers[0].1, b"tp");
         assert_eq!(record.headers[1].1, events[0].dedupe_key.as_bytes());
+    }
+
+    /// Whatever the parser, an event time beyond `received_at` plus the
+    /// skew is the arrival, the sender's time kept as claimed.
+    #[test]
+    fn an_event_time_beyond_the_skew_is_replaced_by_the_arrival() {
+        let body = fixture("generic/property.created.json");
+        let created: i64 = 1_686_825_000_000;
+        let strict = Rules {
+            max_future_skew_ms: 0,
+            ..rules()
+        };
+        for (received_before, rules, expected) in [
+            (3_600_001, rules(), (created - 3_600_001, Some(created))),
+            (3_600_000, rules(), (created, None)),
+            (1, strict.clone(), (created - 1, Some(created))),
+            (0, strict, (created, None)),
+        ] {
+            let received = (created - received_before).to_string();
+            let raw = RawHeaders {
+                received_at: Some(&received),
+                ..generic()
+            };
+            let events = parse(&raw, &body, origin(), &rules).expect("parses");
+            assert_eq!(
+                (events[0].occurred_at, events[0].occurred_at_claimed),
+                expected,
+                "received {received_before} ms before"
+            );
+        }
     }
 
     #[test]

@@ -13,10 +13,12 @@
 //! 1. Read: up to `batch.max_records`, at most `batch.max_wait_ms` after the
 //!    first ([`BatchWindow`]), in offset order per partition.
 //! 2. Decide each record: [`outcome::parse`] (events, or a dead letter of
-//!    its kind), then [`Registry::encode`], then [`outcome::assemble`]
-//!    (records, or a `schema` / `too_large` dead letter). An unavailable
-//!    registry is retried ([`RetryPolicy`]), never dead-lettered: only what
-//!    is wrong with the record itself goes to the DLQ.
+//!    its kind; an event time it replaced, being in the future, is counted
+//!    in `normalize_future_event_times_total`), then [`Registry::encode`],
+//!    then [`outcome::assemble`] (records, or a `schema` / `too_large` dead
+//!    letter). An unavailable registry is retried ([`RetryPolicy`]), never
+//!    dead-lettered: only what is wrong with the record itself goes to the
+//!    DLQ.
 //! 3. Send the batch's outputs in offset order and wait for every
 //!    acknowledgement; [`Delivery::settle`] decides each round: stored
 //!    records are never sent again, transient failures are sent again, a
@@ -35,6 +37,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::dead_letter::dead_letter_within;
+use common::instruments::Counter;
 use common::kafka::BatchSettings;
 use common::produce::{OutRecord, record_budget};
 use common::stage_loop::{BatchWindow, Cancel, GaveUp, RetryPolicy, Verdict, record_span};
@@ -44,6 +47,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
+use schemas::PropertyEvent;
 use tracing::Instrument;
 
 use crate::delivery::{Delivery, Outputs};
@@ -65,8 +69,23 @@ pub struct Normalizer {
     pub(crate) dlq_topic: String,
     pub(crate) batch: BatchSettings,
     pub(crate) metrics: Arc<StageMetrics>,
+    /// Events whose `occurred_at` was replaced by their arrival time.
+    pub(crate) future_event_times: Counter,
     pub(crate) cancel: Cancel,
     pub(crate) retry: RetryPolicy,
+}
+
+/// Normalize's metrics: the common stage series, and
+/// `normalize_future_event_times_total`, the events whose `occurred_at` was
+/// later than their arrival plus `max_future_skew_secs` and was replaced by
+/// it ([`crate::event_time`]).
+pub(crate) fn stage_metrics() -> (Arc<StageMetrics>, Counter) {
+    let mut builder = StageMetrics::builder(STAGE);
+    let future_event_times = builder.counter(
+        "future_event_times",
+        "Events whose occurred_at was later than received_at plus max_future_skew_secs, set to received_at",
+    );
+    (Arc::new(builder.build()), future_event_times)
 }
 
 impl Normalizer {
@@ -86,6 +105,7 @@ impl Normalizer {
             message_max_bytes = self.rules.message_max_bytes,
             max_events_per_record = self.rules.limits.max_events_per_record,
             max_array_items = self.rules.limits.max_array_items,
+            max_future_skew_ms = self.rules.max_future_skew_ms,
             "normalize running"
         );
         let result = self.batches().await;
@@ -206,6 +226,7 @@ impl Normalizer {
                 return Ok(Outputs::DeadLetter(self.dead_letter(message, &rejection)));
             }
         };
+        self.note_future_times(&events);
         let encoded = self
             .retry
             .run(&self.cancel, "encoding", |_| self.registry.encode(&events))
@@ -251,6 +272,23 @@ impl Normalizer {
             .await
     }
 
+    /// Counts and logs (at debug: one line per event, never the body) the
+    /// events whose time [`crate::event_time`] replaced.
+    fn note_future_times(&self, events: &[PropertyEvent]) {
+        for event in events {
+            if let Some(claimed) = event.occurred_at_claimed {
+                self.future_event_times.inc();
+                tracing::debug!(
+                    property_key = %event.property_key,
+                    dedupe_key = %event.dedupe_key,
+                    claimed_ms = claimed,
+                    received_at_ms = event.received_at,
+                    "event time in the future: occurred_at set to the arrival time"
+                );
+            }
+        }
+    }
+
     /// The dead letter of `message` for `rejection`, within the size budget.
     fn dead_letter(&self, message: &BorrowedMessage<'_>, rejection: &Rejection) -> OutRecord {
         tracing::info!(
@@ -276,5 +314,29 @@ fn stopped_or_fatal(gave_up: GaveUp<anyhow::Error>) -> anyhow::Result<bool> {
     match gave_up {
         GaveUp::Stopped(_) => Ok(false),
         other => Err(other.into_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn future_event_times_are_a_series_of_the_stage() {
+        let (metrics, future_event_times) = stage_metrics();
+        assert!(
+            metrics
+                .encode()
+                .contains("normalize_future_event_times_total 0"),
+            "{}",
+            metrics.encode()
+        );
+        future_event_times.inc_by(2);
+        let text = metrics.encode();
+        assert!(
+            text.contains("normalize_future_event_times_total 2"),
+            "{text}"
+        );
+        assert!(text.contains("normalize_records_in_total 0"), "{text}");
     }
 }

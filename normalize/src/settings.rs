@@ -46,6 +46,12 @@ pub struct NormalizeSettings {
     /// before `/health` answers 503 (seconds).
     #[serde(default = "default_stall_after_secs")]
     pub stall_after_secs: u64,
+    /// How far an event's `occurred_at` may be after its arrival at ingest
+    /// (seconds, default 3600); beyond it `occurred_at` becomes the arrival
+    /// time and the sender's time is kept in `occurred_at_claimed`
+    /// ([`crate::event_time`]).
+    #[serde(default = "default_max_future_skew_secs")]
+    pub max_future_skew_secs: u64,
 }
 
 impl NormalizeSettings {
@@ -56,6 +62,7 @@ impl NormalizeSettings {
             normalizer_version: self.normalizer_version.clone(),
             normalized_topic: self.topics.normalized(),
             message_max_bytes: self.kafka.message_max_bytes,
+            max_future_skew_ms: crate::event_time::skew_ms(self.max_future_skew_secs),
         }
     }
 
@@ -67,6 +74,10 @@ impl NormalizeSettings {
 
 fn default_stall_after_secs() -> u64 {
     common::stage_metrics::DEFAULT_STALL_AFTER.as_secs()
+}
+
+fn default_max_future_skew_secs() -> u64 {
+    crate::event_time::DEFAULT_MAX_FUTURE_SKEW_SECS
 }
 
 fn default_group() -> String {
@@ -94,5 +105,15 @@ mod tests {
         let rules = set.rules();
         assert_eq!(rules.normalized_topic, set.topics.normalized());
         assert_eq!(rules.message_max_bytes, set.kafka.message_max_bytes);
+    }
+
+    #[test]
+    fn the_future_skew_defaults_to_an_hour_and_is_read_in_seconds() {
+        let defaults: NormalizeSettings = serde_json::from_str("{}").expect("all defaults");
+        assert_eq!(defaults.max_future_skew_secs, 3_600);
+        assert_eq!(defaults.rules().max_future_skew_ms, 3_600_000);
+        let set: NormalizeSettings =
+            serde_json::from_str(r#"{"max_future_skew_secs": 60}"#).expect("deserializes");
+        assert_eq!(set.rules().max_future_skew_ms, 60_000);
     }
 }
