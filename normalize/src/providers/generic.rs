@@ -297,6 +297,33 @@ mod tests {
         assert!(schemas::encode_datum(e).is_ok());
     }
 
+    /// What the property's merge makes of them: a sale and an update with
+    /// an explicit null change what they say, and only that.
+    #[test]
+    fn partial_events_change_only_what_they_say_in_the_property_state() {
+        let created = &parse(&context(), CREATED).expect("parses")[0];
+        let state = property_state::merge(None, created).state;
+        let sold = br#"{"id":"evt_sold","type":"property.sold","created":"2023-07-01T09:00:00Z",
+            "data":{"property":{"id":"prop_123456","soldPrice":735000,"soldAt":"2023-06-30T16:00:00Z"}}}"#;
+        let sold = &parse(&context(), sold).expect("parses")[0];
+        let after = property_state::merge(Some(&state), sold);
+        assert_eq!(
+            after.changed_fields,
+            ["status", "sold_price", "sold_at"],
+            "nothing else"
+        );
+        let p = &after.state.property;
+        assert_eq!((p.price, p.bedrooms), (Some(750_000.0), Some(2)));
+        assert_eq!(p.sold_price, Some(735_000.0));
+        let update = br#"{"id":"evt_u","type":"property.updated","created":"2023-07-02T09:00:00Z",
+            "data":{"property":{"id":"prop_123456","price":null}}}"#;
+        let update = &parse(&context(), update).expect("parses")[0];
+        let after = property_state::merge(Some(&after.state), update);
+        assert_eq!(after.changed_fields, ["price", "price_per_m2"]);
+        let p = &after.state.property;
+        assert_eq!((p.price, p.surface_m2), (None, Some(111.48)));
+    }
+
     #[test]
     fn a_sale_date_that_is_not_a_time_is_an_error_naming_it() {
         for sold_at in [r#""30/06/2023""#, "1688140800", "{}"] {

@@ -12,18 +12,17 @@
 //! moves `meta.lastSeenAt` and keeps `meta.lastModifiedAt`. So
 //! `occurred_at` is `meta.lastModifiedAt`, the time the data last changed,
 //! else `meta.lastSeenAt`, else the arrival time at ingest; either meta
-//! time present but unparseable is an error. A re-crawl then has the same
-//! `occurred_at` as the change it repeats, and the property's merge, which
-//! breaks ties in favour of the event received first, keeps the state as
-//! it is. `last_seen_at` is `meta.lastSeenAt` only on a real change: a
-//! notification whose `lastSeenAt` is later than its `lastModifiedAt` is
-//! a re-crawl and does not carry it (else every re-crawl would change the
-//! state). In a property's state, `last_seen_at` is thus the time
-//! Immoteur saw the property as last changed, not its latest crawl. An
-//! advert's `updated_at` is its classified's `meta.lastModifiedAt`, else
-//! its `lastSeenAt`, for the same reason. Without `lastModifiedAt` a
-//! re-crawl cannot be told from a change: `occurred_at` and `last_seen_at`
-//! are `lastSeenAt`, and each re-crawl moves them.
+//! time present but unparseable is an error. A notification whose
+//! `lastSeenAt` is later than its `lastModifiedAt` is a re-crawl: it is
+//! marked `unchanged` (the property's merge takes nothing from it, so it
+//! writes no new state), has the `occurred_at` of the change it repeats,
+//! and does not carry `last_seen_at`. `last_seen_at` is `meta.lastSeenAt`
+//! only on a real change: in a property's state it is the time Immoteur
+//! saw the property as last changed, not its latest crawl. An advert's
+//! `updated_at` is its classified's `meta.lastModifiedAt`, else its
+//! `lastSeenAt`, for the same reason. Without `lastModifiedAt` a re-crawl
+//! cannot be told from a change: `occurred_at` and `last_seen_at` are
+//! `lastSeenAt`, and each re-crawl moves them.
 //!
 //! The event type follows `status.current`: `sold` → `sold`,
 //! `expired`/`withdrawn`/`archived` → `expired`, anything else → `updated`
@@ -102,6 +101,7 @@ pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>
     };
     event.property = Some(snapshot);
     event.cleared_fields = cleared.into_fields();
+    event.unchanged = times.is_recrawl().then_some(true);
     Ok(vec![event])
 }
 
@@ -597,6 +597,11 @@ mod tests {
         });
         let recrawl = &parse(&next_day, &recrawl).expect("parses")[0];
         assert_ne!(recrawl.dedupe_key, original.dedupe_key, "another event");
+        assert_eq!(
+            (original.unchanged, recrawl.unchanged),
+            (None, Some(true)),
+            "the provider says nothing changed"
+        );
         assert_eq!(original.occurred_at, 1_750_417_200_000, "lastModifiedAt");
         assert_eq!(recrawl.occurred_at, original.occurred_at);
         assert_eq!(recrawl.event_type, original.event_type);
@@ -626,6 +631,10 @@ mod tests {
                 .any(|path| path == "last_seen_at"),
             "not carried is not cleared"
         );
+        let state = property_state::merge(None, original).state;
+        let after = property_state::merge(Some(&state), recrawl);
+        assert!(!after.changed, "{:?}", after.changed_fields);
+        assert_eq!(after.state, state);
     }
 
     #[test]
