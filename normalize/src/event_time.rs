@@ -5,7 +5,7 @@
 //! a time zone written as UTC, a bug) would pin the fields it carries
 //! against every real event until that time. An event whose `occurred_at`
 //! is later than its `received_at` (ingest's arrival time) plus the allowed
-//! skew (`max_future_skew_secs`, default one hour) therefore gets
+//! skew (`[time] max_future_skew_secs`, default one hour) therefore gets
 //! `occurred_at = received_at`, and the sender's time is kept in
 //! `occurred_at_claimed`. Within the skew the sender's time stands: clocks
 //! differ by seconds, and an event time a little after arrival is still

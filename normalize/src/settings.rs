@@ -46,12 +46,28 @@ pub struct NormalizeSettings {
     /// before `/health` answers 503 (seconds).
     #[serde(default = "default_stall_after_secs")]
     pub stall_after_secs: u64,
+    /// The time sanity every event gets (`[time]`).
+    #[serde(default)]
+    pub time: TimeSettings,
+}
+
+/// `[time]`: what an event time may be ([`crate::event_time`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSettings {
     /// How far an event's `occurred_at` may be after its arrival at ingest
     /// (seconds, default 3600); beyond it `occurred_at` becomes the arrival
-    /// time and the sender's time is kept in `occurred_at_claimed`
-    /// ([`crate::event_time`]).
+    /// time and the sender's time is kept in `occurred_at_claimed`.
     #[serde(default = "default_max_future_skew_secs")]
     pub max_future_skew_secs: u64,
+}
+
+impl Default for TimeSettings {
+    fn default() -> Self {
+        Self {
+            max_future_skew_secs: default_max_future_skew_secs(),
+        }
+    }
 }
 
 impl NormalizeSettings {
@@ -62,7 +78,7 @@ impl NormalizeSettings {
             normalizer_version: self.normalizer_version.clone(),
             normalized_topic: self.topics.normalized(),
             message_max_bytes: self.kafka.message_max_bytes,
-            max_future_skew_ms: crate::event_time::skew_ms(self.max_future_skew_secs),
+            max_future_skew_ms: crate::event_time::skew_ms(self.time.max_future_skew_secs),
         }
     }
 
@@ -110,10 +126,27 @@ mod tests {
     #[test]
     fn the_future_skew_defaults_to_an_hour_and_is_read_in_seconds() {
         let defaults: NormalizeSettings = serde_json::from_str("{}").expect("all defaults");
-        assert_eq!(defaults.max_future_skew_secs, 3_600);
+        assert_eq!(defaults.time.max_future_skew_secs, 3_600);
         assert_eq!(defaults.rules().max_future_skew_ms, 3_600_000);
         let set: NormalizeSettings =
-            serde_json::from_str(r#"{"max_future_skew_secs": 60}"#).expect("deserializes");
+            serde_json::from_str(r#"{"time": {"max_future_skew_secs": 60}}"#)
+                .expect("deserializes");
         assert_eq!(set.rules().max_future_skew_ms, 60_000);
+        assert!(
+            serde_json::from_str::<NormalizeSettings>(r#"{"time": {"max_skew": 60}}"#).is_err(),
+            "a misspelt key is refused"
+        );
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/normalize.toml");
+        let shipped: NormalizeSettings = common::config::load_from("NORMALIZE", Some(&path), &[])
+            .expect("config/normalize.toml");
+        assert_eq!(shipped.time, TimeSettings::default());
+        let vars = [(
+            "NORMALIZE__TIME__MAX_FUTURE_SKEW_SECS".to_string(),
+            "120".to_string(),
+        )];
+        let overridden: NormalizeSettings =
+            common::config::load_from("NORMALIZE", Some(&path), &vars).expect("override");
+        assert_eq!(overridden.rules().max_future_skew_ms, 120_000);
     }
 }
