@@ -14,6 +14,7 @@
 pub mod batch;
 #[cfg(test)]
 mod fake;
+pub mod fold;
 pub mod metrics;
 pub mod migrate;
 mod rebalance;
@@ -24,6 +25,7 @@ pub mod runner;
 pub mod settings;
 pub mod statements;
 pub mod store;
+pub mod stored;
 pub mod write_behind;
 pub mod writer;
 pub mod writer_schemas;
