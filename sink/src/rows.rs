@@ -27,29 +27,6 @@ pub struct EventToWrite {
     pub position: Position,
 }
 
-/// The events of a batch whose snapshot is upserted into `properties`: per
-/// property, only the newest (event time, then offset). One statement cannot
-/// update a row twice, and the older snapshots would lose to it anyway (the
-/// same order the upsert's guard applies against the stored row).
-pub fn newest_snapshot_per_property(events: &[EventToWrite]) -> Vec<&EventToWrite> {
-    let mut newest: std::collections::HashMap<&str, &EventToWrite> =
-        std::collections::HashMap::new();
-    for item in events.iter().filter(|e| e.event.property.is_some()) {
-        let order = |e: &EventToWrite| (e.event.occurred_at, e.position.offset);
-        let _ = newest
-            .entry(item.event.property_key.as_str())
-            .and_modify(|kept| {
-                if order(item) >= order(kept) {
-                    *kept = item;
-                }
-            })
-            .or_insert(item);
-    }
-    let mut out: Vec<&EventToWrite> = newest.into_values().collect();
-    out.sort_by(|a, b| a.event.property_key.cmp(&b.event.property_key));
-    out
-}
-
 /// A normalizer version's sort key (the same key as the SQL
 /// `normalizer_version_key`, migration `0006`).
 pub use property_state::version_key;
@@ -92,14 +69,6 @@ pub fn provider_name(provider: Provider) -> &'static str {
         .map_or("unknown", common::ProviderKind::as_str)
 }
 
-/// The snapshot as the `jsonb` document stored in `properties.snapshot`.
-pub fn snapshot_json(event: &PropertyEvent) -> Option<String> {
-    event
-        .property
-        .as_ref()
-        .and_then(|p| serde_json::to_string(p).ok())
-}
-
 /// The whole event as the `jsonb` document in `property_events.event`.
 pub fn event_json(event: &PropertyEvent) -> String {
     serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string())
@@ -111,21 +80,6 @@ pub fn seconds(ms: i64) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let s = ms as f64 / 1000.0;
     s
-}
-
-/// The enum symbols stored in text columns.
-pub fn transaction_and_property_type(event: &PropertyEvent) -> (String, String) {
-    event.property.as_ref().map_or_else(
-        || ("unknown".to_string(), "unknown".to_string()),
-        |p| (enum_text(&p.transaction_type), enum_text(&p.property_type)),
-    )
-}
-
-fn enum_text<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// The values of one `properties` row (times in Unix ms): every column is
@@ -271,6 +225,14 @@ pub fn state_json(state: &PropertyState) -> Result<String, serde_json::Error> {
     serde_json::to_string(state)
 }
 
+/// An enum's symbol, as stored in a text column.
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,16 +269,10 @@ mod tests {
     }
 
     #[test]
-    fn maps_enums_and_documents() {
+    fn maps_names_and_documents() {
         let e = event();
         assert_eq!(provider_name(e.provider), "stream-estate");
-        assert_eq!(
-            transaction_and_property_type(&e),
-            ("sale".to_string(), "apartment".to_string())
-        );
-        let snapshot: serde_json::Value =
-            serde_json::from_str(&snapshot_json(&e).expect("snapshot")).expect("json");
-        assert_eq!(snapshot["price"], 1.0);
+        assert_eq!(provider_name(Provider::Unknown), "unknown");
         assert!(event_json(&e).contains("\"dedupe_key\":\"s:e\""));
         assert!((seconds(1500) - 1.5).abs() < f64::EPSILON);
     }
@@ -336,33 +292,6 @@ mod tests {
                 offset,
             },
         }
-    }
-
-    #[test]
-    fn a_batch_upserts_each_property_once_at_its_newest_event() {
-        let batch = vec![
-            at("a", 20, 1, true),
-            at("a", 10, 2, true), // older event, later offset: loses
-            at("b", 5, 3, true),
-            at("b", 5, 4, true),   // same time: the later offset wins
-            at("c", 99, 5, false), // no snapshot: nothing to upsert
-        ];
-        let kept: Vec<(&str, i64)> = newest_snapshot_per_property(&batch)
-            .iter()
-            .map(|e| (e.event.property_key.as_str(), e.position.offset))
-            .collect();
-        assert_eq!(kept, vec![("a", 1), ("b", 4)]);
-    }
-
-    #[test]
-    fn events_without_snapshot_have_no_property_document() {
-        let mut e = event();
-        e.property = None;
-        assert_eq!(snapshot_json(&e), None);
-        assert_eq!(
-            transaction_and_property_type(&e),
-            ("unknown".to_string(), "unknown".to_string())
-        );
     }
 
     fn changed(events: &[EventToWrite]) -> ChangedProperty {
