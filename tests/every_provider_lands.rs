@@ -2,7 +2,8 @@
 //! `webhooks.raw` as ingest would (headers `source`, `provider`,
 //! `received-at`, `event-id`), become events in PostgreSQL: one row per
 //! referenced or described property event, one `properties` row per
-//! snapshot, nothing dead-lettered. An empty Fluximmo delivery yields no
+//! property (a property Fluximmo only references has a row with no last
+//! event), nothing dead-lettered. An empty Fluximmo delivery yields no
 //! event and no dead letter. The sink's typed columns (INSEE code, energy
 //! classes, advert count, provider event type) are filled. The normalized records decode with
 //! `apache-avro` alone, from the schema fetched by id over the registry's
@@ -114,11 +115,21 @@ async fn fluximmo_stream_estate_and_immoteur_records_land_as_events() {
     let properties = pipeline
         .wait_for_count(
             "SELECT count(*) FROM properties",
-            2,
+            4,
             Duration::from_secs(10),
         )
         .await;
-    assert_eq!(properties, 2, "one row per snapshot");
+    assert_eq!(properties, 4, "one row per property");
+    assert_eq!(
+        pipeline
+            .count(
+                "SELECT count(*) FROM properties WHERE property_key LIKE 'fluximmo:%' \
+                 AND last_event_type IS NULL AND snapshot->>'price' IS NULL"
+            )
+            .await,
+        2,
+        "the referenced properties are known by their id alone"
+    );
     assert_eq!(
         pipeline
             .count(

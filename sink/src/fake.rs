@@ -1,9 +1,10 @@
 //! Test doubles for the sink's core (compiled for unit tests only): a
 //! store that keeps rows and offsets in memory with the same rules as the
-//! PostgreSQL one (rows unique on the dedupe key, offsets only move
-//! forward, all or nothing per batch), a DLQ that records what it
-//! acknowledged, and small builders of events and batches. No broker, no
-//! PostgreSQL.
+//! PostgreSQL one (rows unique on the dedupe key, each property's row its
+//! merged state by the same fold and row mapping, written only when it
+//! changed and read back from its JSON, offsets only move forward, all or
+//! nothing per batch), a DLQ that records what it acknowledged, and small
+//! builders of events and batches. No broker, no PostgreSQL.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -15,8 +16,10 @@ use rdkafka::Timestamp;
 use rdkafka::message::OwnedMessage;
 
 use crate::batch::Batch;
-use crate::rows::{EventToWrite, Position};
-use crate::store::{Sink, WriteError};
+use crate::fold::fold;
+use crate::rows::{EventToWrite, Position, PropertyRow, property_row};
+use crate::store::{Landed, Sink, WriteError};
+use crate::stored::{StoredColumns, StoredRow};
 use common::stage_loop::Cancel;
 
 use crate::writer::{Committer, DeadLetterSink, DeadLetters};
@@ -84,6 +87,10 @@ pub(crate) fn batch_of(records: &[(i32, i64)]) -> Batch {
 pub(crate) struct FakeStore {
     /// Dedupe key → (partition, offset) of the row.
     pub(crate) rows: BTreeMap<String, (i32, i64)>,
+    /// Property key → its `properties` row.
+    pub(crate) properties: BTreeMap<String, PropertyRow>,
+    /// Property rows written, over all batches.
+    pub(crate) property_writes: usize,
     /// Partition → next offset.
     pub(crate) offsets: HashMap<i32, i64>,
     /// Every call fails as unavailable while set.
@@ -121,7 +128,7 @@ impl Sink for FakeStore {
         _topic: &str,
         events: &[EventToWrite],
         next_offsets: &HashMap<i32, i64>,
-    ) -> Result<(), WriteError> {
+    ) -> Result<Landed, WriteError> {
         if self.down || self.unavailable > 0 {
             self.unavailable = self.unavailable.saturating_sub(1);
             return Err(WriteError::Unavailable("connection refused".into()));
@@ -132,6 +139,18 @@ impl Sink for FakeStore {
         {
             return Err(WriteError::Rejected("ERROR 23514: check violation".into()));
         }
+        let stored: HashMap<String, StoredRow> = self
+            .properties
+            .iter()
+            .map(|(key, row)| (key.clone(), StoredRow::of(&stored_columns(row))))
+            .collect();
+        let folded = fold(events, &stored);
+        let written: Vec<PropertyRow> = folded
+            .changed
+            .iter()
+            .map(property_row)
+            .collect::<Result<_, _>>()
+            .map_err(|e| WriteError::Unavailable(e.to_string()))?;
         for e in events {
             let position = (e.position.partition, e.position.offset);
             let _ = self
@@ -139,12 +158,21 @@ impl Sink for FakeStore {
                 .entry(e.event.dedupe_key.clone())
                 .or_insert(position);
         }
+        let landed = Landed {
+            properties_written: written.len(),
+            properties_unchanged: folded.unchanged,
+        };
+        self.property_writes += written.len();
+        for mut row in written {
+            row.existed = true;
+            let _ = self.properties.insert(row.property_key.clone(), row);
+        }
         for (&partition, &next) in next_offsets {
             let stored = self.offsets.entry(partition).or_insert(next);
             *stored = (*stored).max(next);
         }
         self.commits += 1;
-        Ok(())
+        Ok(landed)
     }
 
     async fn find_rejected(
@@ -176,6 +204,26 @@ impl Sink for FakeStore {
             .filter(|k| self.rows.contains_key(**k))
             .map(|k| (*k).to_string())
             .collect())
+    }
+}
+
+/// What PostgreSQL's `SELECT_STATES` reads of a stored row.
+pub(crate) fn stored_columns(row: &PropertyRow) -> StoredColumns {
+    StoredColumns {
+        property_key: row.property_key.clone(),
+        state: Some(row.state.clone()),
+        snapshot: row.snapshot.clone(),
+        source: row.source.clone(),
+        provider: row.provider.to_string(),
+        provider_property_id: row.provider_property_id.clone(),
+        last_event_type: row.last_event_type.map(str::to_string),
+        last_event_at: row.last_event_at,
+        last_event_partition: row.last_event_partition,
+        last_event_offset: row.last_event_offset,
+        last_dedupe_key: row.last_dedupe_key.clone(),
+        last_normalizer_version: row.last_normalizer_version.clone(),
+        last_event_id: None,
+        last_received_at: None,
     }
 }
 

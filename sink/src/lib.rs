@@ -10,10 +10,22 @@
 //! [`store::Sink`] trait and its PostgreSQL implementation. [`runner`] is
 //! the consume-write loop, wiring only, and states its exactly-once
 //! argument; [`replay`] re-drives the sink's dead letters.
+//!
+//! Where a property's state lives: `properties.state`, one row per property
+//! key, is the `PropertyState` computed by the shared merge,
+//! `property_state::merge`, the same function dedupe uses for
+//! `properties.latest`; the row's other columns are derived from it. In
+//! each batch's transaction the store locks the stored rows of the batch's
+//! properties, [`fold`] merges the batch's events into them (pure, with
+//! [`stored`] turning a row from before migration `0007` into a state), and
+//! only the properties whose state changed are written
+//! ([`rows::property_row`]); the others are counted in
+//! `sink_properties_unchanged_total`.
 
 pub mod batch;
 #[cfg(test)]
 mod fake;
+pub mod fold;
 pub mod metrics;
 pub mod migrate;
 mod rebalance;
@@ -24,6 +36,7 @@ pub mod runner;
 pub mod settings;
 pub mod statements;
 pub mod store;
+pub mod stored;
 pub mod write_behind;
 pub mod writer;
 pub mod writer_schemas;

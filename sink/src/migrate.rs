@@ -32,6 +32,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "prerelease_versions",
         include_str!("../migrations/0006_prerelease_versions.sql"),
     ),
+    (
+        7,
+        "property_state",
+        include_str!("../migrations/0007_property_state.sql"),
+    ),
 ];
 
 /// Arbitrary advisory lock id for migrations.
@@ -97,5 +102,21 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(versions, sorted);
+    }
+
+    #[test]
+    fn every_file_in_the_folder_is_listed_under_its_version_and_name() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .expect("the migrations folder")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|(version, name, _)| format!("{version:04}_{name}.sql"))
+            .collect();
+        assert_eq!(files, listed);
     }
 }

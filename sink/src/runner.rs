@@ -8,9 +8,15 @@
 //! 1. **Rows and offsets commit together.** A batch's rows and the next
 //!    offset of every partition it covers are one database transaction
 //!    ([`Committer::commit`] over [`crate::store::Sink::write_batch`]).
-//!    Rows are unique on the dedupe key and stored offsets only move
-//!    forward, so a record read twice lands once, and a batch committed late
-//!    by an owner that lost its partition meanwhile changes nothing.
+//!    Event rows are unique on the dedupe key; a property's row holds its
+//!    state, which the batch merges its events into with the shared merge
+//!    (`property_state::merge`, also behind `properties.latest`;
+//!    [`crate::fold`]) under a row lock taken in key order, and merging an
+//!    event twice changes nothing; stored offsets only move forward. So a
+//!    record read twice lands once, and a batch committed late by an owner
+//!    that lost its partition meanwhile changes nothing. (A property row
+//!    another writer created after the batch read is never overwritten: the
+//!    batch is written again, merging into it.)
 //! 2. **Resume from the database.** On every assignment each partition is
 //!    positioned at the offset the database stores ([`crate::rebalance`]);
 //!    Kafka's committed offsets are advisory (lag monitoring only).

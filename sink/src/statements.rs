@@ -1,7 +1,9 @@
-//! The sink's batch statements: one `INSERT ... SELECT FROM UNNEST(arrays)`
-//! per table per batch, so a batch of any size is a fixed number of round
-//! trips. This module builds the column arrays from a batch (pure); the
-//! store runs the statements.
+//! The sink's batch statements, each over whole arrays (`UNNEST`, `ANY`),
+//! so a batch of any size is a fixed number of round trips: its events
+//! ([`INSERT_EVENTS`]), the stored states of its properties, locked
+//! ([`SELECT_STATES`]), and the rows of the properties whose merged state
+//! changed ([`WRITE_PROPERTIES`]); the store adds the offsets. This module
+//! builds the column arrays (pure); the store runs the statements.
 
 use crate::rows::{self, EventToWrite};
 
@@ -41,54 +43,108 @@ ON CONFLICT (dedupe_key) DO UPDATE SET
 WHERE normalizer_version_key(EXCLUDED.normalizer_version)
     > normalizer_version_key(property_events.normalizer_version)";
 
-/// The newest snapshot of each property in the batch, upserted; a stored
-/// row from a newer event (time, then offset) is kept, and so is a row
-/// from the same event (dedupe key) by a newer normalizer version.
-pub const UPSERT_PROPERTIES: &str = "
-INSERT INTO properties (
-    property_key, source, provider, provider_property_id, transaction_type, property_type,
-    title, price, currency, price_per_m2, surface_m2, rooms, bedrooms, bathrooms,
-    address, city, postcode, department, country, latitude, longitude, status,
-    first_seen_at, last_seen_at, last_event_type, last_event_at, last_event_partition,
-    last_event_offset, snapshot, last_dedupe_key, last_normalizer_version)
-SELECT property_key, source, provider, provider_property_id, transaction_type, property_type,
-    title, price, currency, price_per_m2, surface_m2, rooms, bedrooms, bathrooms,
-    address, city, postcode, department, country, latitude, longitude, status,
-    to_timestamp(first_seen_s), to_timestamp(last_seen_s), last_event_type,
-    to_timestamp(last_event_s), last_event_partition, last_event_offset, snapshot::jsonb,
-    last_dedupe_key, last_normalizer_version
-FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::float8[], $9::text[], $10::float8[], $11::float8[], $12::int4[],
-    $13::int4[], $14::int4[], $15::text[], $16::text[], $17::text[], $18::text[],
-    $19::text[], $20::float8[], $21::float8[], $22::text[], $23::float8[], $24::float8[],
-    $25::text[], $26::float8[], $27::int4[], $28::int8[], $29::text[], $30::text[],
-    $31::text[])
-  AS t(property_key, source, provider, provider_property_id, transaction_type, property_type,
-    title, price, currency, price_per_m2, surface_m2, rooms, bedrooms, bathrooms,
-    address, city, postcode, department, country, latitude, longitude, status,
-    first_seen_s, last_seen_s, last_event_type, last_event_s, last_event_partition,
-    last_event_offset, snapshot, last_dedupe_key, last_normalizer_version)
-ON CONFLICT (property_key) DO UPDATE SET
-    transaction_type = EXCLUDED.transaction_type, property_type = EXCLUDED.property_type,
-    title = EXCLUDED.title, price = EXCLUDED.price, currency = EXCLUDED.currency,
-    price_per_m2 = EXCLUDED.price_per_m2, surface_m2 = EXCLUDED.surface_m2,
-    rooms = EXCLUDED.rooms, bedrooms = EXCLUDED.bedrooms, bathrooms = EXCLUDED.bathrooms,
-    address = EXCLUDED.address, city = EXCLUDED.city, postcode = EXCLUDED.postcode,
-    department = EXCLUDED.department, country = EXCLUDED.country,
-    latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude, status = EXCLUDED.status,
-    first_seen_at = LEAST(properties.first_seen_at, EXCLUDED.first_seen_at),
-    last_seen_at = GREATEST(properties.last_seen_at, EXCLUDED.last_seen_at),
-    last_event_type = EXCLUDED.last_event_type, last_event_at = EXCLUDED.last_event_at,
-    last_event_partition = EXCLUDED.last_event_partition,
-    last_event_offset = EXCLUDED.last_event_offset, snapshot = EXCLUDED.snapshot,
-    last_dedupe_key = EXCLUDED.last_dedupe_key,
-    last_normalizer_version = EXCLUDED.last_normalizer_version,
-    updated_at = clock_timestamp()
-WHERE (properties.last_event_at, properties.last_event_offset)
-   <= (EXCLUDED.last_event_at, EXCLUDED.last_event_offset)
-  AND NOT COALESCE(properties.last_dedupe_key = EXCLUDED.last_dedupe_key
-      AND normalizer_version_key(EXCLUDED.last_normalizer_version)
-        < normalizer_version_key(properties.last_normalizer_version), false)";
+/// The stored rows of a batch's properties (`$1`: their keys), locked
+/// until the batch commits and locked in key order, so two writers of the
+/// same properties (two sinks during a rebalance) wait for each other
+/// instead of deadlocking; a writer that waited reads the other's committed
+/// row. For a row from before migration `0007` (`state IS NULL`), its last
+/// event's `property_events` row gives what the row lacks (by key, or by
+/// position for rows from before migration `0004`, which had no key).
+pub const SELECT_STATES: &str = "
+SELECT p.property_key, p.state::text, p.snapshot::text, p.source, p.provider,
+    p.provider_property_id, p.last_event_type,
+    round(extract(epoch FROM p.last_event_at) * 1000)::int8,
+    p.last_event_partition, p.last_event_offset,
+    COALESCE(p.last_dedupe_key, e.dedupe_key),
+    COALESCE(p.last_normalizer_version, e.normalizer_version),
+    e.event_id, round(extract(epoch FROM e.received_at) * 1000)::int8
+FROM properties p
+LEFT JOIN LATERAL (
+    SELECT e.dedupe_key, e.event_id, e.normalizer_version, e.received_at
+    FROM property_events e
+    WHERE p.state IS NULL AND e.property_key = p.property_key
+      AND (e.dedupe_key = p.last_dedupe_key
+           OR (p.last_dedupe_key IS NULL AND e.kafka_partition = p.last_event_partition
+               AND e.kafka_offset = p.last_event_offset))
+    LIMIT 1) e ON true
+WHERE p.property_key = ANY($1::text[])
+ORDER BY p.property_key
+FOR UPDATE OF p";
+
+/// The rows of the properties whose state the batch changed: rows read
+/// (and locked) by [`SELECT_STATES`] are updated, the others inserted. An
+/// insert that finds a row (another writer created it since the batch
+/// read) is not applied: the statement answers how many rows it updated
+/// and inserted, and the store writes the batch again when that falls
+/// short, so a state is never replaced by one merged without it.
+/// `first_seen_at` keeps the earliest ever stored, `last_seen_at` the latest.
+pub const WRITE_PROPERTIES: &str = "
+WITH t AS (
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::text[], $7::text[], $8::float8[], $9::text[], $10::float8[], $11::float8[],
+        $12::int4[], $13::int4[], $14::int4[], $15::text[], $16::text[], $17::text[],
+        $18::text[], $19::text[], $20::float8[], $21::float8[], $22::text[], $23::float8[],
+        $24::float8[], $25::text[], $26::float8[], $27::int4[], $28::int8[], $29::text[],
+        $30::text[], $31::text[], $32::text[], $33::float8[], $34::float8[], $35::text[],
+        $36::text[], $37::int4[], $38::text[], $39::bool[])
+      AS t(property_key, source, provider, provider_property_id, transaction_type,
+        property_type, title, price, currency, price_per_m2, surface_m2, rooms, bedrooms,
+        bathrooms, address, city, postcode, department, country, latitude, longitude,
+        status, first_seen_s, last_seen_s, last_event_type, last_event_s,
+        last_event_partition, last_event_offset, snapshot, last_dedupe_key,
+        last_normalizer_version, state, sold_price, sold_at_s, provider_property_type,
+        provider_transaction_type, contributing_events, last_changed_fields, existed)
+), updated AS (
+    UPDATE properties p SET
+        source = t.source, provider = t.provider, provider_property_id = t.provider_property_id,
+        transaction_type = t.transaction_type, property_type = t.property_type,
+        title = t.title, price = t.price, currency = t.currency,
+        price_per_m2 = t.price_per_m2, surface_m2 = t.surface_m2, rooms = t.rooms,
+        bedrooms = t.bedrooms, bathrooms = t.bathrooms, address = t.address, city = t.city,
+        postcode = t.postcode, department = t.department, country = t.country,
+        latitude = t.latitude, longitude = t.longitude, status = t.status,
+        first_seen_at = LEAST(p.first_seen_at, to_timestamp(t.first_seen_s)),
+        last_seen_at = GREATEST(p.last_seen_at, to_timestamp(t.last_seen_s)),
+        last_event_type = t.last_event_type, last_event_at = to_timestamp(t.last_event_s),
+        last_event_partition = t.last_event_partition,
+        last_event_offset = t.last_event_offset, snapshot = t.snapshot::jsonb,
+        last_dedupe_key = t.last_dedupe_key,
+        last_normalizer_version = t.last_normalizer_version, state = t.state::jsonb,
+        sold_price = t.sold_price, sold_at = to_timestamp(t.sold_at_s),
+        provider_property_type = t.provider_property_type,
+        provider_transaction_type = t.provider_transaction_type,
+        contributing_events = t.contributing_events,
+        last_changed_fields =
+            ARRAY(SELECT jsonb_array_elements_text(t.last_changed_fields::jsonb)),
+        updated_at = clock_timestamp()
+    FROM t
+    WHERE t.existed AND p.property_key = t.property_key
+    RETURNING 1
+), inserted AS (
+    INSERT INTO properties (
+        property_key, source, provider, provider_property_id, transaction_type,
+        property_type, title, price, currency, price_per_m2, surface_m2, rooms, bedrooms,
+        bathrooms, address, city, postcode, department, country, latitude, longitude,
+        status, first_seen_at, last_seen_at, last_event_type, last_event_at,
+        last_event_partition, last_event_offset, snapshot, last_dedupe_key,
+        last_normalizer_version, state, sold_price, sold_at, provider_property_type,
+        provider_transaction_type, contributing_events, last_changed_fields)
+    SELECT property_key, source, provider, provider_property_id, transaction_type,
+        property_type, title, price, currency, price_per_m2, surface_m2, rooms, bedrooms,
+        bathrooms, address, city, postcode, department, country, latitude, longitude,
+        status, to_timestamp(first_seen_s), to_timestamp(last_seen_s), last_event_type,
+        to_timestamp(last_event_s), last_event_partition, last_event_offset,
+        snapshot::jsonb, last_dedupe_key, last_normalizer_version, state::jsonb,
+        sold_price, to_timestamp(sold_at_s), provider_property_type,
+        provider_transaction_type, contributing_events,
+        ARRAY(SELECT jsonb_array_elements_text(last_changed_fields::jsonb))
+    FROM t
+    WHERE NOT t.existed
+    ORDER BY property_key
+    ON CONFLICT (property_key) DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM updated), (SELECT count(*) FROM inserted)";
 
 /// The `property_events` columns of a batch, one array per column.
 #[derive(Debug, Default)]
@@ -196,7 +252,8 @@ impl EventColumns {
     }
 }
 
-/// The `properties` columns of a batch's newest snapshots, one array per column.
+/// The `properties` columns of the rows a batch writes, one array per
+/// column, in [`WRITE_PROPERTIES`] order.
 #[derive(Debug, Default)]
 pub struct PropertyColumns {
     /// Number of rows.
@@ -223,69 +280,82 @@ pub struct PropertyColumns {
     latitude: Vec<Option<f64>>,
     longitude: Vec<Option<f64>>,
     status: Vec<Option<String>>,
-    first_seen_s: Vec<f64>,
-    last_seen_s: Vec<f64>,
-    last_event_type: Vec<&'static str>,
-    last_event_s: Vec<f64>,
-    last_event_partition: Vec<i32>,
-    last_event_offset: Vec<i64>,
+    first_seen_s: Vec<Option<f64>>,
+    last_seen_s: Vec<Option<f64>>,
+    last_event_type: Vec<Option<&'static str>>,
+    last_event_s: Vec<Option<f64>>,
+    last_event_partition: Vec<Option<i32>>,
+    last_event_offset: Vec<Option<i64>>,
     snapshot: Vec<String>,
-    last_dedupe_key: Vec<String>,
-    last_normalizer_version: Vec<String>,
+    last_dedupe_key: Vec<Option<String>>,
+    last_normalizer_version: Vec<Option<String>>,
+    state: Vec<String>,
+    sold_price: Vec<Option<f64>>,
+    sold_at_s: Vec<Option<f64>>,
+    provider_property_type: Vec<Option<String>>,
+    provider_transaction_type: Vec<Option<String>>,
+    contributing_events: Vec<i32>,
+    last_changed_fields: Vec<String>,
+    existed: Vec<bool>,
 }
 
 impl PropertyColumns {
-    /// The columns of the newest snapshot per property in `events`.
-    pub fn of(events: &[EventToWrite]) -> Self {
+    /// The columns of `rows` ([`rows::property_row`]), in the order given
+    /// (the fold's: by property key).
+    pub fn of(rows: &[rows::PropertyRow]) -> Self {
         let mut c = Self::default();
-        for item in rows::newest_snapshot_per_property(events) {
-            let e = &item.event;
-            let (Some(p), Some(snapshot)) = (e.property.as_ref(), rows::snapshot_json(e)) else {
-                continue;
-            };
-            let (transaction_type, property_type) = rows::transaction_and_property_type(e);
-            let l = &p.location;
+        let seconds = |ms: Option<i64>| ms.map(rows::seconds);
+        for r in rows {
             c.len += 1;
-            c.property_key.push(e.property_key.clone());
-            c.source.push(e.source.clone());
-            c.provider.push(rows::provider_name(e.provider));
-            c.provider_property_id.push(e.provider_property_id.clone());
-            c.transaction_type.push(transaction_type);
-            c.property_type.push(property_type);
-            c.title.push(p.title.clone());
-            c.price.push(p.price);
-            c.currency.push(p.currency.clone());
-            c.price_per_m2.push(p.price_per_m2);
-            c.surface_m2.push(p.surface_m2);
-            c.rooms.push(p.rooms);
-            c.bedrooms.push(p.bedrooms);
-            c.bathrooms.push(p.bathrooms);
-            c.address.push(l.address.clone());
-            c.city.push(l.city.clone());
-            c.postcode.push(l.postcode.clone());
-            c.department.push(l.department.clone());
-            c.country.push(l.country.clone());
-            c.latitude.push(l.latitude);
-            c.longitude.push(l.longitude);
-            c.status.push(p.status.clone());
-            c.first_seen_s
-                .push(rows::seconds(p.first_seen_at.unwrap_or(e.occurred_at)));
-            c.last_seen_s
-                .push(rows::seconds(p.last_seen_at.unwrap_or(e.occurred_at)));
-            c.last_event_type.push(e.event_type.as_str());
-            c.last_event_s.push(rows::seconds(e.occurred_at));
-            c.last_event_partition.push(item.position.partition);
-            c.last_event_offset.push(item.position.offset);
-            c.last_dedupe_key.push(e.dedupe_key.clone());
+            c.property_key.push(r.property_key.clone());
+            c.source.push(r.source.clone());
+            c.provider.push(r.provider);
+            c.provider_property_id.push(r.provider_property_id.clone());
+            c.transaction_type.push(r.transaction_type.clone());
+            c.property_type.push(r.property_type.clone());
+            c.title.push(r.title.clone());
+            c.price.push(r.price);
+            c.currency.push(r.currency.clone());
+            c.price_per_m2.push(r.price_per_m2);
+            c.surface_m2.push(r.surface_m2);
+            c.rooms.push(r.rooms);
+            c.bedrooms.push(r.bedrooms);
+            c.bathrooms.push(r.bathrooms);
+            c.address.push(r.address.clone());
+            c.city.push(r.city.clone());
+            c.postcode.push(r.postcode.clone());
+            c.department.push(r.department.clone());
+            c.country.push(r.country.clone());
+            c.latitude.push(r.latitude);
+            c.longitude.push(r.longitude);
+            c.status.push(r.status.clone());
+            c.first_seen_s.push(seconds(r.first_seen_at));
+            c.last_seen_s.push(seconds(r.last_seen_at));
+            c.last_event_type.push(r.last_event_type);
+            c.last_event_s.push(seconds(r.last_event_at));
+            c.last_event_partition.push(r.last_event_partition);
+            c.last_event_offset.push(r.last_event_offset);
+            c.snapshot.push(r.snapshot.clone());
+            c.last_dedupe_key.push(r.last_dedupe_key.clone());
             c.last_normalizer_version
-                .push(e.lineage.normalizer_version.clone());
-            c.snapshot.push(snapshot);
+                .push(r.last_normalizer_version.clone());
+            c.state.push(r.state.clone());
+            c.sold_price.push(r.sold_price);
+            c.sold_at_s.push(seconds(r.sold_at));
+            c.provider_property_type
+                .push(r.provider_property_type.clone());
+            c.provider_transaction_type
+                .push(r.provider_transaction_type.clone());
+            c.contributing_events.push(r.contributing_events);
+            c.last_changed_fields
+                .push(serde_json::Value::from(r.last_changed_fields.clone()).to_string());
+            c.existed.push(r.existed);
         }
         c
     }
 
-    /// The statement parameters, in `UPSERT_PROPERTIES` order.
-    pub fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 31] {
+    /// The statement parameters, in `WRITE_PROPERTIES` order.
+    pub fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 39] {
         [
             &self.property_key,
             &self.source,
@@ -318,6 +388,69 @@ impl PropertyColumns {
             &self.snapshot,
             &self.last_dedupe_key,
             &self.last_normalizer_version,
+            &self.state,
+            &self.sold_price,
+            &self.sold_at_s,
+            &self.provider_property_type,
+            &self.provider_transaction_type,
+            &self.contributing_events,
+            &self.last_changed_fields,
+            &self.existed,
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `$n` placeholders of `sql`, in order of first appearance.
+    fn placeholders(sql: &str) -> Vec<usize> {
+        let mut seen = Vec::new();
+        for part in sql.split('$').skip(1) {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(n) = digits.parse::<usize>()
+                && !seen.contains(&n)
+            {
+                seen.push(n);
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn each_statement_takes_as_many_arrays_as_its_columns_give() {
+        let none = PropertyColumns::of(&[]);
+        assert_eq!(
+            placeholders(WRITE_PROPERTIES),
+            (1..=none.params().len()).collect::<Vec<_>>()
+        );
+        let events = EventColumns::of(&[]);
+        assert_eq!(
+            placeholders(INSERT_EVENTS),
+            (1..=events.params().len()).collect::<Vec<_>>()
+        );
+        assert_eq!(placeholders(SELECT_STATES), [1]);
+    }
+
+    #[test]
+    fn the_changed_fields_travel_as_a_json_array() {
+        let mut e = schemas::sample::price_change();
+        e.property = None;
+        e.cleared_fields = Some(vec!["price".into(), "location.city".into()]);
+        let item = rows::EventToWrite {
+            event: e,
+            position: rows::Position {
+                topic: "t".into(),
+                partition: 0,
+                offset: 0,
+            },
+        };
+        let folded = crate::fold::fold(&[item], &std::collections::HashMap::new());
+        let row = rows::property_row(&folded.changed[0]).expect("a row");
+        let c = PropertyColumns::of(&[row]);
+        assert_eq!(c.len, 1);
+        assert_eq!(c.last_changed_fields, [r#"["price","location.city"]"#]);
+        assert_eq!(c.existed, [false]);
     }
 }

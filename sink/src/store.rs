@@ -2,14 +2,21 @@
 //!
 //! A store writes one batch and the consumed offsets atomically, and tells
 //! the offsets it holds, so the consumer resumes exactly after the last
-//! batch it committed. PostgreSQL does both in one transaction.
+//! batch it committed. PostgreSQL does both in one transaction: the
+//! batch's events, then its properties' stored states (locked), merged
+//! with the batch's events by [`crate::fold`], then the rows of the
+//! properties whose state changed, then the offsets.
 
 use std::collections::{HashMap, HashSet};
 
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
-use crate::rows::EventToWrite;
-use crate::statements::{EventColumns, INSERT_EVENTS, PropertyColumns, UPSERT_PROPERTIES};
+use crate::fold;
+use crate::rows::{self, EventToWrite};
+use crate::statements::{
+    EventColumns, INSERT_EVENTS, PropertyColumns, SELECT_STATES, WRITE_PROPERTIES,
+};
+use crate::stored::{StoredColumns, StoredRow};
 
 /// Why a batch was not written.
 #[derive(Debug, thiserror::Error)]
@@ -24,18 +31,28 @@ pub enum WriteError {
     Unavailable(String),
 }
 
+/// What a written batch did to its properties.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Landed {
+    /// Properties whose state the batch changed: their rows were written.
+    pub properties_written: usize,
+    /// Properties the batch's events left as they were: not written.
+    pub properties_unchanged: usize,
+}
+
 /// A destination for unique events.
 #[allow(async_fn_in_trait)]
 pub trait Sink {
-    /// Writes `events` and records `next_offsets` (partition → next offset to
-    /// read) for `group`/`topic`, all or nothing.
+    /// Writes `events` (each event's row, and the merged state of each of
+    /// their properties that changed) and records `next_offsets` (partition
+    /// → next offset to read) for `group`/`topic`, all or nothing.
     async fn write_batch(
         &mut self,
         group: &str,
         topic: &str,
         events: &[EventToWrite],
         next_offsets: &HashMap<i32, i64>,
-    ) -> Result<(), WriteError>;
+    ) -> Result<Landed, WriteError>;
 
     /// The events of `events` the store refuses, with the reason, found
     /// without writing anything.
@@ -67,6 +84,7 @@ pub struct PostgresSink {
 /// and plans them once instead of on every batch.
 struct Prepared {
     events: Statement,
+    states: Statement,
     properties: Statement,
     offsets: Statement,
 }
@@ -75,9 +93,48 @@ impl Prepared {
     async fn on(client: &Client) -> Result<Self, tokio_postgres::Error> {
         Ok(Self {
             events: client.prepare(INSERT_EVENTS).await?,
-            properties: client.prepare(UPSERT_PROPERTIES).await?,
+            states: client.prepare(SELECT_STATES).await?,
+            properties: client.prepare(WRITE_PROPERTIES).await?,
             offsets: client.prepare(UPSERT_OFFSETS).await?,
         })
+    }
+}
+
+/// Why a batch's statements failed.
+#[derive(Debug)]
+enum BatchError {
+    /// PostgreSQL answered an error.
+    Db(tokio_postgres::Error),
+    /// Another writer created a property row this batch was to insert,
+    /// after the batch read: the batch is written again, merging into it.
+    Raced { expected: usize, written: i64 },
+    /// A state that does not encode as JSON.
+    Encode(serde_json::Error),
+}
+
+impl From<tokio_postgres::Error> for BatchError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl BatchError {
+    /// The store's refusal of the data itself (see [`is_data_error`]).
+    fn data_error(&self) -> Option<String> {
+        match self {
+            Self::Db(e) if is_data_error(e) => Some(describe(e)),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Db(e) => describe(e),
+            Self::Raced { expected, written } => format!(
+                "{written} of {expected} property rows written: another writer created                  some of them meanwhile; writing the batch again"
+            ),
+            Self::Encode(e) => format!("a property state does not encode: {e}"),
+        }
     }
 }
 
@@ -155,19 +212,16 @@ impl Sink for PostgresSink {
         topic: &str,
         events: &[EventToWrite],
         next_offsets: &HashMap<i32, i64>,
-    ) -> Result<(), WriteError> {
+    ) -> Result<Landed, WriteError> {
         let (client, prepared) = self
             .prepared()
             .await
             .map_err(|e| WriteError::Unavailable(e.to_string()))?;
         write_in_transaction(client, prepared, group, topic, events, next_offsets)
             .await
-            .map_err(|e| {
-                if is_data_error(&e) {
-                    WriteError::Rejected(describe(&e))
-                } else {
-                    WriteError::Unavailable(format!("batch not written: {}", describe(&e)))
-                }
+            .map_err(|e| match e.data_error() {
+                Some(reason) => WriteError::Rejected(reason),
+                None => WriteError::Unavailable(format!("batch not written: {}", e.describe())),
             })
     }
 
@@ -188,12 +242,14 @@ impl Sink for PostgresSink {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot set a savepoint: {}", describe(&e)))?;
             match write_events(&savepoint, prepared, one).await {
-                Ok(()) => savepoint.commit().await?,
-                Err(e) if is_data_error(&e) => {
-                    rejected.push((index, describe(&e)));
-                    savepoint.rollback().await?;
-                }
-                Err(e) => anyhow::bail!("cannot test the batch's rows: {}", describe(&e)),
+                Ok(_) => savepoint.commit().await?,
+                Err(e) => match e.data_error() {
+                    Some(reason) => {
+                        rejected.push((index, reason));
+                        savepoint.rollback().await?;
+                    }
+                    None => anyhow::bail!("cannot test the batch's rows: {}", e.describe()),
+                },
             }
         }
         // Nothing of this pass is kept: it only finds the rows.
@@ -238,37 +294,87 @@ fn is_data_error(e: &tokio_postgres::Error) -> bool {
         .is_some_and(|db| matches!(&db.code().code()[..2], "22" | "23"))
 }
 
-/// The events and newest snapshots of `events`, in `tx`.
+/// The events of `events` and their properties' merged states, in `tx`:
+/// the events' rows; the stored rows of their properties, locked in key
+/// order; the fold; the rows of the properties whose state changed.
 async fn write_events(
     tx: &tokio_postgres::Transaction<'_>,
     prepared: &Prepared,
     events: &[EventToWrite],
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<Landed, BatchError> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Landed::default());
     }
     let started = std::time::Instant::now();
     let columns = EventColumns::of(events);
     let _ = tx.execute(&prepared.events, &columns.params()).await?;
     let events_ms = started.elapsed().as_secs_f64() * 1e3;
-    let properties = PropertyColumns::of(events);
+    let keys = fold::property_keys(events);
+    let mut stored = HashMap::with_capacity(keys.len());
+    for row in tx.query(&prepared.states, &[&keys]).await? {
+        let columns = stored_columns(&row)?;
+        let _ = stored.insert(columns.property_key.clone(), StoredRow::of(&columns));
+    }
+    let folded = fold::fold(events, &stored);
+    for (property_key, why) in &folded.unreadable {
+        tracing::error!(%property_key, %why, "stored property row left as it is");
+    }
+    let rows = folded
+        .changed
+        .iter()
+        .map(rows::property_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(BatchError::Encode)?;
+    let properties = PropertyColumns::of(&rows);
     if properties.len > 0 {
-        let _ = tx
-            .execute(&prepared.properties, &properties.params())
+        let counts = tx
+            .query_one(&prepared.properties, &properties.params())
             .await?;
+        let written = counts.try_get::<_, i64>(0)? + counts.try_get::<_, i64>(1)?;
+        if usize::try_from(written).ok() != Some(properties.len) {
+            return Err(BatchError::Raced {
+                expected: properties.len,
+                written,
+            });
+        }
     }
     tracing::debug!(
         events = events.len(),
         properties = properties.len,
+        unchanged = folded.unchanged,
         events_ms,
         properties_ms = started.elapsed().as_secs_f64() * 1e3 - events_ms,
         "batch statements"
     );
-    Ok(())
+    Ok(Landed {
+        properties_written: properties.len,
+        properties_unchanged: folded.unchanged,
+    })
 }
 
-/// One batch and its offsets, in one transaction: three statements
-/// whatever the batch size (events, newest snapshots, offsets).
+/// One row of [`SELECT_STATES`].
+fn stored_columns(row: &Row) -> Result<StoredColumns, tokio_postgres::Error> {
+    Ok(StoredColumns {
+        property_key: row.try_get(0)?,
+        state: row.try_get(1)?,
+        snapshot: row.try_get(2)?,
+        source: row.try_get(3)?,
+        provider: row.try_get(4)?,
+        provider_property_id: row.try_get(5)?,
+        last_event_type: row.try_get(6)?,
+        last_event_at: row.try_get(7)?,
+        last_event_partition: row.try_get(8)?,
+        last_event_offset: row.try_get(9)?,
+        last_dedupe_key: row.try_get(10)?,
+        last_normalizer_version: row.try_get(11)?,
+        last_event_id: row.try_get(12)?,
+        last_received_at: row.try_get(13)?,
+    })
+}
+
+/// One batch and its offsets, in one transaction: four statements
+/// whatever the batch size (events, stored states, changed properties,
+/// offsets).
 async fn write_in_transaction(
     client: &mut Client,
     prepared: &Prepared,
@@ -276,12 +382,13 @@ async fn write_in_transaction(
     topic: &str,
     events: &[EventToWrite],
     next_offsets: &HashMap<i32, i64>,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<Landed, BatchError> {
     let tx = client.transaction().await?;
-    write_events(&tx, prepared, events).await?;
+    let landed = write_events(&tx, prepared, events).await?;
     let (partitions, offsets): (Vec<i32>, Vec<i64>) = next_offsets.iter().unzip();
     let _ = tx
         .execute(&prepared.offsets, &[&group, &topic, &partitions, &offsets])
         .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(landed)
 }

@@ -20,7 +20,7 @@ use rdkafka::producer::FutureProducer;
 use tokio::runtime::Handle;
 
 use crate::batch::Batch;
-use crate::store::{Sink, WriteError};
+use crate::store::{Landed, Sink, WriteError};
 
 /// The stage name on the sink's dead letters (`error.stage`).
 pub const STAGE: &str = "sink";
@@ -81,6 +81,8 @@ pub struct Commit {
     pub offsets: HashMap<i32, i64>,
     /// The rows the store refused (dedupe key, reason), left out of it.
     pub rejected: Vec<(String, String)>,
+    /// What the batch did to its properties.
+    pub landed: Landed,
 }
 
 /// Commits batches to a store.
@@ -123,7 +125,7 @@ impl<S: Sink, D: DeadLetterSink> Committer<S, D> {
                             &batch.events,
                             &batch.next_offsets,
                         )) {
-                            Ok(()) => Ok(()),
+                            Ok(landed) => Ok(landed),
                             Err(WriteError::Rejected(reason)) => Err(Verdict::Fatal(reason)),
                             Err(e @ WriteError::Unavailable(_)) => {
                                 Err(Verdict::Retry(e.to_string()))
@@ -131,8 +133,9 @@ impl<S: Sink, D: DeadLetterSink> Committer<S, D> {
                         }
                     });
             let reason = match written {
-                Ok(()) => {
+                Ok(landed) => {
                     commit.offsets.clone_from(&batch.next_offsets);
+                    commit.landed = landed;
                     return Ok(commit);
                 }
                 Err(GaveUp::Fatal(reason)) => reason,
@@ -221,6 +224,21 @@ mod tests {
         assert_eq!(commit.offsets, HashMap::from([(0, 2)]));
         assert_eq!(committer.store.offsets, HashMap::from([(0, 2)]));
         assert_eq!(committer.store.rows.len(), 2);
+    }
+
+    #[test]
+    fn a_batch_written_again_leaves_its_properties_unchanged() {
+        let mut committer = committer(FakeStore::default(), &Cancel::new());
+        let mut batch = batch_of(&[(0, 0), (0, 1)]);
+        let first = committer.commit(&mut batch).expect("committed");
+        let counts = |c: &Commit| (c.landed.properties_written, c.landed.properties_unchanged);
+        assert_eq!(counts(&first), (1, 0));
+        // The same records read again (a crash before the Kafka commit, a replay).
+        let mut again = batch_of(&[(0, 0), (0, 1)]);
+        let second = committer.commit(&mut again).expect("committed");
+        assert_eq!(counts(&second), (0, 1));
+        assert_eq!(committer.store.property_writes, 1);
+        assert_eq!(committer.store.rows.len(), 2, "each event stored once");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::batch::Batch;
 use crate::metrics::SinkMetrics;
 use crate::store::PostgresSink;
 use crate::write_behind::{Step, WriteBehind, Written};
-use crate::writer::Committer;
+use crate::writer::{Commit, Committer};
 
 /// Locks `m`, whatever a panicking holder left.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,7 +45,7 @@ impl WriterHandle {
                     let started = Instant::now();
                     let outcome = match committer.commit(&mut batch) {
                         Ok(commit) => {
-                            record(&metrics, &batch, started, commit.rejected.len());
+                            record(&metrics, &batch, started, &commit);
                             Written::Committed(commit.offsets)
                         }
                         Err(_) => {
@@ -88,15 +88,21 @@ fn gone() -> Written {
     Written::Interrupted
 }
 
-fn record(metrics: &SinkMetrics, batch: &Batch, started: Instant, rejected: usize) {
+fn record(metrics: &SinkMetrics, batch: &Batch, started: Instant, commit: &Commit) {
     metrics.commit_seconds.observe_duration(started.elapsed());
     let stage = &metrics.stage;
     stage.batch(batch.spans.len(), batch.started.unwrap_or(started));
     stage.records_out.inc_by(batch.events.len() as u64);
-    stage.dead_letters.inc_by(rejected as u64);
+    stage.dead_letters.inc_by(commit.rejected.len() as u64);
+    let landed = commit.landed;
+    metrics
+        .properties_unchanged
+        .inc_by(landed.properties_unchanged as u64);
     tracing::info!(
         events = batch.events.len(),
-        rejected,
+        rejected = commit.rejected.len(),
+        properties = landed.properties_written,
+        unchanged = landed.properties_unchanged,
         commit_ms = started.elapsed().as_millis(),
         "batch committed"
     );
