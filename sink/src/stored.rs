@@ -169,6 +169,7 @@ pub fn legacy_state(columns: &StoredColumns) -> Result<PropertyState, String> {
         },
         cleared_fields: None,
         occurred_at_claimed: None,
+        unchanged: None,
     };
     Ok(property_state::state_of(&event))
 }
@@ -227,7 +228,6 @@ mod tests {
         assert_eq!(last.event_id, "old");
         assert_eq!(last.event_type, EventType::PriceChanged);
         assert_eq!(last.normalizer_version, "0.1.0");
-        assert_eq!(last.received_at, sample.occurred_at + 5);
         assert!(state.fields.values().all(|v| v.dedupe_key == "generic:old"));
         assert_eq!(
             row.last_event,
@@ -289,7 +289,6 @@ mod tests {
         assert_eq!(last.dedupe_key, "legacy:generic:prop_1");
         assert_eq!(last.event_id, last.dedupe_key);
         assert_eq!(last.normalizer_version, UNKNOWN_VERSION);
-        assert_eq!(last.received_at, last.occurred_at);
         assert_eq!(
             row.last_event.map(|l| l.dedupe_key),
             Some("legacy:generic:prop_1".into())
