@@ -210,13 +210,15 @@ async fn a_sale_after_the_creation_keeps_what_was_known_and_replays_change_nothi
     assert_eq!(r.state_status.as_deref(), Some("sold"));
 
     // The same three events again (a `sink replay`, a redelivery past a
-    // crash), and a re-notification of the update: received later, same
-    // time and data. Each new fact is stored; the property does not move.
+    // crash), and a re-notification of the update the provider marks
+    // unchanged (an Immoteur re-crawl): received later, same data. Each new
+    // fact is stored; the property does not move.
     let unchanged_before = unchanged_total(&pipeline).await;
     let mut renotified = updated.clone();
     renotified.event_id = "evt_m_renotified".into();
     renotified.dedupe_key = "generic:evt_m_renotified".into();
     renotified.received_at += 3_600_000;
+    renotified.unchanged = Some(true);
     let mut again = batch.clone();
     again.push(record(&pipeline, id, &renotified));
     pipeline.produce(&again).await;
