@@ -11,6 +11,7 @@ pub mod exactly_once;
 pub mod fault_proxy;
 #[cfg(test)]
 mod hand_kept_lists;
+pub mod history;
 pub mod legit_probe;
 pub mod otlp;
 pub mod own_registry;
