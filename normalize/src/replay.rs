@@ -28,6 +28,7 @@ use anyhow::{Context, bail};
 use common::headers;
 use common::kafka::header_str;
 use common::produce::{OutRecord, is_size_error, send_each};
+use common::replay_range::{Selection, ranges};
 use common::stage_loop::{Cancel, GaveUp, Verdict, record_span};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::Producer;
@@ -43,8 +44,6 @@ use crate::settings::NormalizeSettings;
 pub const REPLAY_ID: &str = headers::REPLAY_ID;
 /// Giving up when the input yields nothing for this long before its end.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
-/// Bound on every metadata request.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a replay re-drives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,14 +85,6 @@ pub struct ReplaySummary {
     pub skipped: u64,
 }
 
-/// One partition's range: `[start, end)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Range {
-    partition: i32,
-    start: i64,
-    end: i64,
-}
-
 /// Re-drives `source` once.
 pub async fn replay(
     settings: &NormalizeSettings,
@@ -112,7 +103,7 @@ pub async fn replay(
                 .reader()
                 .create()
                 .context("cannot create a metadata client")?;
-            ranges(&client, &topic, &source)
+            ranges(&client, &topic, &source.selection())
         })
         .await??
     };
@@ -257,117 +248,23 @@ async fn send_replayed(
         .await
 }
 
-/// The ranges to read, per partition, empty ones left out.
-fn ranges(client: &BaseConsumer, topic: &str, source: &ReplaySource) -> anyhow::Result<Vec<Range>> {
-    let metadata = client
-        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-        .with_context(|| format!("cannot read the metadata of {topic}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let watermarks = |partition: i32| {
-        client
-            .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-            .with_context(|| format!("cannot read the offsets of {topic}/{partition}"))
-    };
-    let mut ranges = Vec::new();
-    match *source {
-        ReplaySource::DeadLetters => {
-            for partition in partitions {
-                let (low, high) = watermarks(partition)?;
-                ranges.push(Range {
-                    partition,
-                    start: low,
-                    end: high,
-                });
-            }
-        }
-        ReplaySource::RawOffsets {
-            partition,
-            from,
-            to,
-        } => {
-            if !partitions.contains(&partition) {
-                bail!("{topic} has no partition {partition} (it has {partitions:?})");
-            }
-            let (low, high) = watermarks(partition)?;
-            let range = offset_range(from, to, low, high)
-                .with_context(|| format!("{topic}/{partition} holds offsets {low}..{high}"))?;
-            ranges.push(Range {
+impl ReplaySource {
+    /// The part of its topic a replay of this source reads.
+    fn selection(&self) -> Selection {
+        match *self {
+            Self::DeadLetters => Selection::Everything,
+            Self::RawOffsets {
                 partition,
-                start: range.0,
-                end: range.1,
-            });
-        }
-        ReplaySource::RawTimes { since_ms, until_ms } => {
-            let starts = offsets_at(client, topic, &partitions, since_ms)?;
-            let ends = match until_ms {
-                Some(until) => Some(offsets_at(client, topic, &partitions, until)?),
-                None => None,
-            };
-            for partition in partitions {
-                let (_, high) = watermarks(partition)?;
-                let start = starts.get(&partition).copied().flatten().unwrap_or(high);
-                let end = ends
-                    .as_ref()
-                    .and_then(|e| e.get(&partition).copied().flatten())
-                    .unwrap_or(high);
-                ranges.push(Range {
-                    partition,
-                    start,
-                    end,
-                });
-            }
+                from,
+                to,
+            } => Selection::Offsets {
+                partition,
+                from,
+                to,
+            },
+            Self::RawTimes { since_ms, until_ms } => Selection::Times { since_ms, until_ms },
         }
     }
-    ranges.retain(|r| r.start < r.end);
-    Ok(ranges)
-}
-
-/// Checks an offset range against the partition's `[low, high)`, and closes
-/// an open one at `high`.
-fn offset_range(from: i64, to: Option<i64>, low: i64, high: i64) -> anyhow::Result<(i64, i64)> {
-    if from < 0 {
-        bail!("offset {from} is negative");
-    }
-    if from < low {
-        bail!("offset {from} is no longer retained (the first retained offset is {low})");
-    }
-    if from >= high {
-        bail!("offset {from} has not been written yet (the next offset is {high})");
-    }
-    let to = to.unwrap_or(high);
-    if to <= from {
-        bail!("the range {from}..{to} is empty (the end is exclusive)");
-    }
-    Ok((from, to.min(high)))
-}
-
-/// The first offset at or after `time_ms` in each partition (`None` when
-/// the partition has nothing that recent).
-fn offsets_at(
-    client: &BaseConsumer,
-    topic: &str,
-    partitions: &[i32],
-    time_ms: i64,
-) -> anyhow::Result<HashMap<i32, Option<i64>>> {
-    let mut query = TopicPartitionList::new();
-    for &partition in partitions {
-        query.add_partition_offset(topic, partition, Offset::Offset(time_ms))?;
-    }
-    let found = client
-        .offsets_for_times(query, METADATA_TIMEOUT)
-        .with_context(|| format!("cannot look up offsets by time in {topic}"))?;
-    Ok(found
-        .elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(offset) => (e.partition(), Some(offset)),
-            _ => (e.partition(), None),
-        })
-        .collect())
 }
 
 /// The raw record's position, from the DLQ's origin headers.
@@ -386,14 +283,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offset_ranges_are_checked_against_what_the_partition_holds() {
-        assert_eq!(offset_range(3, Some(5), 0, 10).expect("valid"), (3, 5));
-        assert_eq!(offset_range(3, None, 0, 10).expect("open"), (3, 10));
-        assert_eq!(offset_range(3, Some(50), 0, 10).expect("clamped"), (3, 10));
-        let message = |r: anyhow::Result<(i64, i64)>| r.expect_err("invalid").to_string();
-        assert!(message(offset_range(5, Some(5), 0, 10)).contains("empty"));
-        assert!(message(offset_range(-1, None, 0, 10)).contains("negative"));
-        assert!(message(offset_range(1, None, 2, 10)).contains("no longer retained"));
-        assert!(message(offset_range(10, None, 0, 10)).contains("not been written"));
+    fn each_source_reads_the_selection_it_names() {
+        assert_eq!(ReplaySource::DeadLetters.selection(), Selection::Everything);
+        let offsets = ReplaySource::RawOffsets {
+            partition: 2,
+            from: 5,
+            to: None,
+        };
+        assert_eq!(
+            offsets.selection(),
+            Selection::Offsets {
+                partition: 2,
+                from: 5,
+                to: None
+            }
+        );
+        let times = ReplaySource::RawTimes {
+            since_ms: 1,
+            until_ms: Some(9),
+        };
+        assert_eq!(
+            times.selection(),
+            Selection::Times {
+                since_ms: 1,
+                until_ms: Some(9)
+            }
+        );
     }
 }
