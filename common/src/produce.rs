@@ -176,6 +176,17 @@ pub async fn send_in_order(
     send_records(producer, records, true).await
 }
 
+/// The producer's fatal error, if it has one (an idempotent producer that
+/// cannot guarantee order any more, after which it sends nothing): the
+/// process must exit.
+pub fn fatal_error(producer: &FutureProducer) -> Option<String> {
+    use rdkafka::producer::Producer as _;
+    producer
+        .client()
+        .fatal_error()
+        .map(|(code, reason)| format!("{code:?}: {reason}"))
+}
+
 async fn send_records(
     producer: &FutureProducer,
     records: &[OutRecord],

@@ -1,15 +1,15 @@
 //! Expiry: keys past the TTL are forgotten and tombstoned in the same
 //! changelog partition, so the compacted `dedupe.seen` topic stays bounded.
 //! Tombstones are repeatable writes: they are retried within one batch
-//! budget ([`crate::fence::Fence::may_retry`]) and, when given up, are
+//! budget ([`common::stage_loop::Fence::may_retry`]) and, when given up, are
 //! written again by whoever restores those keys next.
 
 use std::time::Instant;
 
 use rdkafka::consumer::Consumer;
 
-use crate::fence::{Abandon, Fence};
 use crate::runner::{Deduper, now_ms};
+use common::stage_loop::{Abandon, Fence};
 
 impl Deduper {
     /// The fence of a repeatable write that starts now (tombstones, a

@@ -2,7 +2,7 @@
 //! [`crate::plan`]. The steps, and what enforces each:
 //! 1. decide every record ([`plan_batch`]: first sightings, duplicates,
 //!    corrections, inputs already forwarded, partitions not owned);
-//! 2. check ownership ([`crate::fence::Fence`]) and produce the outputs
+//! 2. check ownership ([`common::stage_loop::check_ownership`]) and produce the outputs
 //!    once, in input order ([`crate::writer::Writer::send_once`]);
 //! 3. if any output failed, settle ([`settle`]): the batch's partitions are
 //!    reset (state dropped, paused, restored from the changelog and the
@@ -18,15 +18,14 @@
 use std::time::Instant;
 
 use common::headers;
-use common::kafka::header_str;
+use common::kafka::{header_str, offsets_list, partition_list};
 use common::produce::OutRecord;
-use common::stage_loop::record_span;
+use common::stage_loop::{Abandon, Fence, check_ownership, first_offsets, record_span};
+use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::batch::{BatchDecision, BatchRecord};
-use crate::fence::{Abandon, BeforeWrite, Fence};
 use crate::plan::{BatchPlan, Destination, PlannedInput, Settled, plan_batch, settle};
 use crate::runner::{Deduper, now_ms};
 
@@ -65,7 +64,7 @@ impl Deduper {
         let plan = plan_batch(
             &self.partitions.states(),
             &inputs,
-            &self.partitions.latest_done(),
+            &self.latest_done(),
             now_ms(),
             self.ttl_ms,
         );
@@ -144,7 +143,7 @@ impl Deduper {
             return self.abandon(plan, inputs, reason.describe());
         }
         let results = self.writer.send_once(outputs);
-        let offsets = match settle(plan, inputs, &results, &mut self.partitions.latest_done()) {
+        let offsets = match settle(plan, inputs, &results, &mut self.latest_done()) {
             Settled::Acknowledged(offsets) => offsets,
             Settled::Partial { failed, .. } => {
                 if let Some(fatal) = self.writer.fatal_error() {
@@ -217,42 +216,20 @@ impl Deduper {
             .collect()
     }
 
-    /// Whether the batch must be abandoned before its next write.
+    /// Whether the batch must be abandoned before its next write
+    /// ([`check_ownership`], with the batch's first offsets of the
+    /// partitions still owned here).
     fn fence(
         &self,
         fence: &mut Fence,
         inputs: &[PlannedInput<'_>],
     ) -> anyhow::Result<Option<Abandon>> {
-        match fence.before_write(Instant::now(), self.consumer.assignment_lost()) {
-            BeforeWrite::Proceed => Ok(None),
-            BeforeWrite::Abandon(reason) => Ok(Some(reason)),
-            BeforeWrite::Recheck => {
-                // Committing offsets we already own: the coordinator refuses
-                // a member it replaced.
-                // Only partitions still owned here: a commit for another
-                // member's partition would move its offset back.
-                let owned: Vec<i32> = self.partitions.states().keys().copied().collect();
-                let mut first: Vec<(i32, i64)> = Vec::new();
-                for input in inputs {
-                    let r = input.record;
-                    if owned.contains(&r.partition) && !first.iter().any(|(p, _)| *p == r.partition)
-                    {
-                        first.push((r.partition, r.offset));
-                    }
-                }
-                let tpl = offsets_list(&self.input_topic, &first)?;
-                match self.consumer.commit(&tpl, CommitMode::Sync) {
-                    Ok(()) => {
-                        fence.confirmed(Instant::now());
-                        Ok(None)
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the group coordinator refused this member");
-                        Ok(Some(Abandon::Lost))
-                    }
-                }
-            }
-        }
+        let owned = self.partitions.ready();
+        let positions = first_offsets(
+            inputs.iter().map(|i| (i.record.partition, i.record.offset)),
+            &owned,
+        );
+        check_ownership(fence, &self.consumer, &self.input_topic, &positions)
     }
 
     /// Gives the batch up: its partitions are reset (restored, then read
@@ -269,7 +246,10 @@ impl Deduper {
             reason,
             "batch abandoned; its partitions are restored and read again"
         );
-        if let Err(e) = self.consumer.pause(&self.partition_list(&partitions)?) {
+        if let Err(e) = self
+            .consumer
+            .pause(&partition_list(&self.input_topic, &partitions))
+        {
             tracing::warn!(error = %e, "cannot pause the abandoned partitions");
         }
         self.partitions.reset(partitions);
@@ -282,8 +262,7 @@ impl Deduper {
         if next.is_empty() || self.writer.transactional() {
             return Ok(());
         }
-        self.partitions
-            .latest_done()
+        self.latest_done()
             .retain(|(p, o)| next.iter().all(|(np, no)| np != p || o >= no));
         let tpl = offsets_list(&self.input_topic, &next)?;
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
@@ -345,16 +324,4 @@ fn dedupe_key(message: &BorrowedMessage<'_>) -> String {
             format!("offset:{}:{}", message.partition(), message.offset())
         }
     }
-}
-
-/// `(partition, offset)` pairs of `topic` as a list.
-pub(crate) fn offsets_list(
-    topic: &str,
-    offsets: &[(i32, i64)],
-) -> anyhow::Result<TopicPartitionList> {
-    let mut tpl = TopicPartitionList::new();
-    for &(partition, offset) in offsets {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    }
-    Ok(tpl)
 }

@@ -26,34 +26,33 @@
 //! therefore finds the key and the input offset in the output's tail, and
 //! after 3 but before 4 in the changelog: the redelivered record is dropped
 //! ([`crate::batch`], `AlreadyForwarded`). Before each write the batch checks
-//! that it still owns P ([`crate::fence`]): past its wall-time budget, or
-//! when the group has moved P, it is abandoned, so an instance that stalled
-//! does not write once another owns P. Partition counts are re-read while
-//! running ([`crate::partition_watch`]). With broker transactions (detected
+//! that it still owns P ([`common::stage_loop::Fence`]): past its wall-time
+//! budget, or when the group has moved P, it is abandoned, so an instance
+//! that stalled does not write once another owns P. Partition counts are
+//! re-read while running ([`common::stage_loop::partition_watch`]). With broker transactions (detected
 //! at start by [`crate::transactions`]) steps 2 to 4 are one transaction; a
 //! failed one ends the process, which resumes from the last committed one.
 //!
 //! Keys are remembered for the TTL (default 7 days); a periodic sweep
 //! forgets older keys and writes their tombstones.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use common::instruments::Counter;
 use common::kafka::{BatchSettings, KafkaSettings};
-use common::stage_loop::{BatchWindow, Cancel};
+use common::stage_loop::{Cancel, Partitions, PausingContext, partition_watch, poll_batch};
 use common::stage_metrics::StageMetrics;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::BorrowedMessage;
-use tokio::runtime::Handle;
 
 use crate::forward::Outcome;
-use crate::partition_watch;
-use crate::rebalance::{DedupeContext, Partitions};
+use crate::plan::LatestDone;
 use crate::settings::DedupeSettings;
+use crate::state::PartitionState;
 use crate::transactions::{Mode, open_producer};
-use crate::writer::{Writer, millis_setting, output_first_producer};
+use crate::writer::Writer;
+use tokio::runtime::Handle;
 
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> i64 {
@@ -97,8 +96,10 @@ impl Default for DedupeMetrics {
 
 /// The wired stage.
 pub struct Deduper {
-    pub(crate) consumer: BaseConsumer<DedupeContext>,
-    pub(crate) partitions: Arc<Partitions>,
+    pub(crate) consumer: BaseConsumer<PausingContext<PartitionState>>,
+    pub(crate) partitions: Arc<Partitions<PartitionState>>,
+    /// Inputs whose snapshot an abandoned attempt already wrote.
+    latest_done: Mutex<LatestDone>,
     pub(crate) writer: Writer,
     pub(crate) kafka: KafkaSettings,
     pub(crate) cancel: Cancel,
@@ -136,22 +137,14 @@ impl Deduper {
             names[1],
             names[2]
         );
-        let mut consumer_config = settings.kafka.consumer(&settings.group);
-        let _ = consumer_config
-            .set("partition.assignment.strategy", "range")
-            .set("max.poll.interval.ms", "60000");
-        settings.fencing.check(
-            millis_setting(&consumer_config, "session.timeout.ms")?,
-            millis_setting(&consumer_config, "max.poll.interval.ms")?,
-        )?;
-        let producer = output_first_producer(
-            settings.kafka.producer(),
-            settings.fencing.produce_timeout_ms,
-        );
+        let consumer_config = settings
+            .fencing
+            .consumer(settings.kafka.consumer(&settings.group))?;
+        let producer = settings.fencing.producer(settings.kafka.producer());
         let (producer, mode) = open_producer(settings, producer, &cancel)?;
         let partitions = Arc::new(Partitions::default());
-        let consumer: BaseConsumer<DedupeContext> = consumer_config
-            .create_with_context(DedupeContext {
+        let consumer: BaseConsumer<PausingContext<PartitionState>> = consumer_config
+            .create_with_context(PausingContext {
                 partitions: Arc::clone(&partitions),
                 input_topic: topics.normalized(),
             })
@@ -172,6 +165,7 @@ impl Deduper {
         Ok(Self {
             consumer,
             partitions,
+            latest_done: Mutex::new(LatestDone::new()),
             writer: Writer::new(producer, mode, runtime, cancel.clone(), topics.seen()),
             kafka: settings.kafka.clone(),
             cancel,
@@ -183,7 +177,12 @@ impl Deduper {
             recheck_after: Duration::from_millis(settings.fencing.recheck_after_ms),
             expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
             batch: settings.batch,
-            watch: partition_watch::spawn(&settings.kafka, watched, counts[..3].to_vec())?,
+            watch: partition_watch::spawn(
+                &settings.kafka,
+                "dedupe",
+                watched,
+                counts[..3].to_vec(),
+            )?,
             metrics,
         })
     }
@@ -216,12 +215,12 @@ impl Deduper {
                     Err(e) => return Err(e.context("expiry sweep failed")),
                 }
             }
-            let (batch, started, polled_at) = self.next_batch();
-            if batch.is_empty() {
+            let polled = poll_batch(&self.consumer, &self.batch);
+            if polled.records.is_empty() {
                 self.metrics.stage.liveness.idle();
                 continue;
             }
-            match self.handle(&batch, started, polled_at) {
+            match self.handle(&polled.records, polled.started, polled.polled_at) {
                 Ok(Outcome::Done | Outcome::Abandoned) => {}
                 Err(_) if self.cancel.is_cancelled() => break,
                 Err(e) => return Err(e.context("forwarding failed")),
@@ -240,29 +239,13 @@ impl Deduper {
         tracing::error!("{problem}");
         self.metrics.stage.liveness.set_problem(problem);
         self.consumer.unsubscribe();
-        self.partitions.states().clear();
-        self.partitions.pending().clear();
+        self.partitions.release_all();
     }
 
-    /// Polls one batch ([`BatchWindow`]): the records, when the first was
-    /// read, and when the last poll returned. Empty when nothing came.
-    fn next_batch(&self) -> (Vec<BorrowedMessage<'_>>, Instant, Instant) {
-        let mut window = BatchWindow::new(&self.batch);
-        let mut batch = Vec::new();
-        let mut polled_at = Instant::now();
-        while let Some(wait) = window.next_wait(Instant::now()) {
-            let polled = self.consumer.poll(wait);
-            polled_at = Instant::now();
-            match polled {
-                Some(Ok(message)) => {
-                    batch.push(message);
-                    window.push(polled_at);
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                None => break,
-            }
-        }
-        let started = window.started(polled_at);
-        (batch, started, polled_at)
+    /// Inputs whose snapshot an abandoned attempt already wrote.
+    pub(crate) fn latest_done(&self) -> MutexGuard<'_, LatestDone> {
+        self.latest_done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
