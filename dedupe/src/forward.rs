@@ -26,7 +26,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
 
 use crate::batch::{BatchDecision, BatchRecord};
-use crate::plan::{BatchPlan, Destination, PlannedInput, Settled, plan_batch, settle};
+use crate::plan::{BatchPlan, Settled, plan_batch, settle};
 use crate::runner::{Deduper, now_ms};
 
 /// How a batch ended.
@@ -48,26 +48,17 @@ impl Deduper {
         polled_at: Instant,
     ) -> anyhow::Result<Outcome> {
         let keys: Vec<String> = batch.iter().map(dedupe_key).collect();
-        let inputs: Vec<PlannedInput<'_>> = batch
+        let inputs: Vec<BatchRecord<'_>> = batch
             .iter()
             .zip(&keys)
-            .map(|(m, key)| PlannedInput {
-                record: BatchRecord {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key,
-                    replayed: header_str(m, headers::REPLAY_ID).is_some(),
-                },
-                has_snapshot: header_str(m, headers::HAS_SNAPSHOT) == Some("true"),
+            .map(|(m, key)| BatchRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key,
+                replayed: header_str(m, headers::REPLAY_ID).is_some(),
             })
             .collect();
-        let plan = plan_batch(
-            &self.partitions.states(),
-            &inputs,
-            &self.latest_done(),
-            now_ms(),
-            self.ttl_ms,
-        );
+        let plan = plan_batch(&self.partitions.states(), &inputs, now_ms(), self.ttl_ms);
         let mut spans = Vec::with_capacity(batch.len());
         let mut outputs = Vec::with_capacity(plan.outputs.len());
         let mut traceparents = vec![String::new(); batch.len()];
@@ -82,7 +73,7 @@ impl Deduper {
         }
         for output in &plan.outputs {
             let message = &batch[output.input];
-            outputs.push(self.output_of(message, output.destination, &traceparents[output.input]));
+            outputs.push(self.output_of(message, &traceparents[output.input]));
         }
         let mut fence = Fence::new(started, polled_at, self.budget, self.recheck_after);
         let outcome = if outputs.is_empty() {
@@ -135,7 +126,7 @@ impl Deduper {
     fn write_output_first(
         &self,
         plan: &BatchPlan,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         outputs: &[OutRecord],
         fence: &mut Fence,
     ) -> anyhow::Result<Outcome> {
@@ -143,7 +134,7 @@ impl Deduper {
             return self.abandon(plan, inputs, reason.describe());
         }
         let results = self.writer.send_once(outputs);
-        let offsets = match settle(plan, inputs, &results, &mut self.latest_done()) {
+        let offsets = match settle(plan, inputs, &results) {
             Settled::Acknowledged(offsets) => offsets,
             Settled::Partial { failed, .. } => {
                 if let Some(fatal) = self.writer.fatal_error() {
@@ -177,7 +168,7 @@ impl Deduper {
     fn write_in_transaction(
         &self,
         plan: &BatchPlan,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         outputs: &[OutRecord],
     ) -> anyhow::Result<Outcome> {
         let next = offsets_list(&self.input_topic, &plan.commit(inputs))?;
@@ -204,7 +195,7 @@ impl Deduper {
     fn changelog_records(
         &self,
         plan: &BatchPlan,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         offsets: &[i64],
     ) -> Vec<OutRecord> {
         plan.changelog(inputs, offsets)
@@ -222,13 +213,10 @@ impl Deduper {
     fn fence(
         &self,
         fence: &mut Fence,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
     ) -> anyhow::Result<Option<Abandon>> {
         let owned = self.partitions.ready();
-        let positions = first_offsets(
-            inputs.iter().map(|i| (i.record.partition, i.record.offset)),
-            &owned,
-        );
+        let positions = first_offsets(inputs.iter().map(|i| (i.partition, i.offset)), &owned);
         check_ownership(fence, &self.consumer, &self.input_topic, &positions)
     }
 
@@ -237,7 +225,7 @@ impl Deduper {
     fn abandon(
         &self,
         plan: &BatchPlan,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         reason: &str,
     ) -> anyhow::Result<Outcome> {
         let partitions: Vec<i32> = plan.commit(inputs).into_iter().map(|(p, _)| p).collect();
@@ -257,13 +245,11 @@ impl Deduper {
     }
 
     /// Commits past the batch's decided records (output-first mode).
-    fn commit(&self, plan: &BatchPlan, inputs: &[PlannedInput<'_>]) -> anyhow::Result<()> {
+    fn commit(&self, plan: &BatchPlan, inputs: &[BatchRecord<'_>]) -> anyhow::Result<()> {
         let next = plan.commit(inputs);
         if next.is_empty() || self.writer.transactional() {
             return Ok(());
         }
-        self.latest_done()
-            .retain(|(p, o)| next.iter().all(|(np, no)| np != p || o >= no));
         let tpl = offsets_list(&self.input_topic, &next)?;
         if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             tracing::warn!(error = %e, "offset commit failed; the records will be read again and dropped");
@@ -271,42 +257,31 @@ impl Deduper {
         Ok(())
     }
 
-    /// The record a forwarded input produces on `destination`: the input's
-    /// key and value, with only the headers its readers use (the event its
-    /// `dedupe-key`, `event-type`, `replay-id` and `source-offset`, read by
-    /// the restore; the snapshot its `dedupe-key`; both a new `traceparent`).
+    /// The record a forwarded input produces on the input's partition of
+    /// `properties.events`: the input's key and value, with only the
+    /// headers its readers use (`dedupe-key`, `event-type`, `replay-id`,
+    /// and `source-offset`, read by the restore) and a new `traceparent`.
     ///
-    /// Size: these outputs cannot exceed the producer's `message_max_bytes`
-    /// when dedupe and normalize share it (the default): each is the
-    /// input's key and value with at most 72 bytes more of headers, and
-    /// normalize keeps `common::produce::FORWARDING_ALLOWANCE` (128 bytes)
-    /// free for them. A record the broker refuses anyway fails its produce
-    /// and the batch is retried after a restore; keep the limits equal.
-    fn output_of(
-        &self,
-        message: &BorrowedMessage<'_>,
-        destination: Destination,
-        traceparent: &str,
-    ) -> OutRecord {
-        let record = |topic: &str, partition| OutRecord {
-            topic: topic.to_string(),
-            partition,
+    /// Size: it cannot exceed the producer's `message_max_bytes` when
+    /// dedupe and normalize share it (the default): it is the input's key
+    /// and value with at most 72 bytes more of headers, and normalize keeps
+    /// `common::produce::FORWARDING_ALLOWANCE` (128 bytes) free for them. A
+    /// record the broker refuses anyway fails its produce and the batch is
+    /// retried after a restore; keep the limits equal.
+    fn output_of(&self, message: &BorrowedMessage<'_>, traceparent: &str) -> OutRecord {
+        OutRecord {
+            topic: self.events_topic.clone(),
+            partition: Some(message.partition()),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
             headers: Vec::new(),
-        };
-        match destination {
-            Destination::Latest => record(&self.latest_topic, None)
-                .header(headers::TRACEPARENT, traceparent)
-                .with_headers_named(message, &[headers::DEDUPE_KEY]),
-            Destination::Events => record(&self.events_topic, Some(message.partition()))
-                .header(headers::TRACEPARENT, traceparent)
-                .with_headers_named(
-                    message,
-                    &[headers::DEDUPE_KEY, headers::EVENT_TYPE, headers::REPLAY_ID],
-                )
-                .header(headers::SOURCE_OFFSET, message.offset().to_string()),
         }
+        .header(headers::TRACEPARENT, traceparent)
+        .with_headers_named(
+            message,
+            &[headers::DEDUPE_KEY, headers::EVENT_TYPE, headers::REPLAY_ID],
+        )
+        .header(headers::SOURCE_OFFSET, message.offset().to_string())
     }
 }
 

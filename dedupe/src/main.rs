@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 /// Forwards each normalized event once: reads `properties.normalized`, drops
 /// events whose dedupe key was seen within the TTL, writes first sightings to
-/// `properties.events` (and snapshots to `properties.latest`), and keeps the
-/// seen keys in the compacted `dedupe.seen` changelog it restores from.
+/// `properties.events`, and keeps the seen keys in the compacted
+/// `dedupe.seen` changelog it restores from. It forwards the events' bytes
+/// without decoding them; the properties' state on `properties.latest` is
+/// the state writer's (`state-writer --help`).
 ///
 /// Settings come from the TOML file given with --config, then from
 /// environment variables `DEDUPE__<SECTION>__<KEY>` (e.g.

@@ -1,4 +1,10 @@
-//! The dedupe loop: `properties.normalized` → `properties.events` (+ `properties.latest`).
+//! The dedupe loop: `properties.normalized` → `properties.events`.
+//!
+//! Dedupe forwards each event's bytes untouched, deciding from its
+//! `dedupe-key` header alone: it never decodes Avro and never asks the
+//! schema registry. The property's state (`properties.latest`) is the state
+//! writer's, downstream of `properties.events`: it decodes, merges and
+//! scales on its own, and a registry outage stops only it.
 //!
 //! Exactly-once argument without broker transactions (the output-first
 //! recovery of DESIGN.md, "Dedupe"), for a single writer per partition.
@@ -36,7 +42,7 @@
 //! Keys are remembered for the TTL (default 7 days); a periodic sweep
 //! forgets older keys and writes their tombstones.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -47,7 +53,6 @@ use common::stage_metrics::StageMetrics;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
 use crate::forward::Outcome;
-use crate::plan::LatestDone;
 use crate::settings::DedupeSettings;
 use crate::state::PartitionState;
 use crate::transactions::{Mode, open_producer};
@@ -98,15 +103,12 @@ impl Default for DedupeMetrics {
 pub struct Deduper {
     pub(crate) consumer: BaseConsumer<PausingContext<PartitionState>>,
     pub(crate) partitions: Arc<Partitions<PartitionState>>,
-    /// Inputs whose snapshot an abandoned attempt already wrote.
-    latest_done: Mutex<LatestDone>,
     pub(crate) writer: Writer,
     pub(crate) kafka: KafkaSettings,
     pub(crate) cancel: Cancel,
     pub(crate) ttl_ms: i64,
     pub(crate) input_topic: String,
     pub(crate) events_topic: String,
-    pub(crate) latest_topic: String,
     pub(crate) budget: Duration,
     pub(crate) recheck_after: Duration,
     expiry_interval: Duration,
@@ -126,9 +128,7 @@ impl Deduper {
     ) -> anyhow::Result<Self> {
         let topics = &settings.topics;
         let watched = vec![topics.normalized(), topics.events(), topics.seen()];
-        let mut names: Vec<&str> = watched.iter().map(String::as_str).collect();
-        let latest = topics.latest();
-        names.push(&latest);
+        let names: Vec<&str> = watched.iter().map(String::as_str).collect();
         let counts = common::kafka::check_topics(&settings.kafka, &names, Duration::from_secs(10))?;
         anyhow::ensure!(
             counts[0] == counts[1] && counts[0] == counts[2],
@@ -165,24 +165,17 @@ impl Deduper {
         Ok(Self {
             consumer,
             partitions,
-            latest_done: Mutex::new(LatestDone::new()),
             writer: Writer::new(producer, mode, runtime, cancel.clone(), topics.seen()),
             kafka: settings.kafka.clone(),
             cancel,
             ttl_ms: i64::try_from(settings.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
             input_topic: topics.normalized(),
             events_topic: topics.events(),
-            latest_topic: latest,
             budget: Duration::from_millis(settings.fencing.batch_budget_ms),
             recheck_after: Duration::from_millis(settings.fencing.recheck_after_ms),
             expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
             batch: settings.batch,
-            watch: partition_watch::spawn(
-                &settings.kafka,
-                "dedupe",
-                watched,
-                counts[..3].to_vec(),
-            )?,
+            watch: partition_watch::spawn(&settings.kafka, "dedupe", watched, counts.clone())?,
             metrics,
         })
     }
@@ -240,12 +233,5 @@ impl Deduper {
         self.metrics.stage.liveness.set_problem(problem);
         self.consumer.unsubscribe();
         self.partitions.release_all();
-    }
-
-    /// Inputs whose snapshot an abandoned attempt already wrote.
-    pub(crate) fn latest_done(&self) -> MutexGuard<'_, LatestDone> {
-        self.latest_done
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }

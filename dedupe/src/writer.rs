@@ -1,7 +1,7 @@
 //! Dedupe's writes to Kafka: the producer, the delivery mode, and the two
 //! ways records are sent.
 //!
-//! - Outputs (`properties.events`, `properties.latest`) are sent once per
+//! - Outputs (`properties.events`) are sent once per
 //!   attempt ([`Writer::send_once`]) with one result per record: resending
 //!   a batch whose produce failed in part would write its acknowledged
 //!   records twice, so the loop settles it ([`crate::plan::settle`]) and
