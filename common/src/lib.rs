@@ -14,6 +14,7 @@ pub mod dead_letter;
 pub mod instruments;
 pub mod isolated_pipeline;
 pub mod kafka;
+pub mod lcg;
 pub mod produce;
 #[cfg(feature = "registry")]
 pub mod registry;

@@ -18,11 +18,11 @@
 use std::time::Instant;
 
 use common::headers;
-use common::kafka::{header_str, offsets_list, partition_list};
+use common::kafka::{header_str, offsets_list};
 use common::produce::OutRecord;
-use common::stage_loop::{Abandon, Fence, check_ownership, first_offsets, record_span};
+use common::stage_loop::{Abandon, Fence, record_span};
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 
 use crate::batch::{BatchDecision, BatchRecord};
@@ -58,7 +58,7 @@ impl Deduper {
                 replayed: header_str(m, headers::REPLAY_ID).is_some(),
             })
             .collect();
-        let plan = plan_batch(&self.partitions.states(), &inputs, now_ms(), self.ttl_ms);
+        let plan = plan_batch(&self.co.partitions.states(), &inputs, now_ms(), self.ttl_ms);
         let mut spans = Vec::with_capacity(batch.len());
         let mut outputs = Vec::with_capacity(plan.outputs.len());
         let mut traceparents = vec![String::new(); batch.len()];
@@ -75,7 +75,7 @@ impl Deduper {
             let message = &batch[output.input];
             outputs.push(self.output_of(message, &traceparents[output.input]));
         }
-        let mut fence = Fence::new(started, polled_at, self.budget, self.recheck_after);
+        let mut fence = self.co.fence(started, polled_at);
         let outcome = if outputs.is_empty() {
             self.commit(&plan, &inputs)?;
             Outcome::Done
@@ -149,7 +149,7 @@ impl Deduper {
         if let Some(reason) = self.fence(fence, inputs)? {
             return self.abandon(plan, inputs, reason.describe());
         }
-        let may_retry = || fence.may_retry(Instant::now(), self.consumer.assignment_lost());
+        let may_retry = || fence.may_retry(Instant::now(), self.co.consumer.assignment_lost());
         if let Err(e) = self
             .writer
             .send_repeatable("changelog write", &changelog, &may_retry)
@@ -160,7 +160,7 @@ impl Deduper {
             tracing::warn!(error = %e, "changelog write failed");
             return self.abandon(plan, inputs, "the changelog write failed");
         }
-        plan.remember(&mut self.partitions.states(), inputs, &offsets);
+        plan.remember(&mut self.co.partitions.states(), inputs, &offsets);
         self.commit(plan, inputs)?;
         Ok(Outcome::Done)
     }
@@ -171,8 +171,9 @@ impl Deduper {
         inputs: &[BatchRecord<'_>],
         outputs: &[OutRecord],
     ) -> anyhow::Result<Outcome> {
-        let next = offsets_list(&self.input_topic, &plan.commit(inputs))?;
+        let next = offsets_list(&self.co.input_topic, &plan.commit(inputs))?;
         let group = self
+            .co
             .consumer
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("no consumer group metadata for the transaction"))?;
@@ -187,7 +188,7 @@ impl Deduper {
                 .send_repeatable("changelog write", &changelog, &|| Ok(()))?;
             Ok(offsets)
         })?;
-        plan.remember(&mut self.partitions.states(), inputs, &offsets);
+        plan.remember(&mut self.co.partitions.states(), inputs, &offsets);
         Ok(Outcome::Done)
     }
 
@@ -207,17 +208,14 @@ impl Deduper {
             .collect()
     }
 
-    /// Whether the batch must be abandoned before its next write
-    /// ([`check_ownership`], with the batch's first offsets of the
-    /// partitions still owned here).
+    /// Whether the batch must be abandoned before its next write.
     fn fence(
         &self,
         fence: &mut Fence,
         inputs: &[BatchRecord<'_>],
     ) -> anyhow::Result<Option<Abandon>> {
-        let owned = self.partitions.ready();
-        let positions = first_offsets(inputs.iter().map(|i| (i.partition, i.offset)), &owned);
-        check_ownership(fence, &self.consumer, &self.input_topic, &positions)
+        self.co
+            .before_write(fence, inputs.iter().map(|i| (i.partition, i.offset)))
     }
 
     /// Gives the batch up: its partitions are reset (restored, then read
@@ -234,27 +232,16 @@ impl Deduper {
             reason,
             "batch abandoned; its partitions are restored and read again"
         );
-        if let Err(e) = self
-            .consumer
-            .pause(&partition_list(&self.input_topic, &partitions))
-        {
-            tracing::warn!(error = %e, "cannot pause the abandoned partitions");
-        }
-        self.partitions.reset(partitions);
+        self.co.reset(&partitions);
         Ok(Outcome::Abandoned)
     }
 
     /// Commits past the batch's decided records (output-first mode).
     fn commit(&self, plan: &BatchPlan, inputs: &[BatchRecord<'_>]) -> anyhow::Result<()> {
-        let next = plan.commit(inputs);
-        if next.is_empty() || self.writer.transactional() {
+        if self.writer.transactional() {
             return Ok(());
         }
-        let tpl = offsets_list(&self.input_topic, &next)?;
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::warn!(error = %e, "offset commit failed; the records will be read again and dropped");
-        }
-        Ok(())
+        self.co.commit(&plan.commit(inputs))
     }
 
     /// The record a forwarded input produces on the input's partition of

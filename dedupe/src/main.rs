@@ -34,16 +34,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let cancel = common::stage_loop::Cancel::on_shutdown_signal(runtime.handle());
     let deduper = Deduper::connect(&settings, runtime.handle().clone(), cancel)?;
-    let metrics = std::sync::Arc::clone(&deduper.metrics.stage);
-    let _ = runtime.block_on(common::admin::serve(
+    common::admin::start(
+        &runtime,
         &settings.metrics_listen,
-        std::sync::Arc::clone(&metrics),
-    ))?;
-    common::admin::sample_lag(
+        &deduper.metrics.stage,
         &settings.kafka,
         &settings.group,
         &settings.topics.normalized(),
-        metrics,
     )?;
     deduper.run()
 }

@@ -350,25 +350,10 @@ mod tests {
 /// a fresh state, as [`crate::restore`] does.
 #[cfg(test)]
 mod model {
+    use common::lcg::Lcg;
     use std::collections::HashSet;
 
     use super::*;
-
-    /// A small deterministic generator (no dependency, reproducible).
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) % n.max(1)
-        }
-        fn chance(&mut self, percent: u64) -> bool {
-            self.below(100) < percent
-        }
-    }
 
     const PARTITIONS: i32 = 2;
     const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];

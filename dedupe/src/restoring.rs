@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use common::produce::OutRecord;
-use common::stage_loop::{Restored, Restoring, restore_pending};
+use common::stage_loop::{Restored, restore_pending};
 use rdkafka::consumer::Consumer;
 
 use crate::changelog::SeenRecord;
@@ -20,14 +20,9 @@ impl Deduper {
     /// Restores every pending partition still assigned here, then resumes
     /// every assigned partition that has its state.
     pub(crate) fn restore_pending(&self) -> anyhow::Result<()> {
-        let restoring = Restoring {
-            consumer: &self.consumer,
-            partitions: &self.partitions,
-            input_topic: &self.input_topic,
-            cancel: &self.cancel,
-            liveness: &self.metrics.stage.liveness,
-            held: &[],
-        };
+        let restoring = self
+            .co
+            .restoring(&self.cancel, &self.metrics.stage.liveness);
         let kafka = self.kafka.clone();
         let (seen, events) = (self.writer.seen_topic.clone(), self.events_topic.clone());
         restore_pending(
@@ -72,7 +67,7 @@ impl Deduper {
             if let Err(e) = self.writer.in_transaction(None, || {
                 self.writer
                     .send_repeatable("recovered changelog write", &records, &|| {
-                        fence.may_retry(Instant::now(), self.consumer.assignment_lost())
+                        fence.may_retry(Instant::now(), self.co.consumer.assignment_lost())
                     })
             }) {
                 tracing::warn!(partition, error = %e, "cannot write recovered changelog records; retrying the restore");

@@ -45,12 +45,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use common::instruments::Counter;
 use common::kafka::{BatchSettings, KafkaSettings};
-use common::stage_loop::{Cancel, Partitions, PausingContext, partition_watch, poll_batch};
+use common::stage_loop::{Cancel, CoPartitioned};
 use common::stage_metrics::StageMetrics;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 
 use crate::forward::Outcome;
 use crate::settings::DedupeSettings;
@@ -101,20 +100,15 @@ impl Default for DedupeMetrics {
 
 /// The wired stage.
 pub struct Deduper {
-    pub(crate) consumer: BaseConsumer<PausingContext<PartitionState>>,
-    pub(crate) partitions: Arc<Partitions<PartitionState>>,
+    /// The group consumer, its partitions' states and their fencing.
+    pub(crate) co: CoPartitioned<PartitionState>,
     pub(crate) writer: Writer,
     pub(crate) kafka: KafkaSettings,
     pub(crate) cancel: Cancel,
     pub(crate) ttl_ms: i64,
-    pub(crate) input_topic: String,
     pub(crate) events_topic: String,
-    pub(crate) budget: Duration,
-    pub(crate) recheck_after: Duration,
     expiry_interval: Duration,
     batch: BatchSettings,
-    /// Partition counts changing under the stage.
-    watch: partition_watch::Watch,
     /// Counters.
     pub metrics: DedupeMetrics,
 }
@@ -127,29 +121,15 @@ impl Deduper {
         cancel: Cancel,
     ) -> anyhow::Result<Self> {
         let topics = &settings.topics;
-        let watched = vec![topics.normalized(), topics.events(), topics.seen()];
-        let names: Vec<&str> = watched.iter().map(String::as_str).collect();
-        let counts = common::kafka::check_topics(&settings.kafka, &names, Duration::from_secs(10))?;
-        anyhow::ensure!(
-            counts[0] == counts[1] && counts[0] == counts[2],
-            "{}, {} and {} must have the same partition count (co-partitioning), found {counts:?}",
-            names[0],
-            names[1],
-            names[2]
-        );
-        let consumer_config = settings
-            .fencing
-            .consumer(settings.kafka.consumer(&settings.group))?;
         let producer = settings.fencing.producer(settings.kafka.producer());
         let (producer, mode) = open_producer(settings, producer, &cancel)?;
-        let partitions = Arc::new(Partitions::default());
-        let consumer: BaseConsumer<PausingContext<PartitionState>> = consumer_config
-            .create_with_context(PausingContext {
-                partitions: Arc::clone(&partitions),
-                input_topic: topics.normalized(),
-            })
-            .context("cannot create the Kafka consumer")?;
-        consumer.subscribe(&[&topics.normalized()])?;
+        let co = CoPartitioned::connect(
+            &settings.kafka,
+            &settings.group,
+            &settings.fencing,
+            "dedupe",
+            vec![topics.normalized(), topics.events(), topics.seen()],
+        )?;
         tracing::info!(
             mode = mode.describe(),
             input = %topics.normalized(),
@@ -163,19 +143,14 @@ impl Deduper {
             .liveness
             .set_stall_after(Duration::from_secs(settings.stall_after_secs));
         Ok(Self {
-            consumer,
-            partitions,
+            co,
             writer: Writer::new(producer, mode, runtime, cancel.clone(), topics.seen()),
             kafka: settings.kafka.clone(),
             cancel,
             ttl_ms: i64::try_from(settings.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
-            input_topic: topics.normalized(),
             events_topic: topics.events(),
-            budget: Duration::from_millis(settings.fencing.batch_budget_ms),
-            recheck_after: Duration::from_millis(settings.fencing.recheck_after_ms),
             expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
             batch: settings.batch,
-            watch: partition_watch::spawn(&settings.kafka, "dedupe", watched, counts.clone())?,
             metrics,
         })
     }
@@ -190,14 +165,11 @@ impl Deduper {
     /// process exits and, once restarted, resumes from the last commit.
     pub fn run(self) -> anyhow::Result<()> {
         let mut last_sweep: Option<Instant> = None;
-        let mut consuming = true;
         while !self.cancel.is_cancelled() {
-            if consuming && let Some(problem) = self.watch.problem() {
-                self.stop_consuming(problem);
-                consuming = false;
-            }
-            if !consuming {
-                let _ = self.cancel.sleep_blocking(Duration::from_secs(1));
+            if !self
+                .co
+                .still_consuming(&self.cancel, &self.metrics.stage.liveness)
+            {
                 continue;
             }
             self.restore_pending()?;
@@ -208,7 +180,7 @@ impl Deduper {
                     Err(e) => return Err(e.context("expiry sweep failed")),
                 }
             }
-            let polled = poll_batch(&self.consumer, &self.batch);
+            let polled = self.co.poll(&self.batch);
             if polled.records.is_empty() {
                 self.metrics.stage.liveness.idle();
                 continue;
@@ -221,17 +193,8 @@ impl Deduper {
         }
         tracing::info!("dedupe stopping");
         if self.writer.mode == Mode::OutputFirst {
-            let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+            let _ = self.co.consumer.commit_consumer_state(CommitMode::Sync);
         }
         Ok(())
-    }
-
-    /// Stops consuming on a partition count that changed: leaves the
-    /// group, forgets every partition, and reports `problem`.
-    fn stop_consuming(&self, problem: String) {
-        tracing::error!("{problem}");
-        self.metrics.stage.liveness.set_problem(problem);
-        self.consumer.unsubscribe();
-        self.partitions.release_all();
     }
 }

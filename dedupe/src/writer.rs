@@ -17,7 +17,7 @@
 //! transaction ([`Writer::in_transaction`]) and a failure is returned, so
 //! the transaction aborts and the process exits.
 
-use common::produce::{OutRecord, send_all, send_in_order};
+use common::produce::{OutRecord, send_all};
 use common::stage_loop::{Abandon, Cancel, GaveUp, RetryPolicy, Verdict};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
@@ -69,11 +69,7 @@ impl Writer {
     /// error (the process exits). The restore's `forwarded_through` rests
     /// on it: an input below an acknowledged output was never left out.
     pub fn send_once(&self, records: &[OutRecord]) -> Vec<Result<i64, KafkaError>> {
-        self.runtime
-            .block_on(send_in_order(&self.producer, records))
-            .into_iter()
-            .map(|result| result.map(|stored| stored.offset))
-            .collect()
+        common::produce::offsets_in_order(&self.runtime, &self.producer, records)
     }
 
     /// The producer's fatal error, if it has one (an idempotent producer

@@ -28,10 +28,12 @@
 //! - [`Fence`], [`FencingSettings`] and [`check_ownership`]: keeping a
 //!   stalled owner from writing once the group moved its partitions;
 //! - [`partition_watch`]: stopping when a co-partitioned topic's partition
-//!   count changes under the stage.
+//!   count changes under the stage;
+//! - [`CoPartitioned`]: all of the above around one group consumer.
 
 mod batch_window;
 mod cancel;
+mod co_partitioned;
 mod fence;
 mod fence_bounds;
 mod liveness;
@@ -47,6 +49,7 @@ mod retry;
 
 pub use batch_window::BatchWindow;
 pub use cancel::Cancel;
+pub use co_partitioned::CoPartitioned;
 pub use fence::{Abandon, BeforeWrite, Fence};
 pub use fence_bounds::{
     FencingSettings, MAX_POLL_INTERVAL_MS, millis_setting, output_first_producer,
