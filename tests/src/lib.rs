@@ -548,6 +548,11 @@ impl Pipeline {
         format!("http://127.0.0.1:{port}/{path}")
     }
 
+    /// Whether the first instance of `service` was started (and not killed).
+    pub fn runs(&self, service: Service) -> bool {
+        self.children.contains_key(&service)
+    }
+
     /// Kills `service` with SIGKILL (a crash, not a clean stop).
     pub fn kill(&mut self, service: Service) {
         if let Some(mut child) = self.children.remove(&service) {

@@ -116,7 +116,6 @@ impl<S: Send + 'static> CoPartitioned<S> {
             input_topic: &self.input_topic,
             cancel,
             liveness,
-            held: &[],
         }
     }
 

@@ -40,8 +40,6 @@ pub struct Restoring<'a, C: ConsumerContext, S> {
     pub cancel: &'a Cancel,
     /// Where progress is reported.
     pub liveness: &'a Liveness,
-    /// Partitions to leave paused when the others resume (held by the loop).
-    pub held: &'a [i32],
 }
 
 /// A restored partition, ready to resume.
@@ -80,7 +78,6 @@ where
         input_topic,
         cancel,
         liveness,
-        held,
     } = *restoring;
     if partitions.pending().is_empty() {
         return Ok(());
@@ -173,7 +170,7 @@ where
         assigned
             .iter()
             .copied()
-            .filter(|p| states.contains_key(p) && !held.contains(p))
+            .filter(|p| states.contains_key(p))
             .collect()
     };
     consumer.resume(&partition_list(input_topic, &ready))?;
