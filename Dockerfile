@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# One image for every pipeline binary (ingest, normalize, dedupe, sink,
-# create-topics, ...). docker-compose.yml picks the binary per service.
+# One image for every pipeline binary (ingest, normalize, dedupe,
+# state-writer, sink, create-topics, ...). docker-compose.yml picks the
+# binary per service.
 
 FROM rust:1.95-bookworm AS build
 # cmake and the curl headers build rdkafka's bundled librdkafka (shared/STACK.md).

@@ -143,6 +143,11 @@ fn every_services_environment_is_accepted_by_its_settings() {
     check_environment::<ingest::settings::IngestSettings>(&compose, "ingest", "INGEST");
     check_environment::<normalize::settings::NormalizeSettings>(&compose, "normalize", "NORMALIZE");
     check_environment::<dedupe::settings::DedupeSettings>(&compose, "dedupe", "DEDUPE");
+    check_environment::<state_writer::settings::StateWriterSettings>(
+        &compose,
+        "state-writer",
+        "STATE_WRITER",
+    );
     check_environment::<sink::settings::SinkSettings>(&compose, "sink", "SINK");
 }
 
@@ -223,7 +228,7 @@ fn compose_ingest_reads_every_secret_from_the_environment_and_allows_no_loopback
 #[test]
 fn consumers_have_no_fixed_names_or_host_ports_so_they_scale() {
     let compose = resolved();
-    for service in ["normalize", "dedupe", "sink"] {
+    for service in ["normalize", "dedupe", "state-writer", "sink"] {
         let spec = &compose["services"][service];
         assert!(
             spec.get("container_name").is_none(),

@@ -1,10 +1,13 @@
 //! Every service killed (SIGKILL) and restarted while events flow: no event
 //! is lost and none is duplicated, neither on `properties.events` nor in
-//! PostgreSQL, and an older event never overwrites a newer property state.
+//! PostgreSQL, an older event never overwrites a newer property state, and
+//! `properties.latest` ends at the merge of each property's events with no
+//! state written twice.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use pipeline_tests::latest_states::assert_latest_is_the_merge;
 use pipeline_tests::{Pipeline, Service, newest_event_per_property};
 
 const EVENTS: usize = 60;
@@ -75,4 +78,8 @@ async fn killing_each_service_mid_stream_loses_and_duplicates_nothing() {
         .map(|(p, i)| (format!("generic:prop_{p}"), (1000 + i) as f64))
         .collect();
     pipeline.assert_property_prices(&newest).await;
+    let latest = assert_latest_is_the_merge(&pipeline, EVENTS, Duration::from_secs(60)).await;
+    for (key, price) in &newest {
+        assert_eq!(latest[key].state.property.price, Some(*price), "{key}");
+    }
 }

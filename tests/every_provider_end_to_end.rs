@@ -145,9 +145,8 @@ async fn each_providers_fixture_lands_once_through_http() {
     );
 
     // Each changelog record points at its own event on `properties.events`
-    // (the offset dedupe's restore starts from), whether or not the event
-    // also went to `properties.latest`, and the outputs carry only the
-    // headers their readers use.
+    // (the offset dedupe's restore starts from), and the outputs carry only
+    // the headers their readers use.
     let seen = pipeline
         .wait_for_records(&pipeline.topics.seen(), 5, Duration::from_secs(30))
         .await;
@@ -174,7 +173,10 @@ async fn each_providers_fixture_lands_once_through_http() {
         );
     }
     for latest in pipeline.read_topic(&pipeline.topics.latest()) {
-        assert_eq!(header_names(&latest), ["traceparent", "dedupe-key"]);
+        assert_eq!(
+            header_names(&latest),
+            ["traceparent", "dedupe-key", "source-offset"]
+        );
     }
 }
 

@@ -117,13 +117,7 @@ async fn normalized_values_decode_with_the_registry_schema_by_id() {
         "keyed by property key"
     );
 
-    let url = format!("{}/schemas/ids/{id}", pipeline.stack.registry_url);
-    let reply: serde_json::Value = reqwest::get(&url)
-        .await
-        .expect("registry answers")
-        .json()
-        .await
-        .expect("JSON");
+    let reply = pipeline.registry_get(&format!("/schemas/ids/{id}")).await;
     let schema_text = reply["schema"].as_str().expect("schema text");
     let writer = apache_avro::Schema::parse_str(schema_text).expect("a valid Avro schema");
     // Decode with the registry's schema alone, as any other consumer would.
@@ -138,38 +132,16 @@ async fn normalized_values_decode_with_the_registry_schema_by_id() {
     assert_eq!(event.property.and_then(|p| p.price), Some(750_000.0));
     assert!(reader.is_empty(), "no trailing bytes");
 
-    let subject = format!("{}-value", pipeline.topics.normalized());
-    let latest: serde_json::Value = reqwest::get(format!(
-        "{}/subjects/{subject}/versions/latest",
-        pipeline.stack.registry_url
-    ))
-    .await
-    .expect("registry answers")
-    .json()
-    .await
-    .expect("JSON");
+    let latest = pipeline
+        .registered_value_schema(&pipeline.topics.normalized())
+        .await;
     assert_eq!(latest["id"].as_u64(), Some(u64::from(id)), "{latest}");
 
     // And with a stock client we did not write: Python's confluent-kafka
     // AvroDeserializer, which asks the registry for the schema by id.
-    let python = std::env::var("ESTATE_TEST_PYTHON")
-        .expect("ESTATE_TEST_PYTHON is set by scripts/test.sh (confluent-kafka venv)");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/decode_topic.py");
-    let output = std::process::Command::new(python)
-        .arg(script)
-        .args(["--brokers", &pipeline.stack.brokers])
-        .args(["--registry", &pipeline.stack.registry_url])
-        .args(["--topic", &pipeline.topics.normalized()])
-        .args(["--count", "1"])
-        .output()
-        .expect("run the Python decoder");
-    assert!(
-        output.status.success(),
-        "Python AvroDeserializer failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let decoded: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("one JSON object from Python");
+    let decoded = pipeline
+        .decoded_by_python(&pipeline.topics.normalized(), 1, &[])
+        .remove(0);
     assert_eq!(decoded["dedupe_key"], "generic:evt_123456");
     assert_eq!(decoded["event_type"], "created");
     assert_eq!(decoded["property"]["price"], 750_000.0);

@@ -1,9 +1,10 @@
 //! Metrics are pushed over OTLP too: with `OTEL_EXPORTER_OTLP_ENDPOINT` set
-//! to a receiver the test runs, each of the four services exports the same
+//! to a receiver the test runs, each of the five services exports the same
 //! counters, histograms and gauges it serves on `/metrics`, and their
 //! values follow what the webhooks did: requests accepted by ingest, a dead
-//! letter in normalize, a duplicate dropped by dedupe, one row committed by
-//! the sink, and the consumer lag of every stage.
+//! letter in normalize, a duplicate dropped by dedupe, one state written by
+//! the state writer, one row committed by the sink, and the consumer lag of
+//! every stage.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ async fn every_service_pushes_its_metrics_over_otlp() {
         ("dedupe", "dedupe_records_in", 2.0),
         ("dedupe", "dedupe_records_out", 1.0),
         ("dedupe", "dedupe_duplicates", 1.0),
+        ("state-writer", "state_writer_records_in", 1.0),
+        ("state-writer", "state_writer_records_out", 1.0),
         ("sink", "sink_records_out", 1.0),
         ("sink", "sink_commit_seconds", 1.0),
     ];
@@ -55,8 +58,8 @@ async fn every_service_pushes_its_metrics_over_otlp() {
 
     // The lag gauge comes from a sampler that runs every 5 s, per partition.
     let deadline = Instant::now() + Duration::from_secs(20);
-    for stage in ["normalize", "dedupe", "sink"] {
-        let name = format!("{stage}_consumer_lag");
+    for stage in ["normalize", "dedupe", "state-writer", "sink"] {
+        let name = format!("{}_consumer_lag", stage.replace('-', "_"));
         while receiver.total(stage, &name).is_none() {
             assert!(
                 Instant::now() < deadline,

@@ -1,8 +1,10 @@
 //! One webhook is one trace: with the services exporting over OTLP/HTTP to
 //! a receiver the test runs, a single webhook yields spans from ingest,
-//! normalize, dedupe and the sink with one trace id, each stage's span the
-//! child of the previous stage's, linked through the `traceparent` Kafka
-//! header. The sink's span closes after its batch's database commit.
+//! normalize, dedupe, the sink and the state writer with one trace id, each
+//! stage's span the child of the previous stage's (the sink's and the state
+//! writer's both children of dedupe's: both read `properties.events`),
+//! linked through the `traceparent` Kafka header. The sink's span closes
+//! after its batch's database commit.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +12,7 @@ use pipeline_tests::otlp::{OtlpReceiver, ReceivedSpan};
 use pipeline_tests::{Pipeline, fixture};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn one_webhook_is_one_trace_across_the_four_services() {
+async fn one_webhook_is_one_trace_across_the_five_services() {
     let receiver = OtlpReceiver::start().await;
     let pipeline = Pipeline::start_with_env(
         "one_trace",
@@ -45,7 +47,7 @@ async fn one_webhook_is_one_trace_across_the_four_services() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let [ingest, normalize, dedupe, sink] = chain;
+    let [ingest, normalize, dedupe, sink, state_writer] = chain;
     assert!(
         ingest.parent_span_id.is_empty(),
         "ingest's span is the root"
@@ -54,6 +56,7 @@ async fn one_webhook_is_one_trace_across_the_four_services() {
         (&ingest, &normalize),
         (&normalize, &dedupe),
         (&dedupe, &sink),
+        (&dedupe, &state_writer),
     ] {
         assert_eq!(child.trace_id, parent.trace_id, "{child:?}");
         assert_eq!(
@@ -64,8 +67,8 @@ async fn one_webhook_is_one_trace_across_the_four_services() {
     }
 }
 
-/// The four stages' spans of the trace started by the first ingest span.
-fn chain_of_first_webhook(spans: &[ReceivedSpan]) -> Option<[ReceivedSpan; 4]> {
+/// The five stages' spans of the trace started by the first ingest span.
+fn chain_of_first_webhook(spans: &[ReceivedSpan]) -> Option<[ReceivedSpan; 5]> {
     let ingest = spans.iter().find(|s| s.service == "ingest")?;
     let of = |service: &str| {
         spans
@@ -73,5 +76,11 @@ fn chain_of_first_webhook(spans: &[ReceivedSpan]) -> Option<[ReceivedSpan; 4]> {
             .find(|s| s.service == service && s.trace_id == ingest.trace_id)
             .cloned()
     };
-    Some([ingest.clone(), of("normalize")?, of("dedupe")?, of("sink")?])
+    Some([
+        ingest.clone(),
+        of("normalize")?,
+        of("dedupe")?,
+        of("sink")?,
+        of("state-writer")?,
+    ])
 }

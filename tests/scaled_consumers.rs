@@ -1,10 +1,13 @@
-//! Dedupe and sink scaled out: two instances of each from the start, a third
-//! dedupe joining mid-stream, then the extra instances leaving (one cleanly,
-//! one killed) while events keep flowing. Rebalances must neither lose nor
-//! double-forward an event: the final tables equal a single instance's.
+//! Dedupe, the state writer and the sink scaled out: two instances of each
+//! from the start, a third dedupe and state writer joining mid-stream, then
+//! the extra instances leaving (one cleanly, one killed) while events keep
+//! flowing. Rebalances must neither lose nor double-forward an event: the
+//! final tables equal a single instance's, and `properties.latest` holds
+//! each property's merged state, none written twice.
 
 use std::time::Duration;
 
+use pipeline_tests::latest_states::assert_latest_is_the_merge;
 use pipeline_tests::{Pipeline, Service};
 
 const EVENTS: usize = 90;
@@ -33,9 +36,10 @@ async fn wait_for_progress(pipeline: &Pipeline, n: i64) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn rebalancing_dedupe_and_sink_loses_and_doubles_nothing() {
+async fn rebalancing_dedupe_the_state_writer_and_sink_loses_and_doubles_nothing() {
     let mut pipeline = Pipeline::start("scaled").await;
     pipeline.spawn_another(Service::Dedupe);
+    pipeline.spawn_another(Service::StateWriter);
     pipeline.spawn_another(Service::Sink);
 
     let client = pipeline.client();
@@ -51,11 +55,14 @@ async fn rebalancing_dedupe_and_sink_loses_and_doubles_nothing() {
     // Each change happens while rows are landing through the current instances.
     wait_for_progress(&pipeline, 10).await; // 2 dedupe, 2 sink
     pipeline.spawn_another(Service::Dedupe); // 2 → 3 dedupe
+    pipeline.spawn_another(Service::StateWriter); // 2 → 3 state writers
     wait_for_progress(&pipeline, 30).await;
     pipeline.stop_another(Service::Dedupe, true); // 3 → 2, clean leave
+    pipeline.stop_another(Service::StateWriter, true); // 3 → 2, clean leave
     pipeline.stop_another(Service::Sink, false); // 2 → 1 sink, crash
     wait_for_progress(&pipeline, 50).await;
     pipeline.stop_another(Service::Dedupe, false); // 2 → 1, crash
+    pipeline.stop_another(Service::StateWriter, false); // 2 → 1, crash
     sender.await.expect("all events delivered");
 
     let expected = i64::try_from(EVENTS).expect("small");
@@ -72,4 +79,6 @@ async fn rebalancing_dedupe_and_sink_loses_and_doubles_nothing() {
         expected
     );
     pipeline.assert_each_event_forwarded_once(EVENTS);
+    let latest = assert_latest_is_the_merge(&pipeline, EVENTS, Duration::from_secs(90)).await;
+    assert_eq!(latest.len(), EVENTS, "one property per event");
 }

@@ -1,8 +1,9 @@
-//! `GET /metrics` on normalize, dedupe and the sink shows each stage's
-//! counters moving as webhooks flow: records in and out, a dead letter in
-//! normalize, a duplicate dropped by dedupe, rows written and batch and
-//! commit latencies in the sink, and the consumer lag per partition back at
-//! zero once everything is processed. `GET /health` answers 200.
+//! `GET /metrics` on normalize, dedupe, the state writer and the sink
+//! shows each stage's counters moving as webhooks flow: records in and out,
+//! a dead letter in normalize, a duplicate dropped by dedupe, a state
+//! written by the state writer, rows written and batch and commit
+//! latencies in the sink, and the consumer lag per partition back at zero
+//! once everything is processed. `GET /health` answers 200.
 
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,17 @@ async fn each_consumer_stage_counts_what_it_did() {
             ("dedupe_records_out_total", 1.0),
             ("dedupe_duplicates_total", 1.0),
             ("dedupe_corrections_total", 0.0),
+        ],
+    )
+    .await;
+    let _ = wait_for_samples(
+        &pipeline,
+        Service::StateWriter,
+        &[
+            ("state_writer_records_in_total", 1.0),
+            ("state_writer_records_out_total", 1.0),
+            ("state_writer_unchanged_total", 0.0),
+            ("state_writer_undecodable_total", 0.0),
         ],
     )
     .await;

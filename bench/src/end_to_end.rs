@@ -81,8 +81,11 @@ fn event_of(n: u64) -> u64 {
 /// Runs the measurement.
 pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
     let mut pipeline = Pipeline::create(&load.infra, &format!("{}-e2e", load.run_id)).await?;
+    // The whole pipeline, the state writer too: it shares the broker with
+    // the path measured.
     for service in [
         Service::Sink,
+        Service::StateWriter,
         Service::Dedupe,
         Service::Normalize,
         Service::Ingest,

@@ -73,6 +73,21 @@ pub async fn serve(listen: &str, metrics: Arc<StageMetrics>) -> anyhow::Result<S
     Ok(address)
 }
 
+/// What a consumer stage's binary starts once its loop is wired: the
+/// endpoint ([`serve`]) on `runtime`, and the lag sampler ([`sample_lag`])
+/// of `group` on `topic`.
+pub fn start(
+    runtime: &tokio::runtime::Runtime,
+    listen: &str,
+    metrics: &Arc<StageMetrics>,
+    kafka: &KafkaSettings,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<()> {
+    let _ = runtime.block_on(serve(listen, Arc::clone(metrics)))?;
+    sample_lag(kafka, group, topic, Arc::clone(metrics))
+}
+
 /// Samples `group`'s lag on every partition of `topic` into `metrics` every
 /// few seconds, on a thread of its own, for the life of the process.
 pub fn sample_lag(

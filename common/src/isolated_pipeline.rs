@@ -6,7 +6,7 @@
 //! names are the services' settings (`<SERVICE>__<FIELD>`), which
 //! `tests/compose_file.rs` checks against the config structs.
 
-/// The four services.
+/// The services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Service {
     /// HTTP ingest.
@@ -15,16 +15,20 @@ pub enum Service {
     Normalize,
     /// Dedupe.
     Dedupe,
+    /// The state writer (`properties.events` → `properties.latest`).
+    StateWriter,
     /// PostgreSQL sink.
     Sink,
 }
 
 impl Service {
-    /// Every service, in pipeline order.
-    pub const ALL: [Service; 4] = [
+    /// Every service, in pipeline order (the state writer and the sink
+    /// both read `properties.events`).
+    pub const ALL: [Service; 5] = [
         Service::Ingest,
         Service::Normalize,
         Service::Dedupe,
+        Service::StateWriter,
         Service::Sink,
     ];
 
@@ -34,8 +38,15 @@ impl Service {
             Self::Ingest => "ingest",
             Self::Normalize => "normalize",
             Self::Dedupe => "dedupe",
+            Self::StateWriter => "state-writer",
             Self::Sink => "sink",
         }
+    }
+
+    /// The prefix of its settings' environment variables (`STATE_WRITER`
+    /// for `STATE_WRITER__KAFKA__BROKERS`).
+    pub fn env_prefix(self) -> String {
+        self.name().replace('-', "_").to_ascii_uppercase()
     }
 
     /// Whether it is a consumer stage (a consumer group).
@@ -49,7 +60,7 @@ impl Service {
     pub fn admin_listen_var(self) -> String {
         match self {
             Self::Ingest => "INGEST__ADMIN_LISTEN".into(),
-            _ => format!("{}__METRICS_LISTEN", self.name().to_ascii_uppercase()),
+            _ => format!("{}__METRICS_LISTEN", self.env_prefix()),
         }
     }
 
@@ -84,7 +95,7 @@ impl IsolatedPipeline {
     /// endpoint on `metrics_listen` when given (its configured default
     /// otherwise).
     pub fn env(&self, service: Service, metrics_listen: Option<&str>) -> Vec<(String, String)> {
-        let upper = service.name().to_ascii_uppercase();
+        let upper = service.env_prefix();
         let mut vars = vec![
             (format!("{upper}__KAFKA__BROKERS"), self.brokers.clone()),
             (
@@ -104,7 +115,10 @@ impl IsolatedPipeline {
         if let Some(listen) = metrics_listen {
             vars.push((service.admin_listen_var(), listen.to_string()));
         }
-        if matches!(service, Service::Normalize | Service::Sink) {
+        if matches!(
+            service,
+            Service::Normalize | Service::StateWriter | Service::Sink
+        ) {
             vars.push((
                 format!("{upper}__SCHEMA_REGISTRY_URL"),
                 self.registry_url.clone(),
@@ -151,6 +165,18 @@ mod tests {
         }
         let dedupe = pipeline().env(Service::Dedupe, None);
         assert_eq!(dedupe.len(), 3, "{dedupe:?}");
+        let state_writer = pipeline().env(Service::StateWriter, None);
+        for expected in [
+            ("STATE_WRITER__GROUP", "t1.state-writer"),
+            ("STATE_WRITER__SCHEMA_REGISTRY_URL", "http://r"),
+        ] {
+            assert!(
+                state_writer
+                    .iter()
+                    .any(|(k, v)| (k.as_str(), v.as_str()) == expected),
+                "{expected:?} missing from {state_writer:?}"
+            );
+        }
         let ingest = pipeline().env(Service::Ingest, None);
         assert!(ingest.iter().all(|(k, _)| k.starts_with("INGEST")));
         assert!(!ingest.iter().any(|(k, _)| k.ends_with("__GROUP")));

@@ -247,6 +247,29 @@ pub fn offsets_after_all<'a, M: Message + 'a>(
     Ok(tpl)
 }
 
+/// `(partition, offset)` pairs of `topic` as a list (offsets to commit, or
+/// to seek to).
+pub fn offsets_list(
+    topic: &str,
+    offsets: &[(i32, i64)],
+) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for &(partition, offset) in offsets {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    Ok(tpl)
+}
+
+/// `partitions` of `topic` as a list, without offsets (to pause, resume or
+/// ask the committed offsets of).
+pub fn partition_list(topic: &str, partitions: &[i32]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for &partition in partitions {
+        let _ = tpl.add_partition(topic, partition);
+    }
+    tpl
+}
+
 /// How a consume-produce stage groups records: it reads up to `max_records`,
 /// waiting at most `max_wait_ms` after the first for more, produces all
 /// their outputs, waits for every acknowledgement once, then commits.

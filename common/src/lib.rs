@@ -3,7 +3,9 @@
 //! Kept deliberately small: configuration loading (file plus environment
 //! overrides), the Kafka client settings every stage uses, the topic
 //! catalogue, the Kafka header names that form the contract between stages,
-//! W3C trace context, telemetry initialisation and the shutdown signal.
+//! W3C trace context, telemetry initialisation and the shutdown signal, the
+//! loop kit the consumer stages are built from (`stage_loop`), and, with
+//! the `registry` feature, a schema registry client.
 //! Anything with business logic belongs in a stage crate instead.
 
 pub mod admin;
@@ -12,7 +14,10 @@ pub mod dead_letter;
 pub mod instruments;
 pub mod isolated_pipeline;
 pub mod kafka;
+pub mod lcg;
 pub mod produce;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod replay_range;
 pub mod shutdown;
 pub mod stage_loop;

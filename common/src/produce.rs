@@ -176,6 +176,31 @@ pub async fn send_in_order(
     send_records(producer, records, true).await
 }
 
+/// [`send_in_order`] from a thread outside the async runtime (a stage's
+/// loop), waiting on `runtime`: each record's offset, or its error.
+pub fn offsets_in_order(
+    runtime: &tokio::runtime::Handle,
+    producer: &FutureProducer,
+    records: &[OutRecord],
+) -> Vec<Result<i64, KafkaError>> {
+    runtime
+        .block_on(send_in_order(producer, records))
+        .into_iter()
+        .map(|result| result.map(|stored| stored.offset))
+        .collect()
+}
+
+/// The producer's fatal error, if it has one (an idempotent producer that
+/// cannot guarantee order any more, after which it sends nothing): the
+/// process must exit.
+pub fn fatal_error(producer: &FutureProducer) -> Option<String> {
+    use rdkafka::producer::Producer as _;
+    producer
+        .client()
+        .fatal_error()
+        .map(|(code, reason)| format!("{code:?}: {reason}"))
+}
+
 async fn send_records(
     producer: &FutureProducer,
     records: &[OutRecord],

@@ -35,8 +35,11 @@ pub struct Catalogue {
     pub topics: Vec<TopicSpec>,
 }
 
-/// The roles that must be co-partitioned (DESIGN.md, "Topics").
-const CO_PARTITIONED: [&str; 3] = ["normalized", "seen", "events"];
+/// The roles that must be co-partitioned (DESIGN.md, "Topics"): dedupe
+/// writes partition P of `seen` and `events` from partition P of
+/// `normalized`, the state writer partition P of `latest` from partition P
+/// of `events`.
+const CO_PARTITIONED: [&str; 4] = ["normalized", "seen", "events", "latest"];
 
 impl Catalogue {
     /// Parses and validates a catalogue.

@@ -33,10 +33,13 @@ pub const DEDUPE_KEY: &str = "dedupe-key";
 /// Event type of a normalized event, for consumers that route without
 /// decoding (normalize sets it; dedupe keeps it on `properties.events`).
 pub const EVENT_TYPE: &str = "event-type";
-/// Whether a normalized event carries a property snapshot ("true"/"false"),
-/// so dedupe knows what to write to `properties.latest` without decoding.
+/// Whether a normalized event carries a property snapshot ("true"/"false").
+/// Normalize still writes it; no stage reads it since the state writer,
+/// which decodes every event, owns `properties.latest`.
 pub const HAS_SNAPSHOT: &str = "has-snapshot";
-/// Offset of the input record an output record was produced from (dedupe).
+/// Offset of the input record an output record was produced from: dedupe's
+/// on `properties.events` (an offset of `properties.normalized`), the state
+/// writer's on `properties.latest` (an offset of `properties.events`).
 pub const SOURCE_OFFSET: &str = "source-offset";
 /// Set by `normalize replay` on every event it re-drives: dedupe forwards
 /// such an event even when its key was seen (a correction), and the sink

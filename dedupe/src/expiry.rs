@@ -1,23 +1,22 @@
 //! Expiry: keys past the TTL are forgotten and tombstoned in the same
 //! changelog partition, so the compacted `dedupe.seen` topic stays bounded.
 //! Tombstones are repeatable writes: they are retried within one batch
-//! budget ([`crate::fence::Fence::may_retry`]) and, when given up, are
+//! budget ([`common::stage_loop::Fence::may_retry`]) and, when given up, are
 //! written again by whoever restores those keys next.
 
 use std::time::Instant;
 
 use rdkafka::consumer::Consumer;
 
-use crate::fence::{Abandon, Fence};
 use crate::runner::{Deduper, now_ms};
+use common::stage_loop::{Abandon, Fence};
 
 impl Deduper {
     /// The fence of a repeatable write that starts now (tombstones, a
     /// restore's recovered changelog): it retries within one batch budget,
     /// so the loop is back to polling well within `max.poll.interval.ms`.
     pub(crate) fn repeatable_write_fence(&self) -> Fence {
-        let now = Instant::now();
-        Fence::new(now, now, self.budget, self.recheck_after)
+        self.co.fence_from_now()
     }
 
     /// Forgets keys past the TTL and writes their tombstones to the same
@@ -27,6 +26,7 @@ impl Deduper {
     pub(crate) fn sweep_expired(&self) -> anyhow::Result<()> {
         let now = now_ms();
         let tombstones: Vec<_> = self
+            .co
             .partitions
             .states()
             .iter_mut()
@@ -43,7 +43,7 @@ impl Deduper {
             return Ok(());
         }
         let fence = self.repeatable_write_fence();
-        let may_retry = || fence.may_retry(Instant::now(), self.consumer.assignment_lost());
+        let may_retry = || fence.may_retry(Instant::now(), self.co.consumer.assignment_lost());
         let written = self.writer.in_transaction(None, || {
             self.writer
                 .send_repeatable("tombstone write", &tombstones, &may_retry)

@@ -2,7 +2,7 @@
 //! [`crate::plan`]. The steps, and what enforces each:
 //! 1. decide every record ([`plan_batch`]: first sightings, duplicates,
 //!    corrections, inputs already forwarded, partitions not owned);
-//! 2. check ownership ([`crate::fence::Fence`]) and produce the outputs
+//! 2. check ownership ([`common::stage_loop::check_ownership`]) and produce the outputs
 //!    once, in input order ([`crate::writer::Writer::send_once`]);
 //! 3. if any output failed, settle ([`settle`]): the batch's partitions are
 //!    reset (state dropped, paused, restored from the changelog and the
@@ -18,16 +18,15 @@
 use std::time::Instant;
 
 use common::headers;
-use common::kafka::header_str;
+use common::kafka::{header_str, offsets_list};
 use common::produce::OutRecord;
-use common::stage_loop::record_span;
-use rdkafka::consumer::{CommitMode, Consumer};
+use common::stage_loop::{Abandon, Fence, record_span};
+use rdkafka::Message;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::batch::{BatchDecision, BatchRecord};
-use crate::fence::{Abandon, BeforeWrite, Fence};
-use crate::plan::{BatchPlan, Destination, PlannedInput, Settled, plan_batch, settle};
+use crate::plan::{BatchPlan, Settled, plan_batch, settle};
 use crate::runner::{Deduper, now_ms};
 
 /// How a batch ended.
@@ -49,26 +48,17 @@ impl Deduper {
         polled_at: Instant,
     ) -> anyhow::Result<Outcome> {
         let keys: Vec<String> = batch.iter().map(dedupe_key).collect();
-        let inputs: Vec<PlannedInput<'_>> = batch
+        let inputs: Vec<BatchRecord<'_>> = batch
             .iter()
             .zip(&keys)
-            .map(|(m, key)| PlannedInput {
-                record: BatchRecord {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key,
-                    replayed: header_str(m, headers::REPLAY_ID).is_some(),
-                },
-                has_snapshot: header_str(m, headers::HAS_SNAPSHOT) == Some("true"),
+            .map(|(m, key)| BatchRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key,
+                replayed: header_str(m, headers::REPLAY_ID).is_some(),
             })
             .collect();
-        let plan = plan_batch(
-            &self.partitions.states(),
-            &inputs,
-            &self.partitions.latest_done(),
-            now_ms(),
-            self.ttl_ms,
-        );
+        let plan = plan_batch(&self.co.partitions.states(), &inputs, now_ms(), self.ttl_ms);
         let mut spans = Vec::with_capacity(batch.len());
         let mut outputs = Vec::with_capacity(plan.outputs.len());
         let mut traceparents = vec![String::new(); batch.len()];
@@ -83,9 +73,9 @@ impl Deduper {
         }
         for output in &plan.outputs {
             let message = &batch[output.input];
-            outputs.push(self.output_of(message, output.destination, &traceparents[output.input]));
+            outputs.push(self.output_of(message, &traceparents[output.input]));
         }
-        let mut fence = Fence::new(started, polled_at, self.budget, self.recheck_after);
+        let mut fence = self.co.fence(started, polled_at);
         let outcome = if outputs.is_empty() {
             self.commit(&plan, &inputs)?;
             Outcome::Done
@@ -136,7 +126,7 @@ impl Deduper {
     fn write_output_first(
         &self,
         plan: &BatchPlan,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         outputs: &[OutRecord],
         fence: &mut Fence,
     ) -> anyhow::Result<Outcome> {
@@ -144,7 +134,7 @@ impl Deduper {
             return self.abandon(plan, inputs, reason.describe());
         }
         let results = self.writer.send_once(outputs);
-        let offsets = match settle(plan, inputs, &results, &mut self.partitions.latest_done()) {
+        let offsets = match settle(plan, inputs, &results) {
             Settled::Acknowledged(offsets) => offsets,
             Settled::Partial { failed, .. } => {
                 if let Some(fatal) = self.writer.fatal_error() {
@@ -159,7 +149,7 @@ impl Deduper {
         if let Some(reason) = self.fence(fence, inputs)? {
             return self.abandon(plan, inputs, reason.describe());
         }
-        let may_retry = || fence.may_retry(Instant::now(), self.consumer.assignment_lost());
+        let may_retry = || fence.may_retry(Instant::now(), self.co.consumer.assignment_lost());
         if let Err(e) = self
             .writer
             .send_repeatable("changelog write", &changelog, &may_retry)
@@ -170,7 +160,7 @@ impl Deduper {
             tracing::warn!(error = %e, "changelog write failed");
             return self.abandon(plan, inputs, "the changelog write failed");
         }
-        plan.remember(&mut self.partitions.states(), inputs, &offsets);
+        plan.remember(&mut self.co.partitions.states(), inputs, &offsets);
         self.commit(plan, inputs)?;
         Ok(Outcome::Done)
     }
@@ -178,11 +168,12 @@ impl Deduper {
     fn write_in_transaction(
         &self,
         plan: &BatchPlan,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         outputs: &[OutRecord],
     ) -> anyhow::Result<Outcome> {
-        let next = offsets_list(&self.input_topic, &plan.commit(inputs))?;
+        let next = offsets_list(&self.co.input_topic, &plan.commit(inputs))?;
         let group = self
+            .co
             .consumer
             .group_metadata()
             .ok_or_else(|| anyhow::anyhow!("no consumer group metadata for the transaction"))?;
@@ -197,7 +188,7 @@ impl Deduper {
                 .send_repeatable("changelog write", &changelog, &|| Ok(()))?;
             Ok(offsets)
         })?;
-        plan.remember(&mut self.partitions.states(), inputs, &offsets);
+        plan.remember(&mut self.co.partitions.states(), inputs, &offsets);
         Ok(Outcome::Done)
     }
 
@@ -205,7 +196,7 @@ impl Deduper {
     fn changelog_records(
         &self,
         plan: &BatchPlan,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         offsets: &[i64],
     ) -> Vec<OutRecord> {
         plan.changelog(inputs, offsets)
@@ -221,38 +212,10 @@ impl Deduper {
     fn fence(
         &self,
         fence: &mut Fence,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
     ) -> anyhow::Result<Option<Abandon>> {
-        match fence.before_write(Instant::now(), self.consumer.assignment_lost()) {
-            BeforeWrite::Proceed => Ok(None),
-            BeforeWrite::Abandon(reason) => Ok(Some(reason)),
-            BeforeWrite::Recheck => {
-                // Committing offsets we already own: the coordinator refuses
-                // a member it replaced.
-                // Only partitions still owned here: a commit for another
-                // member's partition would move its offset back.
-                let owned: Vec<i32> = self.partitions.states().keys().copied().collect();
-                let mut first: Vec<(i32, i64)> = Vec::new();
-                for input in inputs {
-                    let r = input.record;
-                    if owned.contains(&r.partition) && !first.iter().any(|(p, _)| *p == r.partition)
-                    {
-                        first.push((r.partition, r.offset));
-                    }
-                }
-                let tpl = offsets_list(&self.input_topic, &first)?;
-                match self.consumer.commit(&tpl, CommitMode::Sync) {
-                    Ok(()) => {
-                        fence.confirmed(Instant::now());
-                        Ok(None)
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "the group coordinator refused this member");
-                        Ok(Some(Abandon::Lost))
-                    }
-                }
-            }
-        }
+        self.co
+            .before_write(fence, inputs.iter().map(|i| (i.partition, i.offset)))
     }
 
     /// Gives the batch up: its partitions are reset (restored, then read
@@ -260,7 +223,7 @@ impl Deduper {
     fn abandon(
         &self,
         plan: &BatchPlan,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         reason: &str,
     ) -> anyhow::Result<Outcome> {
         let partitions: Vec<i32> = plan.commit(inputs).into_iter().map(|(p, _)| p).collect();
@@ -269,65 +232,43 @@ impl Deduper {
             reason,
             "batch abandoned; its partitions are restored and read again"
         );
-        if let Err(e) = self.consumer.pause(&self.partition_list(&partitions)?) {
-            tracing::warn!(error = %e, "cannot pause the abandoned partitions");
-        }
-        self.partitions.reset(partitions);
+        self.co.reset(&partitions);
         Ok(Outcome::Abandoned)
     }
 
     /// Commits past the batch's decided records (output-first mode).
-    fn commit(&self, plan: &BatchPlan, inputs: &[PlannedInput<'_>]) -> anyhow::Result<()> {
-        let next = plan.commit(inputs);
-        if next.is_empty() || self.writer.transactional() {
+    fn commit(&self, plan: &BatchPlan, inputs: &[BatchRecord<'_>]) -> anyhow::Result<()> {
+        if self.writer.transactional() {
             return Ok(());
         }
-        self.partitions
-            .latest_done()
-            .retain(|(p, o)| next.iter().all(|(np, no)| np != p || o >= no));
-        let tpl = offsets_list(&self.input_topic, &next)?;
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::warn!(error = %e, "offset commit failed; the records will be read again and dropped");
-        }
-        Ok(())
+        self.co.commit(&plan.commit(inputs))
     }
 
-    /// The record a forwarded input produces on `destination`: the input's
-    /// key and value, with only the headers its readers use (the event its
-    /// `dedupe-key`, `event-type`, `replay-id` and `source-offset`, read by
-    /// the restore; the snapshot its `dedupe-key`; both a new `traceparent`).
+    /// The record a forwarded input produces on the input's partition of
+    /// `properties.events`: the input's key and value, with only the
+    /// headers its readers use (`dedupe-key`, `event-type`, `replay-id`,
+    /// and `source-offset`, read by the restore) and a new `traceparent`.
     ///
-    /// Size: these outputs cannot exceed the producer's `message_max_bytes`
-    /// when dedupe and normalize share it (the default): each is the
-    /// input's key and value with at most 72 bytes more of headers, and
-    /// normalize keeps `common::produce::FORWARDING_ALLOWANCE` (128 bytes)
-    /// free for them. A record the broker refuses anyway fails its produce
-    /// and the batch is retried after a restore; keep the limits equal.
-    fn output_of(
-        &self,
-        message: &BorrowedMessage<'_>,
-        destination: Destination,
-        traceparent: &str,
-    ) -> OutRecord {
-        let record = |topic: &str, partition| OutRecord {
-            topic: topic.to_string(),
-            partition,
+    /// Size: it cannot exceed the producer's `message_max_bytes` when
+    /// dedupe and normalize share it (the default): it is the input's key
+    /// and value with at most 72 bytes more of headers, and normalize keeps
+    /// `common::produce::FORWARDING_ALLOWANCE` (128 bytes) free for them. A
+    /// record the broker refuses anyway fails its produce and the batch is
+    /// retried after a restore; keep the limits equal.
+    fn output_of(&self, message: &BorrowedMessage<'_>, traceparent: &str) -> OutRecord {
+        OutRecord {
+            topic: self.events_topic.clone(),
+            partition: Some(message.partition()),
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
             headers: Vec::new(),
-        };
-        match destination {
-            Destination::Latest => record(&self.latest_topic, None)
-                .header(headers::TRACEPARENT, traceparent)
-                .with_headers_named(message, &[headers::DEDUPE_KEY]),
-            Destination::Events => record(&self.events_topic, Some(message.partition()))
-                .header(headers::TRACEPARENT, traceparent)
-                .with_headers_named(
-                    message,
-                    &[headers::DEDUPE_KEY, headers::EVENT_TYPE, headers::REPLAY_ID],
-                )
-                .header(headers::SOURCE_OFFSET, message.offset().to_string()),
         }
+        .header(headers::TRACEPARENT, traceparent)
+        .with_headers_named(
+            message,
+            &[headers::DEDUPE_KEY, headers::EVENT_TYPE, headers::REPLAY_ID],
+        )
+        .header(headers::SOURCE_OFFSET, message.offset().to_string())
     }
 }
 
@@ -345,16 +286,4 @@ fn dedupe_key(message: &BorrowedMessage<'_>) -> String {
             format!("offset:{}:{}", message.partition(), message.offset())
         }
     }
-}
-
-/// `(partition, offset)` pairs of `topic` as a list.
-pub(crate) fn offsets_list(
-    topic: &str,
-    offsets: &[(i32, i64)],
-) -> anyhow::Result<TopicPartitionList> {
-    let mut tpl = TopicPartitionList::new();
-    for &(partition, offset) in offsets {
-        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    }
-    Ok(tpl)
 }

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 
 /// Forwards each normalized event once: reads `properties.normalized`, drops
 /// events whose dedupe key was seen within the TTL, writes first sightings to
-/// `properties.events` (and snapshots to `properties.latest`), and keeps the
-/// seen keys in the compacted `dedupe.seen` changelog it restores from.
+/// `properties.events`, and keeps the seen keys in the compacted
+/// `dedupe.seen` changelog it restores from. It forwards the events' bytes
+/// without decoding them; the properties' state on `properties.latest` is
+/// the state writer's (`state-writer --help`).
 ///
 /// Settings come from the TOML file given with --config, then from
 /// environment variables `DEDUPE__<SECTION>__<KEY>` (e.g.
@@ -32,16 +34,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let cancel = common::stage_loop::Cancel::on_shutdown_signal(runtime.handle());
     let deduper = Deduper::connect(&settings, runtime.handle().clone(), cancel)?;
-    let metrics = std::sync::Arc::clone(&deduper.metrics.stage);
-    let _ = runtime.block_on(common::admin::serve(
+    common::admin::start(
+        &runtime,
         &settings.metrics_listen,
-        std::sync::Arc::clone(&metrics),
-    ))?;
-    common::admin::sample_lag(
+        &deduper.metrics.stage,
         &settings.kafka,
         &settings.group,
         &settings.topics.normalized(),
-        metrics,
     )?;
     deduper.run()
 }

@@ -6,42 +6,25 @@
 //! learns ([`BatchPlan::remember`]) and the offsets to commit
 //! ([`BatchPlan::commit`]). When a produce fails in part, [`settle`] says
 //! which partitions must be restored before the batch is planned again (the
-//! output-first recovery treats it as a crash of those partitions), and
-//! which snapshot outputs were acknowledged and so must not be sent again.
+//! output-first recovery treats it as a crash of those partitions).
 //! Everything here is a value, tested without a broker.
+//!
+//! Dedupe writes only `properties.events` (and its changelog): the
+//! properties' state on `properties.latest` is the state writer's, which
+//! decodes and merges the events; dedupe forwards their bytes untouched.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::batch::{BatchDecision, BatchRecord, decide_batch};
 use crate::changelog::SeenRecord;
 use crate::state::PartitionState;
 
-/// One input record as the plan sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlannedInput<'a> {
-    /// Partition, offset, key and replay mark.
-    pub record: BatchRecord<'a>,
-    /// Whether it carries a snapshot (`has-snapshot: true`), which also goes
-    /// to `properties.latest`.
-    pub has_snapshot: bool,
-}
-
-/// Where a planned output goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    /// `properties.latest` (no partition: keyed by property).
-    Latest,
-    /// The input's partition of `properties.events`.
-    Events,
-}
-
-/// One record to produce: which input it copies, and where.
+/// One record to produce: the input it copies to the input's partition of
+/// `properties.events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlannedOutput {
     /// Index of the input in the batch.
     pub input: usize,
-    /// Its destination.
-    pub destination: Destination,
 }
 
 /// One changelog record to write once the outputs are acknowledged.
@@ -60,42 +43,25 @@ pub struct ChangelogEntry {
 pub struct BatchPlan {
     /// One decision per input, in order.
     pub decisions: Vec<BatchDecision>,
-    /// The outputs, in input order (a snapshot before its event).
+    /// The outputs, in input order.
     pub outputs: Vec<PlannedOutput>,
     now_ms: i64,
 }
 
-/// Inputs whose `properties.latest` record was acknowledged by an earlier
-/// attempt of the same batch: `(partition, offset)`.
-pub type LatestDone = HashSet<(i32, i64)>;
-
 /// Plans a batch against the partitions' states at `now_ms`.
 pub fn plan_batch(
     states: &HashMap<i32, PartitionState>,
-    inputs: &[PlannedInput<'_>],
-    latest_done: &LatestDone,
+    inputs: &[BatchRecord<'_>],
     now_ms: i64,
     ttl_ms: i64,
 ) -> BatchPlan {
-    let records: Vec<BatchRecord<'_>> = inputs.iter().map(|input| input.record).collect();
-    let decisions = decide_batch(states, &records, now_ms, ttl_ms);
-    let mut outputs = Vec::new();
-    for (index, (input, decision)) in inputs.iter().zip(&decisions).enumerate() {
-        if !matches!(decision, BatchDecision::Forward | BatchDecision::Correction) {
-            continue;
-        }
-        let done = latest_done.contains(&(input.record.partition, input.record.offset));
-        if input.has_snapshot && !done {
-            outputs.push(PlannedOutput {
-                input: index,
-                destination: Destination::Latest,
-            });
-        }
-        outputs.push(PlannedOutput {
-            input: index,
-            destination: Destination::Events,
-        });
-    }
+    let decisions = decide_batch(states, inputs, now_ms, ttl_ms);
+    let outputs = decisions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| matches!(d, BatchDecision::Forward | BatchDecision::Correction))
+        .map(|(input, _)| PlannedOutput { input })
+        .collect();
     BatchPlan {
         decisions,
         outputs,
@@ -110,8 +76,7 @@ pub enum Settled {
     Acknowledged(Vec<i64>),
     /// Some failed. The batch is redone after restoring `restore`, every
     /// partition the attempt wrote to (their state learns from the output
-    /// what was acknowledged, as after a crash); `latest_done` grows with
-    /// the snapshot outputs that were acknowledged.
+    /// what was acknowledged, as after a crash).
     Partial {
         /// Partitions to restore.
         restore: BTreeSet<i32>,
@@ -121,25 +86,17 @@ pub enum Settled {
 }
 
 /// Settles a produce of `plan`'s outputs from their per-record results
-/// (`Ok(offset)` when acknowledged), recording acknowledged snapshots in
-/// `latest_done`.
+/// (`Ok(offset)` when acknowledged).
 pub fn settle<E>(
     plan: &BatchPlan,
-    inputs: &[PlannedInput<'_>],
+    inputs: &[BatchRecord<'_>],
     results: &[Result<i64, E>],
-    latest_done: &mut LatestDone,
 ) -> Settled {
     let mut failed = plan.outputs.len().saturating_sub(results.len());
     let mut offsets = Vec::with_capacity(results.len());
-    for (output, result) in plan.outputs.iter().zip(results) {
-        let record = inputs[output.input].record;
+    for result in results.iter().take(plan.outputs.len()) {
         match result {
-            Ok(offset) => {
-                offsets.push(*offset);
-                if output.destination == Destination::Latest {
-                    let _ = latest_done.insert((record.partition, record.offset));
-                }
-            }
+            Ok(offset) => offsets.push(*offset),
             Err(_) => failed += 1,
         }
     }
@@ -149,7 +106,7 @@ pub fn settle<E>(
     let restore = plan
         .outputs
         .iter()
-        .map(|output| inputs[output.input].record.partition)
+        .map(|output| inputs[output.input].partition)
         .collect();
     Settled::Partial { restore, failed }
 }
@@ -160,13 +117,13 @@ impl BatchPlan {
     /// sighting, the event's output offset and its input offset.
     pub fn changelog(
         &self,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         output_offsets: &[i64],
     ) -> Vec<ChangelogEntry> {
         self.event_offsets(output_offsets)
             .filter(|(input, _)| self.decisions[*input] == BatchDecision::Forward)
             .map(|(input, output_offset)| {
-                let record = inputs[input].record;
+                let record = inputs[input];
                 ChangelogEntry {
                     partition: record.partition,
                     key: record.key.to_string(),
@@ -188,7 +145,6 @@ impl BatchPlan {
         self.outputs
             .iter()
             .zip(output_offsets)
-            .filter(|(output, _)| output.destination == Destination::Events)
             .map(|(output, offset)| (output.input, *offset))
     }
 
@@ -198,11 +154,11 @@ impl BatchPlan {
     pub fn remember(
         &self,
         states: &mut HashMap<i32, PartitionState>,
-        inputs: &[PlannedInput<'_>],
+        inputs: &[BatchRecord<'_>],
         output_offsets: &[i64],
     ) {
         for (input, output_offset) in self.event_offsets(output_offsets) {
-            let record = inputs[input].record;
+            let record = inputs[input];
             let Some(state) = states.get_mut(&record.partition) else {
                 continue;
             };
@@ -216,14 +172,14 @@ impl BatchPlan {
 
     /// The offsets to commit: past the last input of each partition this
     /// instance decided (every decision but `NotOwned`).
-    pub fn commit(&self, inputs: &[PlannedInput<'_>]) -> Vec<(i32, i64)> {
+    pub fn commit(&self, inputs: &[BatchRecord<'_>]) -> Vec<(i32, i64)> {
         let mut next: HashMap<i32, i64> = HashMap::new();
         for (input, decision) in inputs.iter().zip(&self.decisions) {
             if *decision == BatchDecision::NotOwned {
                 continue;
             }
-            let entry = next.entry(input.record.partition).or_insert(0);
-            *entry = (*entry).max(input.record.offset + 1);
+            let entry = next.entry(input.partition).or_insert(0);
+            *entry = (*entry).max(input.offset + 1);
         }
         let mut out: Vec<(i32, i64)> = next.into_iter().collect();
         out.sort_unstable();
@@ -242,20 +198,12 @@ mod tests {
 
     const TTL: i64 = 1_000;
 
-    fn input(
-        partition: i32,
-        offset: i64,
-        key: &'static str,
-        snapshot: bool,
-    ) -> PlannedInput<'static> {
-        PlannedInput {
-            record: BatchRecord {
-                partition,
-                offset,
-                key,
-                replayed: false,
-            },
-            has_snapshot: snapshot,
+    fn input(partition: i32, offset: i64, key: &'static str) -> BatchRecord<'static> {
+        BatchRecord {
+            partition,
+            offset,
+            key,
+            replayed: false,
         }
     }
 
@@ -265,36 +213,27 @@ mod tests {
         HashMap::from([(0, p0), (1, PartitionState::default())])
     }
 
+    fn outputs(inputs: &[usize]) -> Vec<PlannedOutput> {
+        inputs
+            .iter()
+            .map(|&input| PlannedOutput { input })
+            .collect()
+    }
+
     #[test]
     fn first_sightings_become_outputs_changelog_state_and_commits() {
         let mut states = states();
         let inputs = [
-            input(0, 10, "a", true),
-            input(0, 11, "seen", false),
-            input(1, 5, "b", false),
-            input(0, 12, "a", false),
+            input(0, 10, "a"),
+            input(0, 11, "seen"),
+            input(1, 5, "b"),
+            input(0, 12, "a"),
         ];
-        let plan = plan_batch(&states, &inputs, &LatestDone::new(), 50, TTL);
+        let plan = plan_batch(&states, &inputs, 50, TTL);
         use BatchDecision::*;
         assert_eq!(plan.decisions, [Forward, Duplicate, Forward, Duplicate]);
-        assert_eq!(
-            plan.outputs,
-            [
-                PlannedOutput {
-                    input: 0,
-                    destination: Destination::Latest
-                },
-                PlannedOutput {
-                    input: 0,
-                    destination: Destination::Events
-                },
-                PlannedOutput {
-                    input: 2,
-                    destination: Destination::Events
-                },
-            ]
-        );
-        let acked = [7, 100, 40];
+        assert_eq!(plan.outputs, outputs(&[0, 2]));
+        let acked = [100, 40];
         let changelog = plan.changelog(&inputs, &acked);
         assert_eq!(
             changelog,
@@ -322,20 +261,17 @@ mod tests {
         plan.remember(&mut states, &inputs, &acked);
         assert_eq!(plan.commit(&inputs), [(0, 13), (1, 6)]);
         // The same inputs again (a redelivery) are all done.
-        let again = plan_batch(&states, &inputs, &LatestDone::new(), 60, TTL);
+        let again = plan_batch(&states, &inputs, 60, TTL);
         assert!(again.outputs.is_empty());
         assert_eq!(
             again.decisions,
             [AlreadyForwarded, Duplicate, AlreadyForwarded, Duplicate]
         );
         // A later duplicate of `a` is a duplicate; its TTL runs from 50.
-        let later = [input(0, 20, "a", false)];
+        let later = [input(0, 20, "a")];
+        assert_eq!(plan_batch(&states, &later, 60, TTL).decisions, [Duplicate]);
         assert_eq!(
-            plan_batch(&states, &later, &LatestDone::new(), 60, TTL).decisions,
-            [Duplicate]
-        );
-        assert_eq!(
-            plan_batch(&states, &later, &LatestDone::new(), 50 + TTL, TTL).decisions,
+            plan_batch(&states, &later, 50 + TTL, TTL).decisions,
             [Forward]
         );
     }
@@ -343,38 +279,34 @@ mod tests {
     #[test]
     fn corrections_are_forwarded_without_changelog_but_count_as_done() {
         let mut states = states();
-        let mut correction = input(0, 30, "seen", true);
-        correction.record.replayed = true;
+        let mut correction = input(0, 30, "seen");
+        correction.replayed = true;
         let inputs = [correction];
-        let plan = plan_batch(&states, &inputs, &LatestDone::new(), 50, TTL);
+        let plan = plan_batch(&states, &inputs, 50, TTL);
         assert_eq!(plan.decisions, [BatchDecision::Correction]);
-        assert_eq!(plan.outputs.len(), 2);
-        let acked = [1, 2];
+        assert_eq!(plan.outputs, outputs(&[0]));
+        let acked = [2];
         assert!(plan.changelog(&inputs, &acked).is_empty());
         plan.remember(&mut states, &inputs, &acked);
-        let again = plan_batch(&states, &inputs, &LatestDone::new(), 60, TTL);
+        let again = plan_batch(&states, &inputs, 60, TTL);
         assert_eq!(again.decisions, [BatchDecision::AlreadyForwarded]);
     }
 
     #[test]
-    fn a_partial_failure_restores_its_partitions_and_keeps_acknowledged_snapshots() {
+    fn a_partial_failure_restores_its_partitions_and_the_redo_sends_only_the_rest() {
         let states = states();
-        let inputs = [input(0, 10, "a", true), input(1, 5, "b", true)];
-        let mut latest_done = LatestDone::new();
-        let plan = plan_batch(&states, &inputs, &latest_done, 50, TTL);
-        assert_eq!(plan.outputs.len(), 4);
-        // Partition 0's snapshot and event landed; partition 1's snapshot
-        // landed, its event did not.
-        let results: [Result<i64, &str>; 4] = [Ok(1), Ok(100), Ok(2), Err("timed out")];
-        let settled = settle(&plan, &inputs, &results, &mut latest_done);
+        let inputs = [input(0, 10, "a"), input(1, 5, "b")];
+        let plan = plan_batch(&states, &inputs, 50, TTL);
+        assert_eq!(plan.outputs.len(), 2);
+        // Partition 0's event landed, partition 1's did not.
+        let results: [Result<i64, &str>; 2] = [Ok(100), Err("timed out")];
         assert_eq!(
-            settled,
+            settle(&plan, &inputs, &results),
             Settled::Partial {
                 restore: BTreeSet::from([0, 1]),
                 failed: 1
             }
         );
-        assert_eq!(latest_done, LatestDone::from([(0, 10), (1, 5)]));
         // After partition 0's restore (it read `a`'s event back), the redo
         // sends only partition 1's event.
         let mut restored = states.clone();
@@ -382,28 +314,19 @@ mod tests {
             p0.remember("a", 50);
             p0.covered_input(10);
         }
-        let redo = plan_batch(&restored, &inputs, &latest_done, 55, TTL);
-        assert_eq!(
-            redo.outputs,
-            [PlannedOutput {
-                input: 1,
-                destination: Destination::Events
-            }]
-        );
+        let redo = plan_batch(&restored, &inputs, 55, TTL);
+        assert_eq!(redo.outputs, outputs(&[1]));
         let ok: [Result<i64, &str>; 1] = [Ok(41)];
-        assert_eq!(
-            settle(&redo, &inputs, &ok, &mut latest_done),
-            Settled::Acknowledged(vec![41])
-        );
+        assert_eq!(settle(&redo, &inputs, &ok), Settled::Acknowledged(vec![41]));
     }
 
     #[test]
     fn missing_results_count_as_failures() {
-        let inputs = [input(0, 10, "a", false), input(1, 5, "b", false)];
-        let plan = plan_batch(&states(), &inputs, &LatestDone::new(), 50, TTL);
+        let inputs = [input(0, 10, "a"), input(1, 5, "b")];
+        let plan = plan_batch(&states(), &inputs, 50, TTL);
         let results: [Result<i64, ()>; 1] = [Ok(1)];
         assert_eq!(
-            settle(&plan, &inputs, &results, &mut LatestDone::new()),
+            settle(&plan, &inputs, &results),
             Settled::Partial {
                 restore: BTreeSet::from([0, 1]),
                 failed: 1
@@ -413,10 +336,10 @@ mod tests {
 
     #[test]
     fn records_of_partitions_not_owned_are_neither_written_nor_committed() {
-        let inputs = [input(7, 10, "a", true), input(0, 3, "b", false)];
-        let plan = plan_batch(&states(), &inputs, &LatestDone::new(), 50, TTL);
+        let inputs = [input(7, 10, "a"), input(0, 3, "b")];
+        let plan = plan_batch(&states(), &inputs, 50, TTL);
         assert_eq!(plan.decisions[0], BatchDecision::NotOwned);
-        assert_eq!(plan.outputs.len(), 1);
+        assert_eq!(plan.outputs, outputs(&[1]));
         assert_eq!(plan.commit(&inputs), [(0, 4)]);
     }
 }
@@ -427,23 +350,10 @@ mod tests {
 /// a fresh state, as [`crate::restore`] does.
 #[cfg(test)]
 mod model {
+    use common::lcg::Lcg;
+    use std::collections::HashSet;
+
     use super::*;
-
-    /// A small deterministic generator (no dependency, reproducible).
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 33) % n.max(1)
-        }
-        fn chance(&mut self, percent: u64) -> bool {
-            self.below(100) < percent
-        }
-    }
 
     const PARTITIONS: i32 = 2;
     const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -452,15 +362,12 @@ mod model {
     struct In {
         key: &'static str,
         replayed: bool,
-        snapshot: bool,
     }
 
     #[derive(Default)]
     struct Broker {
         /// Per partition: the events' source offsets and keys, in order.
         events: HashMap<i32, Vec<(i64, String)>>,
-        /// Inputs whose snapshot is on `properties.latest`, with repeats.
-        latest: Vec<(i32, i64)>,
         /// Per partition: the changelog.
         changelog: HashMap<i32, Vec<(String, SeenRecord)>>,
         committed: HashMap<i32, i64>,
@@ -520,7 +427,6 @@ mod model {
                     .map(|_| In {
                         key: KEYS[rng.below(KEYS.len() as u64) as usize],
                         replayed: rng.chance(15),
-                        snapshot: rng.chance(50),
                     })
                     .collect();
                 (p, records)
@@ -528,7 +434,6 @@ mod model {
             .collect();
         let mut broker = Broker::default();
         let mut states: HashMap<i32, PartitionState> = HashMap::new();
-        let mut latest_done = LatestDone::new();
         let mut position: HashMap<i32, i64> = HashMap::new();
         for p in 0..PARTITIONS {
             let _ = states.insert(p, broker.restore(p));
@@ -551,76 +456,52 @@ mod model {
                 }
                 continue;
             }
-            let inputs: Vec<PlannedInput<'_>> = batch
+            let inputs: Vec<BatchRecord<'_>> = batch
                 .iter()
                 .map(|&(p, o)| {
                     let record = &log[&p][o as usize];
-                    PlannedInput {
-                        record: BatchRecord {
-                            partition: p,
-                            offset: o,
-                            key: record.key,
-                            replayed: record.replayed,
-                        },
-                        has_snapshot: record.snapshot,
+                    BatchRecord {
+                        partition: p,
+                        offset: o,
+                        key: record.key,
+                        replayed: record.replayed,
                     }
                 })
                 .collect();
-            let plan = plan_batch(&states, &inputs, &latest_done, 0, i64::MAX);
+            let plan = plan_batch(&states, &inputs, 0, i64::MAX);
             // Which outputs land and which are acknowledged. Without gaps
             // (an idempotent producer's order), what lands on a partition
             // is a prefix of its outputs and what is acknowledged a prefix
-            // of that; `latest` has no order.
+            // of that.
             let fail = failures_left > 0 && rng.chance(30);
             // Per partition: whether outputs are still acknowledged, and
             // still landing.
             let mut open: HashMap<i32, (bool, bool)> = HashMap::new();
             let mut results: Vec<Result<i64, ()>> = Vec::new();
             for output in &plan.outputs {
-                let record = inputs[output.input].record;
+                let record = inputs[output.input];
                 let p = record.partition;
-                let (this_fails, lands) = match output.destination {
-                    Destination::Events if !gaps => {
-                        let (acked, landing) = open.entry(p).or_insert((true, true));
-                        if fail && *acked && rng.chance(40) {
-                            *acked = false;
-                        }
-                        if !*acked && *landing && rng.chance(50) {
-                            *landing = false;
-                        }
-                        (!*acked, *landing)
+                let (this_fails, lands) = if gaps {
+                    let this_fails = fail && rng.chance(40);
+                    (this_fails, !this_fails || rng.chance(50))
+                } else {
+                    let (acked, landing) = open.entry(p).or_insert((true, true));
+                    if fail && *acked && rng.chance(40) {
+                        *acked = false;
                     }
-                    Destination::Events => {
-                        let this_fails = fail && rng.chance(40);
-                        (this_fails, !this_fails || rng.chance(50))
+                    if !*acked && *landing && rng.chance(50) {
+                        *landing = false;
                     }
-                    // A snapshot whose produce failed but landed is sent
-                    // again by the redo: nothing reads `properties.latest`
-                    // back (a compacted topic keyed by property, where the
-                    // repeat says the same thing). Not modelled.
-                    Destination::Latest => {
-                        let this_fails = fail && rng.chance(40);
-                        (this_fails, !this_fails)
-                    }
+                    (!*acked, *landing)
                 };
-                let offset = match output.destination {
-                    Destination::Events => {
-                        let events = broker.events.entry(p).or_default();
-                        if lands {
-                            events.push((record.offset, record.key.to_string()));
-                        }
-                        events.len() as i64 - 1
-                    }
-                    Destination::Latest => {
-                        if lands {
-                            broker.latest.push((p, record.offset));
-                        }
-                        0
-                    }
-                };
+                let events = broker.events.entry(p).or_default();
+                if lands {
+                    events.push((record.offset, record.key.to_string()));
+                }
+                let offset = events.len() as i64 - 1;
                 results.push(if this_fails { Err(()) } else { Ok(offset) });
             }
-            let settled = settle(&plan, &inputs, &results, &mut latest_done);
+            let settled = settle(&plan, &inputs, &results);
             let crash = crashes && rng.chance(5);
             match settled {
                 Settled::Partial { restore, .. } => {
@@ -646,12 +527,9 @@ mod model {
                             return Err(format!("commit of {p} went back from {before} to {next}"));
                         }
                     }
-                    latest_done
-                        .retain(|(p, o)| broker.committed.get(p).is_none_or(|next| o >= next));
                 }
                 Settled::Acknowledged(_) => {
                     // Crash between the outputs and the changelog.
-                    latest_done.clear();
                     for p in 0..PARTITIONS {
                         let _ = states.insert(p, broker.restore(p));
                         let _ = position.insert(p, broker.committed.get(&p).copied().unwrap_or(0));
@@ -676,16 +554,6 @@ mod model {
                         record.key, record.replayed
                     ));
                 }
-                let latest = broker
-                    .latest
-                    .iter()
-                    .filter(|(lp, lo)| *lp == p && *lo == offset)
-                    .count();
-                if !crashes && latest > 1 {
-                    return Err(format!(
-                        "input {p}/{offset}'s snapshot is on latest {latest} times"
-                    ));
-                }
             }
         }
         Ok(())
@@ -708,7 +576,7 @@ mod model {
     /// (a record refused locally as too large, or a broker refusal of one
     /// produce request while the next succeeds), the restore's
     /// `forwarded_through` covers the failed input and the redo drops it as
-    /// `AlreadyForwarded`: it would be lost (the model finds it at seed 4).
+    /// `AlreadyForwarded`: it would be lost (the model finds it within the first seeds).
     /// So gaps are excluded where outputs are sent, not here:
     /// `Writer::send_once` stops queueing at the first local refusal
     /// (`common::produce::send_in_order`, tested against the mock cluster)

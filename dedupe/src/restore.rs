@@ -15,19 +15,18 @@
 //! input offset (`source_offset`) whose event is on the output, so inputs
 //! redelivered after a crash or a partial failure are never forwarded again.
 //!
-//! A read has no fixed deadline: it fails only when it makes no progress for
-//! [`STALL_DEADLINE`], however large the changelog, and it reports its
-//! progress through the caller's callback every few seconds. The runner
-//! runs it outside the rebalance callback, on a thread of its own.
-
-use std::time::{Duration, Instant};
+//! Each read ([`common::stage_loop::read_to_end`]) has no fixed deadline:
+//! it fails only when it makes no progress, however large the changelog,
+//! and it reports its progress through the caller's callback every few
+//! seconds. The loop runs it outside the rebalance callback, on a thread of
+//! its own ([`crate::restoring`]).
 
 use anyhow::Context;
 use common::headers;
 use common::kafka::{KafkaSettings, header_str};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use common::stage_loop::{Progress, read_to_end};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::{Message, Offset};
 
 use crate::changelog::SeenRecord;
 use crate::state::PartitionState;
@@ -56,22 +55,6 @@ pub struct Restored {
     pub changelog_records: u64,
 }
 
-/// Longest a restore read may go without reading a record before it is
-/// reported as stuck.
-pub const STALL_DEADLINE: Duration = Duration::from_secs(30);
-
-/// How often progress is reported.
-const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// Where a restore read stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Records read so far from the topic being read.
-    pub read: u64,
-    /// Records to read from it (from the start offset to the high watermark).
-    pub total: u64,
-}
-
 /// Restores `partition` from `seen_topic` and `events_topic`, calling
 /// `progress` every few seconds while it reads.
 pub fn restore_partition(
@@ -94,7 +77,7 @@ pub fn restore_partition(
         progress,
         |message| {
             let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                return;
+                return Ok(());
             };
             restored.changelog_records += 1;
             match message.payload() {
@@ -110,6 +93,7 @@ pub fn restore_partition(
                     }
                 },
             }
+            Ok(())
         },
     )?;
     let start = restored
@@ -124,7 +108,7 @@ pub fn restore_partition(
         progress,
         |message| {
             let Some(key) = header_str(message, headers::DEDUPE_KEY) else {
-                return;
+                return Ok(());
             };
             let seen_ms = message.timestamp().to_millis().unwrap_or(0);
             let source_offset = header_str(message, headers::SOURCE_OFFSET)
@@ -132,7 +116,7 @@ pub fn restore_partition(
                 .unwrap_or(-1);
             restored.state.covered_input(source_offset);
             if restored.state.contains(key) {
-                return;
+                return Ok(());
             }
             restored.state.remember(key, seen_ms);
             restored.recovered.push(Recovered {
@@ -141,61 +125,8 @@ pub fn restore_partition(
                 source_offset,
                 seen_ms,
             });
+            Ok(())
         },
     )?;
     Ok(restored)
-}
-
-/// Reads `topic`/`partition` from `start` to the high watermark observed now.
-fn read_to_end(
-    reader: &BaseConsumer,
-    topic: &str,
-    partition: i32,
-    start: Offset,
-    progress: &dyn Fn(&str, Progress),
-    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
-) -> anyhow::Result<()> {
-    let (low, high) = reader
-        .fetch_watermarks(topic, partition, Duration::from_secs(10))
-        .with_context(|| format!("cannot read watermarks of {topic}/{partition}"))?;
-    let first = match start {
-        Offset::Offset(o) => o.max(low),
-        _ => low,
-    };
-    if first >= high {
-        return Ok(());
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(first))?;
-    reader.assign(&tpl)?;
-    let total = u64::try_from(high - first).unwrap_or(0);
-    let mut read = 0u64;
-    let mut last_read_at = Instant::now();
-    let mut reported_at = Instant::now();
-    loop {
-        anyhow::ensure!(
-            last_read_at.elapsed() < STALL_DEADLINE,
-            "restoring {topic}/{partition} read nothing for {STALL_DEADLINE:?} \
-             ({read} of {total} records read, up to offset {high})"
-        );
-        if reported_at.elapsed() >= PROGRESS_EVERY {
-            progress(topic, Progress { read, total });
-            reported_at = Instant::now();
-        }
-        match reader.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Ok(message)) => {
-                read += 1;
-                last_read_at = Instant::now();
-                each(&message);
-                if message.offset() >= high - 1 {
-                    break;
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(e)) => tracing::warn!(topic, partition, error = %e, "restore read error"),
-        }
-    }
-    reader.unassign()?;
-    Ok(())
 }

@@ -1,4 +1,10 @@
-//! The dedupe loop: `properties.normalized` → `properties.events` (+ `properties.latest`).
+//! The dedupe loop: `properties.normalized` → `properties.events`.
+//!
+//! Dedupe forwards each event's bytes untouched, deciding from its
+//! `dedupe-key` header alone: it never decodes Avro and never asks the
+//! schema registry. The property's state (`properties.latest`) is the state
+//! writer's, downstream of `properties.events`: it decodes, merges and
+//! scales on its own, and a registry outage stops only it.
 //!
 //! Exactly-once argument without broker transactions (the output-first
 //! recovery of DESIGN.md, "Dedupe"), for a single writer per partition.
@@ -26,10 +32,10 @@
 //! therefore finds the key and the input offset in the output's tail, and
 //! after 3 but before 4 in the changelog: the redelivered record is dropped
 //! ([`crate::batch`], `AlreadyForwarded`). Before each write the batch checks
-//! that it still owns P ([`crate::fence`]): past its wall-time budget, or
-//! when the group has moved P, it is abandoned, so an instance that stalled
-//! does not write once another owns P. Partition counts are re-read while
-//! running ([`crate::partition_watch`]). With broker transactions (detected
+//! that it still owns P ([`common::stage_loop::Fence`]): past its wall-time
+//! budget, or when the group has moved P, it is abandoned, so an instance
+//! that stalled does not write once another owns P. Partition counts are
+//! re-read while running ([`common::stage_loop::partition_watch`]). With broker transactions (detected
 //! at start by [`crate::transactions`]) steps 2 to 4 are one transaction; a
 //! failed one ends the process, which resumes from the last committed one.
 //!
@@ -39,21 +45,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use common::instruments::Counter;
 use common::kafka::{BatchSettings, KafkaSettings};
-use common::stage_loop::{BatchWindow, Cancel};
+use common::stage_loop::{Cancel, CoPartitioned};
 use common::stage_metrics::StageMetrics;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::BorrowedMessage;
-use tokio::runtime::Handle;
+use rdkafka::consumer::{CommitMode, Consumer};
 
 use crate::forward::Outcome;
-use crate::partition_watch;
-use crate::rebalance::{DedupeContext, Partitions};
 use crate::settings::DedupeSettings;
+use crate::state::PartitionState;
 use crate::transactions::{Mode, open_producer};
-use crate::writer::{Writer, millis_setting, output_first_producer};
+use crate::writer::Writer;
+use tokio::runtime::Handle;
 
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> i64 {
@@ -97,21 +100,15 @@ impl Default for DedupeMetrics {
 
 /// The wired stage.
 pub struct Deduper {
-    pub(crate) consumer: BaseConsumer<DedupeContext>,
-    pub(crate) partitions: Arc<Partitions>,
+    /// The group consumer, its partitions' states and their fencing.
+    pub(crate) co: CoPartitioned<PartitionState>,
     pub(crate) writer: Writer,
     pub(crate) kafka: KafkaSettings,
     pub(crate) cancel: Cancel,
     pub(crate) ttl_ms: i64,
-    pub(crate) input_topic: String,
     pub(crate) events_topic: String,
-    pub(crate) latest_topic: String,
-    pub(crate) budget: Duration,
-    pub(crate) recheck_after: Duration,
     expiry_interval: Duration,
     batch: BatchSettings,
-    /// Partition counts changing under the stage.
-    watch: partition_watch::Watch,
     /// Counters.
     pub metrics: DedupeMetrics,
 }
@@ -124,39 +121,15 @@ impl Deduper {
         cancel: Cancel,
     ) -> anyhow::Result<Self> {
         let topics = &settings.topics;
-        let watched = vec![topics.normalized(), topics.events(), topics.seen()];
-        let mut names: Vec<&str> = watched.iter().map(String::as_str).collect();
-        let latest = topics.latest();
-        names.push(&latest);
-        let counts = common::kafka::check_topics(&settings.kafka, &names, Duration::from_secs(10))?;
-        anyhow::ensure!(
-            counts[0] == counts[1] && counts[0] == counts[2],
-            "{}, {} and {} must have the same partition count (co-partitioning), found {counts:?}",
-            names[0],
-            names[1],
-            names[2]
-        );
-        let mut consumer_config = settings.kafka.consumer(&settings.group);
-        let _ = consumer_config
-            .set("partition.assignment.strategy", "range")
-            .set("max.poll.interval.ms", "60000");
-        settings.fencing.check(
-            millis_setting(&consumer_config, "session.timeout.ms")?,
-            millis_setting(&consumer_config, "max.poll.interval.ms")?,
-        )?;
-        let producer = output_first_producer(
-            settings.kafka.producer(),
-            settings.fencing.produce_timeout_ms,
-        );
+        let producer = settings.fencing.producer(settings.kafka.producer());
         let (producer, mode) = open_producer(settings, producer, &cancel)?;
-        let partitions = Arc::new(Partitions::default());
-        let consumer: BaseConsumer<DedupeContext> = consumer_config
-            .create_with_context(DedupeContext {
-                partitions: Arc::clone(&partitions),
-                input_topic: topics.normalized(),
-            })
-            .context("cannot create the Kafka consumer")?;
-        consumer.subscribe(&[&topics.normalized()])?;
+        let co = CoPartitioned::connect(
+            &settings.kafka,
+            &settings.group,
+            &settings.fencing,
+            "dedupe",
+            vec![topics.normalized(), topics.events(), topics.seen()],
+        )?;
         tracing::info!(
             mode = mode.describe(),
             input = %topics.normalized(),
@@ -170,20 +143,14 @@ impl Deduper {
             .liveness
             .set_stall_after(Duration::from_secs(settings.stall_after_secs));
         Ok(Self {
-            consumer,
-            partitions,
+            co,
             writer: Writer::new(producer, mode, runtime, cancel.clone(), topics.seen()),
             kafka: settings.kafka.clone(),
             cancel,
             ttl_ms: i64::try_from(settings.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
-            input_topic: topics.normalized(),
             events_topic: topics.events(),
-            latest_topic: latest,
-            budget: Duration::from_millis(settings.fencing.batch_budget_ms),
-            recheck_after: Duration::from_millis(settings.fencing.recheck_after_ms),
             expiry_interval: Duration::from_secs(settings.expiry_interval_secs.max(1)),
             batch: settings.batch,
-            watch: partition_watch::spawn(&settings.kafka, watched, counts[..3].to_vec())?,
             metrics,
         })
     }
@@ -198,14 +165,11 @@ impl Deduper {
     /// process exits and, once restarted, resumes from the last commit.
     pub fn run(self) -> anyhow::Result<()> {
         let mut last_sweep: Option<Instant> = None;
-        let mut consuming = true;
         while !self.cancel.is_cancelled() {
-            if consuming && let Some(problem) = self.watch.problem() {
-                self.stop_consuming(problem);
-                consuming = false;
-            }
-            if !consuming {
-                let _ = self.cancel.sleep_blocking(Duration::from_secs(1));
+            if !self
+                .co
+                .still_consuming(&self.cancel, &self.metrics.stage.liveness)
+            {
                 continue;
             }
             self.restore_pending()?;
@@ -216,12 +180,12 @@ impl Deduper {
                     Err(e) => return Err(e.context("expiry sweep failed")),
                 }
             }
-            let (batch, started, polled_at) = self.next_batch();
-            if batch.is_empty() {
+            let polled = self.co.poll(&self.batch);
+            if polled.records.is_empty() {
                 self.metrics.stage.liveness.idle();
                 continue;
             }
-            match self.handle(&batch, started, polled_at) {
+            match self.handle(&polled.records, polled.started, polled.polled_at) {
                 Ok(Outcome::Done | Outcome::Abandoned) => {}
                 Err(_) if self.cancel.is_cancelled() => break,
                 Err(e) => return Err(e.context("forwarding failed")),
@@ -229,40 +193,8 @@ impl Deduper {
         }
         tracing::info!("dedupe stopping");
         if self.writer.mode == Mode::OutputFirst {
-            let _ = self.consumer.commit_consumer_state(CommitMode::Sync);
+            let _ = self.co.consumer.commit_consumer_state(CommitMode::Sync);
         }
         Ok(())
-    }
-
-    /// Stops consuming on a partition count that changed: leaves the
-    /// group, forgets every partition, and reports `problem`.
-    fn stop_consuming(&self, problem: String) {
-        tracing::error!("{problem}");
-        self.metrics.stage.liveness.set_problem(problem);
-        self.consumer.unsubscribe();
-        self.partitions.states().clear();
-        self.partitions.pending().clear();
-    }
-
-    /// Polls one batch ([`BatchWindow`]): the records, when the first was
-    /// read, and when the last poll returned. Empty when nothing came.
-    fn next_batch(&self) -> (Vec<BorrowedMessage<'_>>, Instant, Instant) {
-        let mut window = BatchWindow::new(&self.batch);
-        let mut batch = Vec::new();
-        let mut polled_at = Instant::now();
-        while let Some(wait) = window.next_wait(Instant::now()) {
-            let polled = self.consumer.poll(wait);
-            polled_at = Instant::now();
-            match polled {
-                Some(Ok(message)) => {
-                    batch.push(message);
-                    window.push(polled_at);
-                }
-                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
-                None => break,
-            }
-        }
-        let started = window.started(polled_at);
-        (batch, started, polled_at)
     }
 }

@@ -1,7 +1,7 @@
 //! Dedupe's writes to Kafka: the producer, the delivery mode, and the two
 //! ways records are sent.
 //!
-//! - Outputs (`properties.events`, `properties.latest`) are sent once per
+//! - Outputs (`properties.events`) are sent once per
 //!   attempt ([`Writer::send_once`]) with one result per record: resending
 //!   a batch whose produce failed in part would write its acknowledged
 //!   records twice, so the loop settles it ([`crate::plan::settle`]) and
@@ -17,10 +17,8 @@
 //! transaction ([`Writer::in_transaction`]) and a failure is returned, so
 //! the transaction aborts and the process exits.
 
-use anyhow::Context as _;
-use common::produce::{OutRecord, send_all, send_in_order};
-use common::stage_loop::{Cancel, GaveUp, RetryPolicy, Verdict};
-use rdkafka::ClientConfig;
+use common::produce::{OutRecord, send_all};
+use common::stage_loop::{Abandon, Cancel, GaveUp, RetryPolicy, Verdict};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
@@ -28,7 +26,6 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use tokio::runtime::Handle;
 
 use crate::changelog::SeenRecord;
-use crate::fence::Abandon;
 use crate::transactions::{Mode, TRANSACTION_TIMEOUT};
 
 /// The producer side of dedupe.
@@ -72,25 +69,18 @@ impl Writer {
     /// error (the process exits). The restore's `forwarded_through` rests
     /// on it: an input below an acknowledged output was never left out.
     pub fn send_once(&self, records: &[OutRecord]) -> Vec<Result<i64, KafkaError>> {
-        self.runtime
-            .block_on(send_in_order(&self.producer, records))
-            .into_iter()
-            .map(|result| result.map(|stored| stored.offset))
-            .collect()
+        common::produce::offsets_in_order(&self.runtime, &self.producer, records)
     }
 
     /// The producer's fatal error, if it has one (an idempotent producer
     /// that cannot guarantee order any more): the process must exit.
     pub fn fatal_error(&self) -> Option<String> {
-        self.producer
-            .client()
-            .fatal_error()
-            .map(|(code, reason)| format!("{code:?}: {reason}"))
+        common::produce::fatal_error(&self.producer)
     }
 
     /// Sends records that may be sent twice, retrying until they are all
     /// acknowledged; in a transaction, once. Before each retry `may_retry`
-    /// is asked ([`crate::fence::Fence::may_retry`]): a stalled instance
+    /// is asked ([`common::stage_loop::Fence::may_retry`]): a stalled instance
     /// that lost its partitions gives the write up rather than write over
     /// what the new owner wrote (a late tombstone would make it forget a
     /// key), and a write past the budget gives up so that the loop polls
@@ -173,69 +163,6 @@ impl Writer {
         OutRecord {
             payload: None,
             ..self.changelog_record(partition, key, SeenRecord::default())
-        }
-    }
-}
-
-/// librdkafka's other names for `message.timeout.ms`: one of them left in
-/// the configuration (from `[kafka.properties]`) would be applied in an
-/// unspecified order with it, and could restore a delivery timeout longer
-/// than the batch budget.
-const DELIVERY_TIMEOUT_ALIASES: [&str; 3] = [
-    "delivery.timeout.ms",
-    "topic.message.timeout.ms",
-    "topic.delivery.timeout.ms",
-];
-
-/// The output-first producer's configuration: the shared settings with a
-/// delivery timeout below the batch budget (see [`crate::fence`]), and none
-/// of its aliases.
-pub fn output_first_producer(base: ClientConfig, produce_timeout_ms: u64) -> ClientConfig {
-    let mut config = base;
-    for alias in DELIVERY_TIMEOUT_ALIASES {
-        if config.get(alias).is_some() {
-            tracing::warn!(
-                property = alias,
-                "ignored: dedupe's delivery timeout is [fencing] produce_timeout_ms"
-            );
-            let _ = config.remove(alias);
-        }
-    }
-    let _ = config
-        .set("message.timeout.ms", produce_timeout_ms.to_string())
-        .set("enable.gapless.guarantee", "true");
-    config
-}
-
-/// Reads a millisecond setting from a client configuration.
-pub fn millis_setting(config: &ClientConfig, name: &str) -> anyhow::Result<u64> {
-    config
-        .get(name)
-        .with_context(|| format!("the consumer configuration has no `{name}`"))?
-        .parse()
-        .with_context(|| format!("`{name}` is not a number of milliseconds"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_alias_of_the_delivery_timeout_survives_from_the_properties() {
-        // `[kafka.properties] delivery.timeout.ms = "300000"` is accepted by
-        // the settings; librdkafka applies the configuration's entries in
-        // hash order, so the alias could win over `message.timeout.ms` and a
-        // produce could again land 300 s late, long after the group moved
-        // the partition.
-        let mut base = ClientConfig::new();
-        let _ = base
-            .set("delivery.timeout.ms", "300000")
-            .set("topic.message.timeout.ms", "300000")
-            .set("message.timeout.ms", "300000");
-        let config = output_first_producer(base, 5_000);
-        assert_eq!(config.get("message.timeout.ms"), Some("5000"));
-        for alias in DELIVERY_TIMEOUT_ALIASES {
-            assert_eq!(config.get(alias), None, "{alias}");
         }
     }
 }

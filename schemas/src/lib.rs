@@ -8,7 +8,9 @@
 //! the writer's schema fetched by id ([`DatumDecoder`]): straight into the
 //! Rust type when the writer is this crate's schema, otherwise resolved
 //! against it (so older and newer writers both decode, per Avro schema
-//! resolution).
+//! resolution). [`writer_schemas`] caches writer schemas by registry id
+//! for any reader of the wire format, and says whose fault a value that
+//! does not decode is.
 
 pub mod codec;
 pub mod property_event;
@@ -17,6 +19,7 @@ mod provider;
 pub mod sample;
 pub mod state_codec;
 pub mod wire;
+pub mod writer_schemas;
 
 pub use codec::{CodecError, DatumDecoder, decode_datum, encode_datum, schema};
 pub use property_event::{
@@ -45,3 +48,6 @@ pub const PROPERTY_STATE_AVSC: &str = include_str!("../avro/property_state.avsc"
 
 /// Full name of the record, for record-name subject strategies.
 pub const PROPERTY_EVENT_NAME: &str = "estate.pipeline.PropertyEvent";
+
+/// Full name of the state record, for record-name subject strategies.
+pub const PROPERTY_STATE_NAME: &str = "estate.pipeline.PropertyState";

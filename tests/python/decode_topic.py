@@ -4,6 +4,10 @@ Proves the wire format and the development registry work with a client we
 did not write: confluent-kafka's AvroDeserializer fetches the writer schema
 from the registry by the id in each value's prefix. Prints one JSON object
 per record and exits non-zero if fewer than --count records decode in time.
+
+With --last-per-key, it prints only the last value of each key once --count
+records are read, as a reader of a compacted topic (properties.latest, a
+PropertyState per property) sees it.
 """
 
 import argparse
@@ -25,6 +29,11 @@ def main() -> int:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--last-per-key",
+        action="store_true",
+        help="print only each key's last value (a compacted topic's view)",
+    )
     args = parser.parse_args()
 
     registry = SchemaRegistryClient({"url": args.registry})
@@ -39,6 +48,7 @@ def main() -> int:
     )
     consumer.subscribe([args.topic])
     decoded = 0
+    last = {}
     deadline = time.monotonic() + args.timeout
     try:
         while decoded < args.count and time.monotonic() < deadline:
@@ -51,10 +61,15 @@ def main() -> int:
             value = deserializer(
                 message.value(), SerializationContext(message.topic(), MessageField.VALUE)
             )
-            print(json.dumps(value, default=str, sort_keys=True))
+            if args.last_per_key:
+                last[message.key()] = value
+            else:
+                print(json.dumps(value, default=str, sort_keys=True))
             decoded += 1
     finally:
         consumer.close()
+    for value in last.values():
+        print(json.dumps(value, default=str, sort_keys=True))
     if decoded < args.count:
         print(f"decoded {decoded} of {args.count} records", file=sys.stderr)
         return 1

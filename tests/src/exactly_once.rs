@@ -6,7 +6,10 @@
 //! lands twice. A webhook answered 503 may still have landed (README,
 //! "Delivery guarantees"), so keys outside the set are allowed once unless
 //! the check is [`ExactlyOnce::only`]. A failure lists the missing, doubled
-//! and unexpected keys of each store.
+//! and unexpected keys of each store. When the pipeline runs the state
+//! writer, `properties.latest` is checked too: each property's last state
+//! is the merge of its events and none is written twice
+//! ([`crate::latest_states`]).
 //!
 //! ```text
 //! let keys = (0..100).map(|i| format!("generic:evt_{i}"));
@@ -76,6 +79,11 @@ impl ExactlyOnce {
         };
         if let Err(failure) = self.check(&landed) {
             panic!("{failure}\n{}", pipeline.all_logs());
+        }
+        if pipeline.runs(crate::Service::StateWriter) {
+            let events = landed.events.values().sum();
+            let _ =
+                crate::latest_states::assert_latest_is_the_merge(pipeline, events, timeout).await;
         }
     }
 

@@ -3,7 +3,7 @@
 //! `scripts/test.sh` starts the real infrastructure once (nisshi broker,
 //! PostgreSQL, the development registry) and passes its addresses in
 //! `ESTATE_TEST_*` variables. Each test then starts its own [`Pipeline`]:
-//! its own topic prefix, consumer groups and database, and its own four
+//! its own topic prefix, consumer groups and database, and its own five
 //! service processes, which it can kill (`SIGKILL`) and restart. Tests
 //! therefore run in parallel without seeing each other's records.
 
@@ -12,6 +12,7 @@ pub mod fault_proxy;
 #[cfg(test)]
 mod hand_kept_lists;
 pub mod history;
+pub mod latest_states;
 pub mod legit_probe;
 pub mod otlp;
 pub mod own_registry;
@@ -310,7 +311,7 @@ fn free_port() -> u16 {
 }
 
 impl Pipeline {
-    /// Creates topics and a database for `name`, and starts all four services.
+    /// Creates topics and a database for `name`, and starts all five services.
     pub async fn start(name: &str) -> Self {
         Self::start_with(name, &Service::ALL, None, &[]).await
     }
@@ -446,7 +447,7 @@ impl Pipeline {
     pub fn spawn_through(&mut self, service: Service, proxy: &fault_proxy::FaultProxy) {
         self.kill(service);
         let brokers = (
-            format!("{}__KAFKA__BROKERS", service.name().to_ascii_uppercase()),
+            format!("{}__KAFKA__BROKERS", service.env_prefix()),
             proxy.address(),
         );
         let child = self.launch(service, service.name(), &[brokers]);
@@ -546,6 +547,11 @@ impl Pipeline {
             .get(&service)
             .unwrap_or_else(|| panic!("{} has no /{path} endpoint", service.name()));
         format!("http://127.0.0.1:{port}/{path}")
+    }
+
+    /// Whether the first instance of `service` was started (and not killed).
+    pub fn runs(&self, service: Service) -> bool {
+        self.children.contains_key(&service)
     }
 
     /// Kills `service` with SIGKILL (a crash, not a clean stop).
@@ -900,6 +906,56 @@ impl Pipeline {
         self.read_topic(&self.topics.dlq())
             .into_iter()
             .filter(|m| header(m, "error.stage").as_deref() == Some(stage))
+            .collect()
+    }
+
+    /// `GET <registry><path>` as JSON (e.g. `/schemas/ids/3`).
+    pub async fn registry_get(&self, path: &str) -> serde_json::Value {
+        reqwest::get(format!("{}{path}", self.stack.registry_url))
+            .await
+            .expect("the registry answers")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    /// The registry's latest version of `topic`'s value subject
+    /// (`<topic>-value`, the topic-name strategy).
+    pub async fn registered_value_schema(&self, topic: &str) -> serde_json::Value {
+        self.registry_get(&format!("/subjects/{topic}-value/versions/latest"))
+            .await
+    }
+
+    /// What a stock client we did not write makes of `topic`: Python's
+    /// confluent-kafka `AvroDeserializer` (`tests/python/decode_topic.py`,
+    /// `extra` its further arguments) reading `count` records, one JSON
+    /// object per line; asserts it decoded them all.
+    pub fn decoded_by_python(
+        &self,
+        topic: &str,
+        count: usize,
+        extra: &[&str],
+    ) -> Vec<serde_json::Value> {
+        let python = std::env::var("ESTATE_TEST_PYTHON")
+            .expect("ESTATE_TEST_PYTHON is set by scripts/test.sh (confluent-kafka venv)");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/decode_topic.py");
+        let output = Command::new(python)
+            .arg(script)
+            .args(["--brokers", &self.stack.brokers])
+            .args(["--registry", &self.stack.registry_url])
+            .args(["--topic", topic])
+            .args(["--count", &count.to_string()])
+            .args(extra)
+            .output()
+            .expect("run the Python decoder");
+        assert!(
+            output.status.success(),
+            "Python AvroDeserializer failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
             .collect()
     }
 

@@ -3,7 +3,7 @@
 //! Without broker transactions nothing on the broker stops an instance that
 //! the group has replaced (it stalled past `session.timeout.ms`, e.g.
 //! paused or swapped out) from writing once it runs again. So before every
-//! write of a batch (each produce attempt and the changelog write) the loop
+//! write of a batch (each produce attempt, and dedupe's changelog write) the loop
 //! asks [`Fence::before_write`]:
 //! - past the batch's wall-time budget, the batch is abandoned: its
 //!   partitions are restored and read again, and nothing more is written;
@@ -18,7 +18,12 @@
 //! its partition. This makes the output-first mode exactly-once for a
 //! single writer per partition; the window that remains (a stall between
 //! the last check and the hand-over of a record to the producer) is closed
-//! only by broker transactions (`transactions = "required"`).
+//! only by broker transactions (dedupe's `transactions = "required"`).
+//!
+//! Dedupe and the state writer both write output-first and fence the same
+//! way; the bounds that make it work (budget, delivery timeout, recheck)
+//! are [`super::FencingSettings`], and the coordinator recheck is
+//! [`super::check_ownership`].
 
 use std::time::{Duration, Instant};
 

@@ -1,20 +1,22 @@
 //! Noticing, while running, that a co-partitioned topic's partition count
-//! changed. Dedupe's state for a key lives on the key's partition of
-//! `properties.normalized`, `properties.events` and `dedupe.seen`: adding
-//! partitions to any of them moves keys to partitions whose state never saw
-//! them (duplicates for up to the TTL) or makes a restore read the wrong
-//! changelog. So a thread of its own ([`spawn`], one long-lived client, so
-//! the loop never waits for metadata) re-reads the counts every
-//! [`CHECK_EVERY`]; on a change the loop stops consuming and says what
-//! changed and what to do (README, "Changing partition counts"), in one log
-//! line and on `/health`.
+//! changed. A co-partitioned stage keeps a key's state on the key's
+//! partition of its input and of the topics it restores from (dedupe:
+//! `properties.normalized`, `properties.events` and `dedupe.seen`; the
+//! state writer: `properties.events` and `properties.latest`): adding
+//! partitions to any of them moves keys to partitions whose state never
+//! saw them, or makes a restore read the wrong partition. So a thread of
+//! its own ([`spawn`], one long-lived client, so the loop never waits for
+//! metadata) re-reads the counts every [`CHECK_EVERY`]; on a change the
+//! loop stops consuming and says what changed and what to do (README,
+//! "Changing partition counts"), in one log line and on `/health`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use common::kafka::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::kafka::KafkaSettings;
 
 /// What the watching thread found: the problem, once counts changed.
 #[derive(Debug, Clone, Default)]
@@ -33,10 +35,11 @@ impl Watch {
 }
 
 /// Starts the thread that re-reads `topics`' partition counts every
-/// [`CHECK_EVERY`] and compares them with `at_start`. A failed read is
-/// skipped (the next one is tried).
+/// [`CHECK_EVERY`] and compares them with `at_start`, for the stage named
+/// `stage`. A failed read is skipped (the next one is tried).
 pub fn spawn(
     kafka: &KafkaSettings,
+    stage: &'static str,
     topics: Vec<String>,
     at_start: Vec<usize>,
 ) -> anyhow::Result<Watch> {
@@ -70,7 +73,7 @@ pub fn spawn(
                 if now.len() != topics.len() || now.contains(&0) {
                     continue;
                 }
-                if let Some(problem) = changed(&topics, &at_start, &now) {
+                if let Some(problem) = changed(stage, &topics, &at_start, &now) {
                     *found.lock().unwrap_or_else(PoisonError::into_inner) = Some(problem);
                     return;
                 }
@@ -83,9 +86,14 @@ pub fn spawn(
 /// How often the counts are re-read.
 pub const CHECK_EVERY: Duration = Duration::from_secs(15);
 
-/// The problem to report when `now` differs from `at_start` (same topics,
-/// same order), or `None`.
-pub fn changed(topics: &[String], at_start: &[usize], now: &[usize]) -> Option<String> {
+/// The problem `stage` reports when `now` differs from `at_start` (same
+/// topics, same order), or `None`.
+pub fn changed(
+    stage: &str,
+    topics: &[String],
+    at_start: &[usize],
+    now: &[usize],
+) -> Option<String> {
     let changes: Vec<String> = topics
         .iter()
         .zip(at_start.iter().zip(now))
@@ -94,7 +102,7 @@ pub fn changed(topics: &[String], at_start: &[usize], now: &[usize]) -> Option<S
         .collect();
     (!changes.is_empty()).then(|| {
         format!(
-            "partition count changed while running ({}); dedupe stopped consuming so no key's \
+            "partition count changed while running ({}); {stage} stopped consuming so no key's \
              state is split. To re-partition: stop ingest, let every group's lag reach 0, stop \
              the stages, give {} the same partition count (config/topics.toml, then \
              create-topics), and restart (README, \"Changing partition counts\")",
@@ -111,12 +119,13 @@ mod tests {
     #[test]
     fn a_change_names_the_topic_the_counts_and_the_procedure() {
         let topics = vec!["n".to_string(), "e".to_string(), "s".to_string()];
-        assert_eq!(changed(&topics, &[4, 4, 4], &[4, 4, 4]), None);
-        let problem = changed(&topics, &[4, 4, 4], &[8, 4, 4]).expect("a change");
+        assert_eq!(changed("dedupe", &topics, &[4, 4, 4], &[4, 4, 4]), None);
+        let problem = changed("dedupe", &topics, &[4, 4, 4], &[8, 4, 4]).expect("a change");
         assert!(
             problem.starts_with("partition count changed while running (n from 4 to 8)"),
             "{problem}"
         );
         assert!(problem.contains("Changing partition counts"), "{problem}");
+        assert!(problem.contains("dedupe stopped consuming"), "{problem}");
     }
 }

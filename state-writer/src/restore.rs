@@ -1,0 +1,151 @@
+//! Rebuilding one input partition's state from the same partition of
+//! `properties.latest`, pure: [`Restore::apply`] folds the partition's
+//! records, from its beginning to its end, into the
+//! [`PartitionState`] the loop resumes with.
+//!
+//! - `properties.latest` is compacted by property key: the last record of
+//!   a key is its state, whatever compaction removed before it.
+//! - A tombstone removes the key (nothing writes tombstones today; a
+//!   compacted topic may hold them).
+//! - A record whose value is no state (it does not decode with its writer
+//!   schema: what dedupe wrote there before the state writer existed, a
+//!   `PropertyEvent`, or a broken value) removes the key too: the key's
+//!   state is rebuilt from its events that follow. It is counted and
+//!   logged by the caller.
+//! - The mark is the greatest `source-offset` header of the partition's
+//!   records (a record without one, dedupe's legacy copy, adds nothing):
+//!   the state of every input at or below it is in the fold. The state
+//!   writer never removes a key, so the record carrying the greatest
+//!   source offset of a key is its last one, which compaction keeps.
+//!
+//! The IO around it (reading to the end, fetching writer schemas) is in
+//! [`crate::restoring`].
+
+use schemas::PropertyState;
+
+use crate::state::PartitionState;
+
+/// A record's value, as the restore sees it.
+#[derive(Debug)]
+pub enum Value {
+    /// No value.
+    Tombstone,
+    /// A property state.
+    State(Box<PropertyState>),
+    /// A value that is no state, for this reason.
+    Unreadable(String),
+}
+
+/// One record of `properties.latest`.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// Its key (the property key), when it is UTF-8.
+    pub key: Option<&'a str>,
+    /// Its value.
+    pub value: Value,
+    /// Its `source-offset` header, when it has a valid one.
+    pub source_offset: Option<i64>,
+}
+
+/// The fold of a partition's records.
+#[derive(Debug, Default)]
+pub struct Restore {
+    /// The state so far.
+    pub state: PartitionState,
+    /// Records read.
+    pub records: u64,
+    /// Records whose value was no state.
+    pub unreadable: u64,
+    /// Records without a key, ignored.
+    pub without_key: u64,
+}
+
+impl Restore {
+    /// Folds the next record.
+    pub fn apply(&mut self, record: Record<'_>) {
+        self.records += 1;
+        if let Some(offset) = record.source_offset {
+            self.state.covered(offset);
+        }
+        let Some(key) = record.key else {
+            self.without_key += 1;
+            return;
+        };
+        match record.value {
+            Value::State(state) => self.state.set(key.to_string(), *state),
+            Value::Tombstone => self.state.forget(key),
+            Value::Unreadable(_) => {
+                self.unreadable += 1;
+                self.state.forget(key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(key: &str, price: f64) -> Box<PropertyState> {
+        let mut event = schemas::sample::price_change();
+        event.property_key = key.to_string();
+        if let Some(p) = event.property.as_mut() {
+            p.price = Some(price);
+        }
+        Box::new(property_state::state_of(&event))
+    }
+
+    fn record(key: &str, value: Value, source_offset: Option<i64>) -> Record<'_> {
+        Record {
+            key: Some(key),
+            value,
+            source_offset,
+        }
+    }
+
+    #[test]
+    fn the_last_record_of_a_key_is_its_state_and_the_mark_the_greatest_source_offset() {
+        let history = [("a", 1.0, 3), ("b", 2.0, 9), ("b", 4.0, 10), ("a", 5.0, 12)];
+        let mut restore = Restore::default();
+        for (key, price, offset) in history {
+            restore.apply(record(key, Value::State(state(key, price)), Some(offset)));
+        }
+        // Compaction keeps each key's last record: the same fold.
+        let mut compacted = Restore::default();
+        for (key, price, offset) in [history[2], history[3]] {
+            compacted.apply(record(key, Value::State(state(key, price)), Some(offset)));
+        }
+        for restore in [&restore, &compacted] {
+            assert_eq!(restore.state.mark, Some(12));
+            assert_eq!(restore.state.len(), 2);
+            let price = |key: &str| restore.state.get(key).and_then(|s| s.property.price);
+            assert_eq!((price("a"), price("b")), (Some(5.0), Some(4.0)));
+        }
+        assert_eq!(restore.records, 4);
+    }
+
+    #[test]
+    fn a_tombstone_or_a_value_that_is_no_state_removes_the_key() {
+        let mut restore = Restore::default();
+        restore.apply(record("a", Value::State(state("a", 1.0)), Some(1)));
+        restore.apply(record("b", Value::State(state("b", 1.0)), Some(2)));
+        restore.apply(record("a", Value::Tombstone, None));
+        // Dedupe's legacy copy of an event: no source offset, no state.
+        restore.apply(record("b", Value::Unreadable("an event".into()), None));
+        restore.apply(Record {
+            key: None,
+            value: Value::State(state("c", 1.0)),
+            source_offset: Some(4),
+        });
+        assert!(restore.state.is_empty());
+        assert_eq!(restore.state.mark, Some(4));
+        assert_eq!((restore.unreadable, restore.without_key), (1, 1));
+    }
+
+    #[test]
+    fn an_empty_partition_has_no_mark() {
+        let restore = Restore::default();
+        assert_eq!(restore.state.mark, None);
+        assert!(restore.state.is_empty());
+    }
+}
