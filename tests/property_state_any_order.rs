@@ -4,7 +4,9 @@
 //! updates, partial sales, provider retries, a sender clock in year 9999)
 //! goes through two isolated pipelines in two different shuffled orders,
 //! then both replay it as a newer normalizer (a correction of every
-//! event). The two pipelines' `properties` tables hold the same states. The only thing allowed to
+//! event). Then, in each pipeline, the last `properties.latest` record of
+//! every property equals its `properties` row's state in PostgreSQL; and
+//! the two pipelines hold the same states. The only thing allowed to
 //! differ is the time of the future-dated event, which each pipeline
 //! replaces by its own arrival time.
 
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use pipeline_tests::history::History;
 use pipeline_tests::{Pipeline, Service, unix_now};
+use rdkafka::Message;
 use schemas::PropertyState;
 
 /// The normalizer version the correction replays as.
@@ -64,6 +67,20 @@ async fn states_in_postgres(pipeline: &Pipeline) -> BTreeMap<String, PropertySta
         .collect()
 }
 
+/// Each property's last record on `properties.latest`, decoded.
+fn states_on_latest(pipeline: &Pipeline) -> BTreeMap<String, PropertyState> {
+    let mut states = BTreeMap::new();
+    for record in pipeline.read_topic(&pipeline.topics.latest()) {
+        let key = String::from_utf8_lossy(record.key().expect("a keyed record")).into_owned();
+        let value = record.payload().expect("a state, not a tombstone");
+        let (_, datum) = schemas::wire::split(value).expect("Confluent wire format");
+        let state = schemas::decode_state(schemas::state_schema(), datum)
+            .unwrap_or_else(|e| panic!("the record of {key} decodes: {e}"));
+        let _ = states.insert(key, state);
+    }
+    states
+}
+
 /// `state` with the future-dated event's time (each pipeline's own
 /// arrival time) blanked.
 fn without_arrival_time(mut state: PropertyState, future_dated: &str) -> PropertyState {
@@ -99,24 +116,31 @@ async fn wait_until_corrected(pipeline: &Pipeline, events: usize, properties: us
         pipeline.all_logs()
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut last = states_in_postgres(pipeline).await;
+    let mut last = (
+        states_in_postgres(pipeline).await,
+        states_on_latest(pipeline),
+    );
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = states_in_postgres(pipeline).await;
-        if now == last && now.len() == properties {
+        let now = (
+            states_in_postgres(pipeline).await,
+            states_on_latest(pipeline),
+        );
+        if now == last && now.0.len() == properties && now.0 == now.1 {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the states did not settle: {} rows of {properties}",
-            now.len()
+            "the states did not settle: {} rows and {} latest records of {properties}",
+            now.0.len(),
+            now.1.len()
         );
         last = now;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_orders_give_the_same_state() {
+async fn two_orders_give_the_same_state_in_postgres_and_on_latest() {
     let history = History::generate("anyorder", 30, 20);
     let events = history.dedupe_keys().len();
     let properties = history.property_keys().len();
@@ -136,6 +160,16 @@ async fn two_orders_give_the_same_state() {
     wait_until_corrected(&b, events, properties).await;
 
     let (in_a, in_b) = (states_in_postgres(&a).await, states_in_postgres(&b).await);
+    assert_eq!(
+        in_a,
+        states_on_latest(&a),
+        "pipeline A: PostgreSQL = latest"
+    );
+    assert_eq!(
+        in_b,
+        states_on_latest(&b),
+        "pipeline B: PostgreSQL = latest"
+    );
     for (key, state) in &in_a {
         let other = in_b.get(key).unwrap_or_else(|| panic!("{key} only in A"));
         assert_eq!(
