@@ -1,6 +1,7 @@
 //! Issue 10, measurement 2: end to end. Signed generic webhooks at a fixed
 //! rate (open loop) through ingest, normalize, dedupe and the sink into
-//! PostgreSQL; 5 % of them re-deliveries of a recent event.
+//! PostgreSQL (the state writer runs beside the sink, as in production);
+//! 5 % of them re-deliveries of a recent event.
 //!
 //! Latency is from the request's arrival at ingest (`received_at`, set by
 //! ingest) to the commit of its row, read from PostgreSQL's own commit
