@@ -46,9 +46,11 @@ async fn the_last_state_of_each_property_is_the_merge_of_its_events() {
             r#""price":400000,"bedrooms":2,"address":"2 Rue Basse, Paris""#,
         ),
         // p3: created, then the same data at the same time under another
-        // event id (a provider's re-notification): it changes nothing.
+        // event id (a provider's re-notification): it changes nothing. At
+        // equal times the smaller dedupe key wins, and `..._renotified`
+        // sorts after `..._created`.
         webhook("evt_p3_created", "created", 10, "p3", r#""price":300000"#),
-        webhook("evt_p3_again", "created", 10, "p3", r#""price":300000"#),
+        webhook("evt_p3_renotified", "created", 10, "p3", r#""price":300000"#),
     ];
     // Raw records without a key spread over partitions, so each delivery
     // waits for its event on properties.events: the order above is the
