@@ -157,6 +157,7 @@ fn contributor_rank(c: &Contributor) -> Rank<'_> {
         occurred_at: c.occurred_at,
         dedupe_key: &c.dedupe_key,
         normalizer_version: version_key(&c.normalizer_version),
+        normalizer_text: &c.normalizer_version,
     }
 }
 
@@ -166,6 +167,7 @@ fn field_rank(version: &FieldVersion) -> Rank<'_> {
         occurred_at: version.occurred_at,
         dedupe_key: &version.dedupe_key,
         normalizer_version: version_key(&version.normalizer_version),
+        normalizer_text: &version.normalizer_version,
     }
 }
 

@@ -92,3 +92,38 @@ fn extreme_times_and_odd_cleared_lists_hold() {
         "nobody cleared the surface"
     );
 }
+
+/// Two spellings of one normalizer version (`0.1.0` and `0.1.0+build.7`
+/// have one version key) on the same key and time: the state must not
+/// depend on which came first.
+#[test]
+fn two_spellings_of_one_version_give_one_state_in_either_order() {
+    let a = event("k", 1_000);
+    let mut b = a.clone();
+    b.lineage.normalizer_version = "0.1.0+build.7".into();
+    if let Some(p) = b.property.as_mut() {
+        p.price = Some(2.0);
+    }
+    let ab = merge_all(None, [&a, &b]).expect("a state");
+    let ba = merge_all(None, [&b, &a]).expect("a state");
+    assert_eq!(ab, ba);
+}
+
+/// Still broken (kept, ignored): two events with one dedupe key, time and
+/// normalizer version but different data (a sender reusing its event
+/// identity, or a non-deterministic normalizer). Their ranks tie, the
+/// first merged keeps each field, so the state depends on the order. A
+/// fix needs a tie-break on the value itself (or on the event id, which a
+/// field version does not record).
+#[test]
+#[ignore = "still broken: identical versions with different data tie"]
+fn one_version_with_two_payloads_gives_one_state_in_either_order() {
+    let a = event("k", 1_000);
+    let mut b = a.clone();
+    if let Some(p) = b.property.as_mut() {
+        p.price = Some(2.0);
+    }
+    let ab = merge_all(None, [&a, &b]).expect("a state");
+    let ba = merge_all(None, [&b, &a]).expect("a state");
+    assert_eq!(ab.property.price, ba.property.price);
+}
