@@ -66,7 +66,8 @@ pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
         keep_contributor(&mut state, incoming);
     }
     settle_bookkeeping(&mut state);
-    let changed = prior != Some(&state);
+    let changed =
+        prior.is_none_or(|prior| !changed_fields.is_empty() || !same_bookkeeping(prior, &state));
     Merged {
         state,
         changed,
@@ -156,6 +157,7 @@ fn contributor_rank(c: &Contributor) -> Rank<'_> {
         occurred_at: c.occurred_at,
         dedupe_key: &c.dedupe_key,
         normalizer_version: version_key(&c.normalizer_version),
+        normalizer_text: &c.normalizer_version,
     }
 }
 
@@ -165,22 +167,63 @@ fn field_rank(version: &FieldVersion) -> Rank<'_> {
         occurred_at: version.occurred_at,
         dedupe_key: &version.dedupe_key,
         normalizer_version: version_key(&version.normalizer_version),
+        normalizer_text: &version.normalizer_version,
     }
 }
 
-/// Whether `version` was set by `contributor`.
+/// Whether two states agree on everything but the snapshot's values
+/// (which `changed_fields` covers; comparing them would count a NaN inside
+/// a list as a change on every redelivery).
+fn same_bookkeeping(a: &PropertyState, b: &PropertyState) -> bool {
+    a.property_key == b.property_key
+        && a.source == b.source
+        && a.provider == b.provider
+        && a.provider_property_id == b.provider_property_id
+        && a.fields == b.fields
+        && a.contributors == b.contributors
+        && a.last_event == b.last_event
+        && a.last_changed_fields == b.last_changed_fields
+        && a.contributing_events == b.contributing_events
+}
+
+/// Whether `version` was set by `contributor`: the same event version
+/// (dedupe key, normalizer version and time: two events sharing a key but
+/// not a time are two versions).
 fn sets(version: &FieldVersion, contributor: &Contributor) -> bool {
     version.dedupe_key == contributor.dedupe_key
         && version.normalizer_version == contributor.normalizer_version
+        && version.occurred_at == contributor.occurred_at
+}
+
+/// Whether two contributors are the same event version.
+fn same_version(a: &Contributor, b: &Contributor) -> bool {
+    a.dedupe_key == b.dedupe_key
+        && a.normalizer_version == b.normalizer_version
+        && a.occurred_at == b.occurred_at
+}
+
+/// Among contributors of one version, the one kept whatever the order
+/// they come in: the smaller event id, then event type.
+fn preferred(a: &Contributor, b: &Contributor) -> bool {
+    (a.event_id.as_str(), format!("{:?}", a.event_type))
+        < (b.event_id.as_str(), format!("{:?}", b.event_type))
 }
 
 /// Keeps `incoming` among the state's contributors when a field refers to
-/// it (once per event version).
+/// it (once per event version; of two contributors of one version, the
+/// [`preferred`] one).
 fn keep_contributor(state: &mut PropertyState, incoming: &Contributor) {
-    let known = state.contributors.iter().any(|c| {
-        c.dedupe_key == incoming.dedupe_key && c.normalizer_version == incoming.normalizer_version
-    });
-    if !known && state.fields.values().any(|v| sets(v, incoming)) {
+    if let Some(known) = state
+        .contributors
+        .iter_mut()
+        .find(|c| same_version(c, incoming))
+    {
+        if preferred(incoming, known) {
+            *known = incoming.clone();
+        }
+        return;
+    }
+    if state.fields.values().any(|v| sets(v, incoming)) {
         state.contributors.push(incoming.clone());
     }
 }

@@ -19,14 +19,19 @@ pub struct Rank<'a> {
     pub dedupe_key: &'a str,
     /// Its normalizer version's key ([`version_key`]).
     pub normalizer_version: Vec<u64>,
+    /// The normalizer version as written: the last tie-break, so that two
+    /// spellings of one version (`0.1.0`, `0.1.0+build.7`) are still
+    /// ordered and the merge stays commutative.
+    pub normalizer_text: &'a str,
 }
 
 impl Rank<'_> {
-    fn key(&self) -> (i64, Reverse<&str>, &[u64]) {
+    fn key(&self) -> (i64, Reverse<&str>, &[u64], &str) {
         (
             self.occurred_at,
             Reverse(self.dedupe_key),
             &self.normalizer_version,
+            self.normalizer_text,
         )
     }
 }
@@ -82,11 +87,12 @@ fn numbers_in(text: &str) -> Vec<u64> {
 mod tests {
     use super::*;
 
-    fn rank<'a>(occurred_at: i64, key: &'a str, version: &str) -> Rank<'a> {
+    fn rank<'a>(occurred_at: i64, key: &'a str, version: &'a str) -> Rank<'a> {
         Rank {
             occurred_at,
             dedupe_key: key,
             normalizer_version: version_key(version),
+            normalizer_text: version,
         }
     }
 

@@ -120,6 +120,7 @@ fn last_position(
         .find(|e| {
             e.event.dedupe_key == last.dedupe_key
                 && e.event.lineage.normalizer_version == last.normalizer_version
+                && e.event.occurred_at == last.occurred_at
         })
         .map(|e| (e.position.partition, e.position.offset))
         .or_else(|| {
@@ -363,5 +364,21 @@ mod tests {
         assert_eq!(folded.changed, []);
         assert_eq!(folded.unchanged, 0);
         assert_eq!(folded.unreadable.len(), 1);
+    }
+
+    /// Two events sharing a dedupe key but not a time (breaker20): the
+    /// last event's position is the read of the one that is last, not of
+    /// the other read after it.
+    #[test]
+    fn the_last_position_is_the_last_events_own_read() {
+        let newer = event("p", "same", 2_000, 7);
+        let older = event("p", "same", 1_000, 9);
+        let folded = fold(&[newer, older], &HashMap::new());
+        let row = &folded.changed[0];
+        assert_eq!(
+            row.state.last_event.as_ref().map(|e| e.occurred_at),
+            Some(2_000)
+        );
+        assert_eq!(row.last_position, Some((0, 7)));
     }
 }
