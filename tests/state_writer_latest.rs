@@ -50,7 +50,13 @@ async fn the_last_state_of_each_property_is_the_merge_of_its_events() {
         // equal times the smaller dedupe key wins, and `..._renotified`
         // sorts after `..._created`.
         webhook("evt_p3_created", "created", 10, "p3", r#""price":300000"#),
-        webhook("evt_p3_renotified", "created", 10, "p3", r#""price":300000"#),
+        webhook(
+            "evt_p3_renotified",
+            "created",
+            10,
+            "p3",
+            r#""price":300000"#,
+        ),
     ];
     // Raw records without a key spread over partitions, so each delivery
     // waits for its event on properties.events: the order above is the

@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--registry", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--count", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--timeout", type=float, default=90.0)
     parser.add_argument(
         "--last-per-key",
         action="store_true",
