@@ -20,6 +20,7 @@ pub struct Field {
     copy: fn(&PropertySnapshot, &mut PropertySnapshot),
     clear: fn(&mut PropertySnapshot),
     same: fn(&PropertySnapshot, &PropertySnapshot) -> bool,
+    tie_key: fn(&PropertySnapshot) -> String,
 }
 
 impl std::fmt::Debug for Field {
@@ -42,6 +43,14 @@ impl Field {
     /// Whether this field has the same value in `a` and `b`.
     pub fn same(&self, a: &PropertySnapshot, b: &PropertySnapshot) -> bool {
         (self.same)(a, b)
+    }
+
+    /// A total order on this field's values, for two event versions whose
+    /// ranks tie (one dedupe key, time and normalizer version, different
+    /// data): the greater value wins, so the state does not depend on which
+    /// came first. Its `Debug` text: distinct values print differently.
+    pub fn tie_key(&self, snapshot: &PropertySnapshot) -> String {
+        (self.tie_key)(snapshot)
     }
 
     /// Makes this field of `snapshot` empty (null, or `Unknown`).
@@ -117,6 +126,7 @@ macro_rules! field {
             copy: |from, to| to.$($member).+ = from.$($member).+.clone(),
             clear: |s| s.$($member).+ = Known::empty(),
             same: |a, b| a.$($member).+ == b.$($member).+,
+            tie_key: |s| format!("{:?}", s.$($member).+),
         }
     };
 }

@@ -2,7 +2,9 @@
 //!
 //! Per field, the event with the greatest [`Rank`] wins (later event time;
 //! at equal times the smaller dedupe key, then the newer normalizer
-//! version). Only the fields an event carries
+//! version; two versions that tie on all three, which only a sender
+//! reusing an event identity for other data produces, are ordered by the
+//! value itself). Only the fields an event carries
 //! ([`crate::carried`]) take part, so a partial event never erases what is
 //! known. Winning is strict, so merging an event twice changes nothing;
 //! and because every field keeps the greatest of its candidates, the state
@@ -13,6 +15,8 @@
 //! come from); the last event (the greatest contributor) and the fields it
 //! set. All of it is a function of the set of events merged, not of their
 //! order.
+
+use std::cmp::Ordering;
 
 use schemas::{Contributor, FieldVersion, PropertyEvent, PropertySnapshot, PropertyState};
 
@@ -47,10 +51,13 @@ pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
         let Some(incoming) = other.fields.get(field.path) else {
             continue;
         };
-        let wins = state
-            .fields
-            .get(field.path)
-            .is_none_or(|current| field_rank(incoming) > field_rank(current));
+        let wins = state.fields.get(field.path).is_none_or(|current| {
+            match field_rank(incoming).cmp(&field_rank(current)) {
+                Ordering::Greater => true,
+                Ordering::Less => false,
+                Ordering::Equal => field.tie_key(&other.property) > field.tie_key(&state.property),
+            }
+        });
         if !wins {
             continue;
         }
