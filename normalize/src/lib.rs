@@ -34,6 +34,7 @@ pub mod runner;
 pub mod settings;
 #[cfg(feature = "runtime")]
 pub(crate) mod sizing;
+pub mod text_sanity;
 
 /// Version stamped on every event's lineage.
 pub const NORMALIZER_VERSION: &str = env!("CARGO_PKG_VERSION");

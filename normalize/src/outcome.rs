@@ -8,8 +8,9 @@
 //! 1. [`parse`]: the `source`, `provider` and `received-at` headers and the
 //!    body give the events ([`crate::providers::parse`]), their times made
 //!    sane (an `occurred_at` beyond `received_at` plus the allowed skew
-//!    becomes `received_at`: [`crate::event_time`]) and stamped with the
-//!    configured normalizer version, or a [`Rejection`] naming the kind
+//!    becomes `received_at`: [`crate::event_time`]), their texts rid of NUL
+//!    characters PostgreSQL cannot store ([`crate::text_sanity`]), and
+//!    stamped with the configured normalizer version, or a [`Rejection`] naming the kind
 //!    (`missing_header`, `unknown_provider`, `invalid_json`, ...).
 //! 2. The runner encodes each event through the schema registry; an
 //!    unavailable registry is retried there and never reaches the core.
@@ -27,6 +28,7 @@ use schemas::PropertyEvent;
 use crate::event_time;
 use crate::providers::{self, Limits, ParseError, RawContext};
 use crate::sizing;
+use crate::text_sanity;
 
 /// What normalize reads off a raw record besides its body.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,6 +158,7 @@ pub fn parse(
     };
     let mut events = providers::parse(&context, body)?;
     event_time::cap_future_times(&mut events, rules.max_future_skew_ms);
+    let _ = text_sanity::strip_nul_from(&mut events, body);
     if let Some(version) = &rules.normalizer_version {
         for event in &mut events {
             event.lineage.normalizer_version.clone_from(version);
