@@ -250,17 +250,12 @@ mod tests {
         state.property.price
     }
 
-    /// Still broken (breaker20, kept ignored): a record on
-    /// `properties.latest` that is no state (a tombstone, or a stray value
-    /// from another producer) after a key's state makes the restore forget
-    /// the key while the mark stays past the events that built it. The
-    /// next partial event then starts from nothing, and the written state
-    /// erases fields no event cleared (here `bedrooms`). Keeping the last
-    /// readable state would not survive compaction (which may drop it), so
-    /// the fix is a design choice: refuse foreign writes to the topic, or
-    /// lower the mark to re-read a forgotten key's events.
+    /// breaker20: a record on `properties.latest` that is not the state
+    /// writer's (a stray value from another producer) after a key's state
+    /// must not make the restore forget the key while the mark stays past
+    /// the events that built it: the next partial event would start from
+    /// nothing and erase fields no event cleared (here `bedrooms`).
     #[test]
-    #[ignore = "still broken: a foreign record on properties.latest erases a key's fields"]
     fn a_foreign_record_after_a_state_does_not_erase_its_fields() {
         use crate::restore::{Record, Restore, Value};
         let created = event("a", "created", 1_000, 1.0);

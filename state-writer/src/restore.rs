@@ -5,13 +5,22 @@
 //!
 //! - `properties.latest` is compacted by property key: the last record of
 //!   a key is its state, whatever compaction removed before it.
-//! - A tombstone removes the key (nothing writes tombstones today; a
-//!   compacted topic may hold them).
-//! - A record whose value is no state (it does not decode with its writer
-//!   schema: what dedupe wrote there before the state writer existed, a
-//!   `PropertyEvent`, or a broken value) removes the key too: the key's
-//!   state is rebuilt from its events that follow. It is counted and
-//!   logged by the caller.
+//! - A tombstone removes the key: it is how an operator deletes a
+//!   property's state (the next event of the property starts it again).
+//!   The state writer itself never writes one.
+//! - A record that is not the state writer's (no `source-offset` header:
+//!   what dedupe wrote there before the state writer existed, or another
+//!   producer's stray value) is ignored: the key keeps the last state the
+//!   state writer wrote, so a foreign write cannot erase fields no event
+//!   cleared. Compaction keeps only a key's last record, so once it has
+//!   run over a foreign record the key's earlier state is gone and the key
+//!   is rebuilt from its events that follow; `properties.latest` is the
+//!   state writer's alone (README, "Property state"). Counted and logged
+//!   by the caller.
+//! - A record of the state writer's whose value does not decode (its
+//!   writer schema unknown to the registry, a broken value) removes the
+//!   key: the key's state is rebuilt from its events that follow. Counted
+//!   and logged by the caller.
 //! - The mark is the greatest `source-offset` header of the partition's
 //!   records (a record without one, dedupe's legacy copy, adds nothing):
 //!   the state of every input at or below it is in the fold. The state
@@ -76,7 +85,9 @@ impl Restore {
             Value::Tombstone => self.state.forget(key),
             Value::Unreadable(_) => {
                 self.unreadable += 1;
-                self.state.forget(key);
+                if record.source_offset.is_some() {
+                    self.state.forget(key);
+                }
             }
         }
     }
@@ -125,13 +136,27 @@ mod tests {
     }
 
     #[test]
-    fn a_tombstone_or_a_value_that_is_no_state_removes_the_key() {
+    fn a_foreign_value_after_a_state_keeps_the_state() {
+        let mut restore = Restore::default();
+        restore.apply(record("a", Value::State(state("a", 1.0)), Some(1)));
+        // Dedupe's legacy copy of an event, or a stray producer's value:
+        // no source offset, not the state writer's.
+        restore.apply(record("a", Value::Unreadable("an event".into()), None));
+        assert_eq!(
+            restore.state.get("a").and_then(|s| s.property.price),
+            Some(1.0)
+        );
+        assert_eq!((restore.unreadable, restore.state.mark), (1, Some(1)));
+    }
+
+    #[test]
+    fn a_tombstone_or_an_own_value_that_is_no_state_removes_the_key() {
         let mut restore = Restore::default();
         restore.apply(record("a", Value::State(state("a", 1.0)), Some(1)));
         restore.apply(record("b", Value::State(state("b", 1.0)), Some(2)));
         restore.apply(record("a", Value::Tombstone, None));
-        // Dedupe's legacy copy of an event: no source offset, no state.
-        restore.apply(record("b", Value::Unreadable("an event".into()), None));
+        // The state writer's own record, whose value does not decode.
+        restore.apply(record("b", Value::Unreadable("broken".into()), Some(3)));
         restore.apply(Record {
             key: None,
             value: Value::State(state("c", 1.0)),

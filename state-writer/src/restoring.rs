@@ -50,6 +50,16 @@ impl StateWriter {
     /// mark.
     fn resume(&self, partition: i32, restore: Restore) -> Restored<PartitionState> {
         self.metrics.unreadable_states.inc_by(restore.unreadable);
+        if restore.unreadable > 0 {
+            tracing::warn!(
+                partition,
+                unreadable = restore.unreadable,
+                "records on properties.latest that are no state of the state writer's \
+                 (another producer's, or values that do not decode): a foreign one is \
+                 ignored, an own one rebuilds its key from the events that follow; \
+                 nothing but the state writer may write to properties.latest"
+            );
+        }
         tracing::info!(
             partition,
             properties = restore.state.len(),
