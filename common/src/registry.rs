@@ -1,5 +1,6 @@
 //! A Confluent schema registry client for the stages that read and write
-//! Avro values themselves (the state writer; the `registry` feature):
+//! Avro values themselves (the state writer and the sink; the `registry`
+//! feature):
 //! registering a schema under its topic's subject at start
 //! ([`Registry::register`]), and fetching a writer schema by id
 //! ([`Registry::fetch`]) for `schemas::writer_schemas::WriterSchemas`.

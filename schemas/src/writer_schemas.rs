@@ -14,8 +14,7 @@
 //! - a datum the writer schema, once obtained, cannot decode: the value's
 //!   own fault.
 //!
-//! The sink keeps its own copy of this cache for events
-//! (`sink::writer_schemas`); it can use this one instead.
+//! The sink and the state writer both use it.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -3,8 +3,8 @@
 //! The decisions are pure and unit-tested against fakes: [`write_behind`]
 //! is the write-behind protocol (what is in flight, what may be committed,
 //! revocation, stop, partitions held for the registry) over [`batch`];
-//! [`writer_schemas`] is the writer-schema cache and says whose fault an
-//! undecodable value is; [`writer`] commits a batch and dead-letters the
+//! `schemas::writer_schemas` is the writer-schema cache and says whose
+//! fault an undecodable value is (shared with the state writer); [`writer`] commits a batch and dead-letters the
 //! rows the store refuses. [`rows`] and [`statements`] map events to rows;
 //! [`migrate`] applies the versioned SQL files; [`store`] is the
 //! [`store::Sink`] trait and its PostgreSQL implementation. [`runner`] is
@@ -13,7 +13,7 @@
 //!
 //! Where a property's state lives: `properties.state`, one row per property
 //! key, is the `PropertyState` computed by the shared merge,
-//! `property_state::merge`, the same function dedupe uses for
+//! `property_state::merge`, the same function the state writer uses for
 //! `properties.latest`; the row's other columns are derived from it. In
 //! each batch's transaction the store locks the stored rows of the batch's
 //! properties, [`fold`] merges the batch's events into them (pure, with
@@ -29,7 +29,6 @@ pub mod fold;
 pub mod metrics;
 pub mod migrate;
 mod rebalance;
-pub mod registry;
 pub mod replay;
 pub mod rows;
 pub mod runner;
@@ -39,5 +38,4 @@ pub mod store;
 pub mod stored;
 pub mod write_behind;
 pub mod writer;
-pub mod writer_schemas;
 mod writer_thread;

@@ -41,8 +41,8 @@ use crate::batch::Batch;
 use crate::settings::SinkSettings;
 use crate::store::PostgresSink;
 use crate::writer::Committer;
-use crate::writer_schemas::WriterSchemas;
 use run::Run;
+use schemas::writer_schemas::WriterSchemas;
 
 /// Giving up when the DLQ yields nothing for this long before the range's end.
 const IDLE_LIMIT: Duration = Duration::from_secs(30);
@@ -117,7 +117,7 @@ pub fn replay(
             group: settings.group.clone(),
             topic: settings.topics.events(),
         },
-        registry: crate::registry::decoder(&settings.schema_registry_url)?,
+        registry: common::registry::Registry::new(&settings.schema_registry_url)?,
         schemas: WriterSchemas::default(),
         options,
         summary: ReplaySummary::default(),

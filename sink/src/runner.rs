@@ -58,7 +58,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset};
-use schema_registry_converter::async_impl::avro::AvroDecoder;
 use tokio::runtime::Handle;
 
 use crate::metrics::SinkMetrics;
@@ -68,8 +67,10 @@ use crate::settings::SinkSettings;
 use crate::store::PostgresSink;
 use crate::write_behind::{Next, WriteBehind};
 use crate::writer::{Committer, DeadLetters, STAGE, send_dead_letters};
-use crate::writer_schemas::{Decoded, WriterSchemas};
 use crate::writer_thread::{WriterHandle, drive, lock};
+use common::registry::Registry;
+use schemas::PropertyEvent;
+use schemas::writer_schemas::{Decoded, WriterSchemas};
 
 /// Bound on a seek back to a held record.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,8 +83,8 @@ pub struct SinkRunner {
     producer: FutureProducer,
     dlq_topic: String,
     dlq_budget: usize,
-    registry: AvroDecoder,
-    schemas: RefCell<WriterSchemas>,
+    registry: Registry,
+    schemas: RefCell<WriterSchemas<PropertyEvent>>,
 }
 
 impl SinkRunner {
@@ -160,7 +161,7 @@ impl SinkRunner {
             producer,
             dlq_topic,
             dlq_budget,
-            registry: crate::registry::decoder(&settings.schema_registry_url)?,
+            registry: Registry::new(&settings.schema_registry_url)?,
             schemas: RefCell::new(WriterSchemas::default()),
         })
     }
@@ -262,9 +263,20 @@ impl SinkRunner {
         }
     }
 
-    fn decode(&self, bytes: &[u8]) -> Decoded {
-        let fetch = |id| crate::registry::fetch(&self.registry, &self.shared.runtime, id);
+    fn decode(&self, bytes: &[u8]) -> Decoded<PropertyEvent> {
+        let fetch = |id| self.fetch_schema(id);
         self.schemas.borrow_mut().decode(bytes, fetch)
+    }
+
+    /// Asks the registry for writer schema `id` now (blocking); the cache
+    /// keeps what it gets, and failures are asked again.
+    fn fetch_schema(&self, id: u32) -> Result<apache_avro::Schema, String> {
+        let fetched = self.shared.runtime.block_on(self.registry.fetch(id));
+        match &fetched {
+            Ok(_) => tracing::info!(schema_id = id, "writer schema fetched"),
+            Err(reason) => tracing::warn!(schema_id = id, %reason, "writer schema not fetched"),
+        }
+        fetched
     }
 
     /// Asks the registry again for each held partition whose retry is due;
@@ -274,7 +286,7 @@ impl SinkRunner {
         let now = Instant::now();
         let due = lock(&self.shared.core).retries_due(now);
         for (partition, schema_id) in due {
-            let fetch = |id| crate::registry::fetch(&self.registry, &self.shared.runtime, id);
+            let fetch = |id| self.fetch_schema(id);
             let fetched = self.schemas.borrow_mut().fetch(schema_id, fetch);
             let held_at = lock(&self.shared.core).held_offset(partition);
             let sought = fetched.and_then(|()| {

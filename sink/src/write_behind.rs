@@ -33,7 +33,8 @@ use rdkafka::message::OwnedMessage;
 
 use crate::batch::Batch;
 use crate::rows::{EventToWrite, Position};
-use crate::writer_schemas::Decoded;
+use schemas::PropertyEvent;
+use schemas::writer_schemas::Decoded;
 
 /// How often the consumer looks whether a busy writer is done.
 const WRITER_CHECK: Duration = Duration::from_millis(2);
@@ -144,13 +145,13 @@ impl WriteBehind {
     pub fn record(
         &mut self,
         position: Position,
-        decoded: Decoded,
+        decoded: Decoded<PropertyEvent>,
         original: OwnedMessage,
         span: tracing::Span,
         now: Instant,
     ) -> Next {
         match decoded {
-            Decoded::Event(event) => {
+            Decoded::Value(event) => {
                 let event = EventToWrite {
                     event: *event,
                     position,

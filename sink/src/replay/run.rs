@@ -11,7 +11,6 @@ use common::stage_loop::{RetryPolicy, Verdict};
 use rdkafka::Message;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::FutureProducer;
-use schema_registry_converter::async_impl::avro::AvroDecoder;
 
 use super::sort::{Sorted, sort};
 use super::{ReplayOptions, ReplaySummary};
@@ -19,7 +18,9 @@ use crate::batch::Batch;
 use crate::rows::EventToWrite;
 use crate::store::{PostgresSink, Sink};
 use crate::writer::Committer;
-use crate::writer_schemas::{Decoded, WriterSchemas};
+use common::registry::Registry;
+use schemas::PropertyEvent;
+use schemas::writer_schemas::{Decoded, WriterSchemas};
 
 /// The registry's budget per writer schema before the replay stops.
 const REGISTRY_RETRY: RetryPolicy = RetryPolicy::UNTIL_STOPPED.attempts(10);
@@ -27,8 +28,8 @@ const REGISTRY_RETRY: RetryPolicy = RetryPolicy::UNTIL_STOPPED.attempts(10);
 /// One replay's state.
 pub(super) struct Run<'a> {
     pub(super) committer: Committer<PostgresSink, FutureProducer>,
-    pub(super) registry: AvroDecoder,
-    pub(super) schemas: WriterSchemas,
+    pub(super) registry: Registry,
+    pub(super) schemas: WriterSchemas<PropertyEvent>,
     pub(super) options: &'a ReplayOptions,
     pub(super) summary: ReplaySummary,
     pub(super) batch: Batch,
@@ -60,16 +61,14 @@ impl Run<'_> {
         };
         let bytes = message.payload().unwrap_or_default();
         let (registry, runtime) = (&self.registry, &self.committer.runtime);
-        let fetch = |id| crate::registry::fetch(registry, runtime, id);
+        let fetch = |id| runtime.block_on(registry.fetch(id));
         let mut decoded = self.schemas.decode(bytes, fetch);
         if let Decoded::Unavailable { schema_id, .. } = decoded {
             let schemas = &mut self.schemas;
             REGISTRY_RETRY
                 .run_blocking(&self.committer.cancel, "fetching a writer schema", |_| {
                     schemas
-                        .fetch(schema_id, |id| {
-                            crate::registry::fetch(registry, runtime, id)
-                        })
+                        .fetch(schema_id, |id| runtime.block_on(registry.fetch(id)))
                         .map_err(Verdict::Retry)
                 })
                 .map_err(|e| {
@@ -80,7 +79,7 @@ impl Run<'_> {
             decoded = self.schemas.decode(bytes, |_| Err("fetched".into()));
         }
         match decoded {
-            Decoded::Event(event) => {
+            Decoded::Value(event) => {
                 let event = EventToWrite {
                     event: *event,
                     position,

@@ -11,7 +11,7 @@ use common::stage_loop::Cancel;
 use super::*;
 use crate::fake::{FAST, FakeDeadLetters, FakeStore, committer, event_at, original_of};
 use crate::writer::Committer;
-use crate::writer_schemas::WriterSchemas;
+use schemas::writer_schemas::WriterSchemas;
 
 const WAIT: Duration = Duration::from_millis(50);
 
@@ -174,7 +174,7 @@ fn a_registry_error_while_stopping_holds_the_record_and_dead_letters_nothing() {
     let cancel = Cancel::new();
     let mut wb = protocol();
     let mut store = committer(FakeStore::default(), &cancel);
-    let mut schemas = WriterSchemas::default();
+    let mut schemas = WriterSchemas::<schemas::PropertyEvent>::default();
     take(&mut wb, &[(0, 3), (0, 4)]);
     cancel.cancel(); // the stop arrives; the registry is gone too
     let datum = schemas::encode_datum(&schemas::sample::price_change()).expect("encodes");
