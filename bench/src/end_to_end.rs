@@ -17,7 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::hops::{self, HopLatencies, RowTimes};
+use crate::cpu::{self, ProcessCpu};
+use crate::hops::{self, HopLatencies, HopTopics, RowTimes};
 use crate::http_load::{LoadResult, open_loop};
 use crate::latency::LatencySummary;
 use crate::pipeline::{Infra, Pipeline, Service};
@@ -43,6 +44,9 @@ pub struct EndToEndLoad {
     pub connections: usize,
     /// Unique per run.
     pub run_id: String,
+    /// Whether the state writer runs (it shares the broker with the path
+    /// measured).
+    pub with_state_writer: bool,
 }
 
 /// What the run measured.
@@ -69,6 +73,10 @@ pub struct EndToEndResult {
     /// Arrival → commit split at each topic (absent in older results).
     #[serde(default)]
     pub hops: Option<HopLatencies>,
+    /// CPU each process spent from the load's start until the last row
+    /// was committed (absent in older results).
+    #[serde(default)]
+    pub cpu: Vec<ProcessCpu>,
 }
 
 fn event_of(n: u64) -> u64 {
@@ -82,8 +90,8 @@ fn event_of(n: u64) -> u64 {
 /// Runs the measurement.
 pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
     let mut pipeline = Pipeline::create(&load.infra, &format!("{}-e2e", load.run_id)).await?;
-    // The whole pipeline, the state writer too: it shares the broker with
-    // the path measured.
+    // The whole pipeline, the state writer too unless asked otherwise: it
+    // shares the broker with the path measured.
     for service in [
         Service::Sink,
         Service::StateWriter,
@@ -91,6 +99,9 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
         Service::Normalize,
         Service::Ingest,
     ] {
+        if service == Service::StateWriter && !load.with_state_writer {
+            continue;
+        }
         pipeline.start(service).await?;
     }
     let (db, connection) = tokio_postgres::connect(&pipeline.database_url(), tokio_postgres::NoTls)
@@ -128,12 +139,15 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
     );
     let factory = requests::signed(&source, |n| {
         let event = event_of(n);
-        requests::property_created(
+        requests::property_created_later(
             &format!("evt-{event}"),
             &format!("prop-{}", event % PROPERTIES),
             500_000 + event,
+            event,
         )
     });
+    let cpu_before = cpu::snapshot(cpu::PIPELINE_PROCESSES);
+    let load_start = Instant::now();
     let result = open_loop(
         pipeline.ingest_address,
         load.rate,
@@ -160,6 +174,11 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
         Duration::from_secs(120),
     )
     .await?;
+    let cpu = cpu::spent(
+        &cpu_before,
+        &cpu::snapshot(cpu::PIPELINE_PROCESSES),
+        load_start.elapsed().as_secs_f64(),
+    );
     // A duplicate that slipped through would land after the last unique
     // row: give it a moment, then count again.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -214,17 +233,15 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
     }
     eprintln!("end to end: splitting the latency at each topic's record timestamps");
     let brokers = load.infra.brokers.clone();
-    let topics = [
-        pipeline.topics.raw(),
-        pipeline.topics.normalized(),
-        pipeline.topics.events(),
-    ];
-    let times = tokio::task::spawn_blocking(move || {
-        let [raw, normalized, events] = &topics;
-        hops::read_times(&brokers, raw, normalized, events)
-    })
-    .await
-    .context("the topic reader panicked")??;
+    let topics = HopTopics {
+        raw: pipeline.topics.raw(),
+        normalized: pipeline.topics.normalized(),
+        events: pipeline.topics.events(),
+        latest: pipeline.topics.latest(),
+    };
+    let times = tokio::task::spawn_blocking(move || hops::read_times(&brokers, &topics))
+        .await
+        .context("the topic reader panicked")??;
     let hops = hops::split(&row_times, &times);
     Ok(EndToEndResult {
         target_rate: load.rate,
@@ -237,6 +254,7 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
         backlog_drain_ms: (last_commit_ms - load_end_ms as f64).max(0.0),
         commit_time_source: commit_time_source.to_string(),
         hops: Some(hops),
+        cpu,
     })
 }
 

@@ -7,7 +7,11 @@
 //! - `webhooks.raw` → `properties.normalized`: the broker's acknowledgement
 //!   to ingest, the fetch by normalize, its batch and parse;
 //! - `properties.normalized` → `properties.events`: the same for dedupe;
-//! - `properties.events` → commit: the sink's fetch, batch and write.
+//! - `properties.events` → commit: the sink's fetch, batch and write;
+//! - `properties.events` → `properties.latest`: the state writer's fetch,
+//!   merge and write. It runs beside the sink, not before it, so it is
+//!   reported on its own, with arrival → `properties.latest` (what a
+//!   subscriber of the state waits), and is not part of arrival → commit.
 //!
 //! The split is pure ([`split`]); [`read_times`] reads the topics.
 
@@ -20,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::latency::LatencySummary;
 use crate::topic_scan::scan;
 
-/// The four hops' latencies.
+/// The four hops' latencies, and the state's hop beside the sink's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct HopLatencies {
     /// Arrival at ingest → the raw record's timestamp.
@@ -33,6 +37,16 @@ pub struct HopLatencies {
     pub events_to_commit: LatencySummary,
     /// Rows whose records were not all found (not in the summaries).
     pub unmatched: usize,
+    /// Events record → the state record it produced on `properties.latest`.
+    #[serde(default)]
+    pub events_to_latest: LatencySummary,
+    /// Arrival at ingest → the state record on `properties.latest`.
+    #[serde(default)]
+    pub arrival_to_latest: LatencySummary,
+    /// Rows whose event has no state record (compacted away, or an event
+    /// that changed nothing); not in the two state summaries.
+    #[serde(default)]
+    pub latest_unmatched: usize,
 }
 
 impl HopLatencies {
@@ -49,6 +63,17 @@ impl HopLatencies {
                 self.normalized_to_events,
             ),
             ("properties.events → commit", self.events_to_commit),
+        ]
+    }
+
+    /// The state's hop (beside the sink's), then arrival → state.
+    pub fn state_named(&self) -> [(&'static str, LatencySummary); 2] {
+        [
+            (
+                "properties.events → properties.latest (state writer)",
+                self.events_to_latest,
+            ),
+            ("arrival → properties.latest", self.arrival_to_latest),
         ]
     }
 }
@@ -78,14 +103,27 @@ pub struct TopicTimes {
     pub normalized: HashMap<String, i64>,
     /// `properties.events`, by position.
     pub events: HashMap<(i32, i64), i64>,
+    /// `properties.latest`, by the position on `properties.events` of the
+    /// event each state record came from (its `source-offset` header; the
+    /// topics are co-partitioned).
+    pub latest: HashMap<(i32, i64), i64>,
 }
 
 /// Splits each row's latency into its hops.
 pub fn split(rows: &[RowTimes], times: &TopicTimes) -> HopLatencies {
     let gap = |from: f64, to: f64| Duration::from_secs_f64((to - from).max(0.0) / 1000.0);
     let mut hops: [Vec<Duration>; 4] = Default::default();
+    let mut state: [Vec<Duration>; 2] = Default::default();
     let mut unmatched = 0;
+    let mut latest_unmatched = 0;
     for row in rows {
+        match (times.events.get(&row.events), times.latest.get(&row.events)) {
+            (Some(&events), Some(&latest)) => {
+                state[0].push(gap(events as f64, latest as f64));
+                state[1].push(gap(row.received_ms, latest as f64));
+            }
+            _ => latest_unmatched += 1,
+        }
         let found = (
             times.raw.get(&row.raw),
             times.normalized.get(&row.dedupe_key),
@@ -102,34 +140,55 @@ pub fn split(rows: &[RowTimes], times: &TopicTimes) -> HopLatencies {
         hops[3].push(gap(events, row.commit_ms));
     }
     let [a, b, c, d] = hops;
+    let [e, f] = state;
     HopLatencies {
         arrival_to_raw: LatencySummary::of(a),
         raw_to_normalized: LatencySummary::of(b),
         normalized_to_events: LatencySummary::of(c),
         events_to_commit: LatencySummary::of(d),
         unmatched,
+        events_to_latest: LatencySummary::of(e),
+        arrival_to_latest: LatencySummary::of(f),
+        latest_unmatched,
     }
 }
 
-/// Reads the record timestamps of `raw`, `normalized` and `events`.
-pub fn read_times(
-    brokers: &str,
-    raw: &str,
-    normalized: &str,
-    events: &str,
-) -> anyhow::Result<TopicTimes> {
+/// The topics [`read_times`] reads.
+#[derive(Debug, Clone)]
+pub struct HopTopics {
+    /// `webhooks.raw`.
+    pub raw: String,
+    /// `properties.normalized`.
+    pub normalized: String,
+    /// `properties.events`.
+    pub events: String,
+    /// `properties.latest`.
+    pub latest: String,
+}
+
+/// Reads the record timestamps of the four topics.
+pub fn read_times(brokers: &str, topics: &HopTopics) -> anyhow::Result<TopicTimes> {
     let mut by_key: HashMap<String, i64> = HashMap::new();
-    scan(brokers, normalized, |m| {
+    scan(brokers, &topics.normalized, |m| {
         let key = common::kafka::header_str(m, common::headers::DEDUPE_KEY);
         if let (Some(key), Some(at)) = (key, m.timestamp().to_millis()) {
             let first = by_key.entry(key.to_string()).or_insert(at);
             *first = (*first).min(at);
         }
     })?;
+    let mut latest = HashMap::new();
+    scan(brokers, &topics.latest, |m| {
+        let source = common::kafka::header_str(m, common::headers::SOURCE_OFFSET)
+            .and_then(|v| v.parse::<i64>().ok());
+        if let (Some(source), Some(at)) = (source, m.timestamp().to_millis()) {
+            let _ = latest.insert((m.partition(), source), at);
+        }
+    })?;
     Ok(TopicTimes {
-        raw: times_by_position(brokers, raw)?,
+        raw: times_by_position(brokers, &topics.raw)?,
         normalized: by_key,
-        events: times_by_position(brokers, events)?,
+        events: times_by_position(brokers, &topics.events)?,
+        latest,
     })
 }
 
@@ -176,6 +235,26 @@ mod tests {
         assert_eq!(hops.normalized_to_events.p50_ms, 200.0);
         assert_eq!(hops.events_to_commit.p50_ms, 90.0);
         assert_eq!(hops.unmatched, 0);
+    }
+
+    #[test]
+    fn the_state_hop_starts_at_the_event_it_came_from() {
+        let mut times = times_of_k(1_010, 1_110, 1_310);
+        let _ = times.latest.insert((2, 3), 1_360);
+        let hops = split(&[row("k", (0, 7), (2, 3))], &times);
+        assert_eq!(hops.events_to_latest.p50_ms, 50.0);
+        assert_eq!(hops.arrival_to_latest.p50_ms, 360.0);
+        assert_eq!(hops.latest_unmatched, 0);
+    }
+
+    #[test]
+    fn a_row_without_a_state_record_keeps_its_other_hops() {
+        let times = times_of_k(1_010, 1_110, 1_310);
+        let hops = split(&[row("k", (0, 7), (2, 3))], &times);
+        assert_eq!(hops.latest_unmatched, 1);
+        assert_eq!(hops.unmatched, 0);
+        assert_eq!(hops.events_to_commit.count, 1);
+        assert_eq!(hops.events_to_latest.count, 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod bare_http;
 pub mod broker_ceiling;
 pub mod catch_up;
 pub mod chart;
+pub mod cpu;
 pub mod end_to_end;
 pub mod hops;
 pub mod http_load;

@@ -108,6 +108,10 @@ struct EndToEndArgs {
     /// generator (HTTP p99 4.4 s from their schedule) and arrived in bursts.
     #[arg(long, default_value_t = 512)]
     load_connections: usize,
+    /// Run without the state writer: what its reads and writes cost the
+    /// path measured on a shared broker (compare with a run that has it).
+    #[arg(long)]
+    without_state_writer: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -267,6 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             duration,
             connections: args.load_connections.max(1),
             run_id: run_id.clone(),
+            with_state_writer: !args.without_state_writer,
         };
         report.end_to_end = Some(end_to_end::run(&load).await?);
     }

@@ -12,6 +12,7 @@ use crate::catch_up::CatchUpResult;
 use crate::chart::{self, Group, Panel};
 use crate::end_to_end::EndToEndResult;
 use crate::ingest_load::PayloadResult;
+use crate::latency::LatencySummary;
 
 /// Everything one run measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -146,16 +147,37 @@ impl Report {
                 e.backlog_drain_ms
             );
             if let Some(h) = &e.hops {
+                hop_table(
+                    &mut md,
+                    &format!(
+                        "Where it goes, split at each record's timestamp ({} rows not matched)",
+                        h.unmatched
+                    ),
+                    &h.named(),
+                );
+                hop_table(
+                    &mut md,
+                    &format!(
+                        "The state's hop, beside the sink's ({} rows without a state record)",
+                        h.latest_unmatched
+                    ),
+                    &h.state_named(),
+                );
+            }
+            if !e.cpu.is_empty() {
+                let accepted = e.http.ok.max(1) as f64;
                 let _ = writeln!(
                     md,
-                    "\nWhere it goes, split at each record's timestamp ({} rows not matched):\n\n| hop | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|",
-                    h.unmatched
+                    "\nCPU from the load's start to the last commit (`/proc`; all of a name's processes):\n\n| process | CPU s | share of a core | CPU s per 1,000 accepted |\n|---|---:|---:|---:|"
                 );
-                for (hop, s) in h.named() {
+                for p in &e.cpu {
                     let _ = writeln!(
                         md,
-                        "| {hop} | {:.0} | {:.0} | {:.0} |",
-                        s.p50_ms, s.p99_ms, s.max_ms
+                        "| {} | {:.1} | {:.0} % | {:.3} |",
+                        p.name,
+                        p.cpu_secs,
+                        p.core_share * 100.0,
+                        p.cpu_secs / accepted * 1000.0
                     );
                 }
             }
@@ -282,10 +304,7 @@ impl Report {
                     .collect(),
             });
             for (quantile, pick) in [
-                (
-                    "p50",
-                    (|r: &crate::latency::LatencySummary| r.p50_ms) as fn(&_) -> f64,
-                ),
+                ("p50", (|r: &LatencySummary| r.p50_ms) as fn(&_) -> f64),
                 ("p99", |r| r.p99_ms),
                 ("p99.9", |r| r.p999_ms),
             ] {
@@ -319,14 +338,19 @@ impl Report {
                         ("backlog drain".into(), e.backlog_drain_ms),
                     ],
                 })
-                .chain(e.hops.iter().flat_map(|h| h.named()).map(|(hop, s)| Group {
-                    label: hop.into(),
-                    bars: vec![
-                        ("p50".into(), s.p50_ms),
-                        ("p99".into(), s.p99_ms),
-                        ("max".into(), s.max_ms),
-                    ],
-                }))
+                .chain(
+                    e.hops
+                        .iter()
+                        .flat_map(|h| h.named().into_iter().chain(h.state_named()))
+                        .map(|(hop, s)| Group {
+                            label: hop.into(),
+                            bars: vec![
+                                ("p50".into(), s.p50_ms),
+                                ("p99".into(), s.p99_ms),
+                                ("max".into(), s.max_ms),
+                            ],
+                        }),
+                )
                 .collect(),
             });
         }
@@ -380,5 +404,20 @@ impl Report {
                 &self.panels(),
             ),
         )
+    }
+}
+
+/// Writes a table of hop latencies under `title`.
+fn hop_table(md: &mut String, title: &str, hops: &[(&str, LatencySummary)]) {
+    let _ = writeln!(
+        md,
+        "\n{title}:\n\n| hop | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|"
+    );
+    for (hop, s) in hops {
+        let _ = writeln!(
+            md,
+            "| {hop} | {:.0} | {:.0} | {:.0} |",
+            s.p50_ms, s.p99_ms, s.max_ms
+        );
     }
 }

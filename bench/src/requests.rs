@@ -47,17 +47,45 @@ pub fn signed(
     })
 }
 
+/// The fixture's event time, 2023-06-15T10:30:00Z (Unix seconds).
+const FIXTURE_CREATED: i64 = 1_686_825_000;
+
 /// A generic `property.created` webhook for event `event` about property
 /// `property`, shaped like the documented fixture (345 bytes for small ids).
 pub fn property_created(event: &str, property: &str, price: u64) -> Bytes {
+    property_created_later(event, property, price, 0)
+}
+
+/// [`property_created`] dated `later_secs` after the fixture's time (same
+/// size): successive events of one property then each change its state,
+/// as real updates do, instead of tying on one time.
+pub fn property_created_later(event: &str, property: &str, price: u64, later_secs: u64) -> Bytes {
+    let at = i64::try_from(later_secs)
+        .ok()
+        .and_then(|s| s.checked_add(FIXTURE_CREATED))
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "2023-06-15T10:30:00Z".to_string());
     Bytes::from(format!(
-        r#"{{"id":"{event}","type":"property.created","created":"2023-06-15T10:30:00Z","data":{{"property":{{"id":"{property}","address":"123 Main St, New York, NY 10001","price":{price},"bedrooms":2,"bathrooms":2,"squareFeet":1200,"createdAt":"2023-06-15T10:30:00Z"}}}}}}"#
+        r#"{{"id":"{event}","type":"property.created","created":"{at}","data":{{"property":{{"id":"{property}","address":"123 Main St, New York, NY 10001","price":{price},"bedrooms":2,"bathrooms":2,"squareFeet":1200,"createdAt":"2023-06-15T10:30:00Z"}}}}}}"#
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_later_event_is_the_same_size_and_dated_later() {
+        let first = property_created("evt_1", "prop_2", 750_000);
+        let later = property_created_later("evt_1", "prop_2", 750_000, 90_061);
+        assert_eq!(first.len(), later.len());
+        let value: serde_json::Value = serde_json::from_slice(&later).expect("JSON");
+        assert_eq!(value["created"], "2023-06-16T11:31:01Z");
+    }
 
     #[test]
     fn generated_bodies_are_valid_json_with_their_ids() {
