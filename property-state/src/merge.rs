@@ -45,7 +45,14 @@ pub fn merge(prior: Option<&PropertyState>, event: &PropertyEvent) -> Merged {
 /// events that set it. `merge(s, e)` is `join(s, state_of(e))`, so folding
 /// events and joining partial folds give the same state.
 pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
-    let mut state = prior.cloned().unwrap_or_else(|| identity(other));
+    let mut state = prior.cloned().unwrap_or_else(|| {
+        blank(
+            &other.property_key,
+            &other.source,
+            other.provider,
+            &other.provider_property_id,
+        )
+    });
     let mut changed_fields = Vec::new();
     for field in FIELDS {
         let Some(incoming) = other.fields.get(field.path) else {
@@ -90,7 +97,12 @@ pub fn state_of(event: &PropertyEvent) -> PropertyState {
         dedupe_key: event.dedupe_key.clone(),
         normalizer_version: event.lineage.normalizer_version.clone(),
     };
-    let mut state = first_state(event);
+    let mut state = blank(
+        &event.property_key,
+        &event.source,
+        event.provider,
+        &event.provider_property_id,
+    );
     for field in &carried.fields {
         field.copy(&carried.snapshot, &mut state.property);
         let _ = state.fields.insert(field.path.to_string(), version.clone());
@@ -108,27 +120,7 @@ pub fn state_of(event: &PropertyEvent) -> PropertyState {
     state
 }
 
-/// A state's identity with nothing known.
-fn identity(state: &PropertyState) -> PropertyState {
-    blank(
-        &state.property_key,
-        &state.source,
-        state.provider,
-        &state.provider_property_id,
-    )
-}
-
-/// A property's state before any field is known.
-fn first_state(event: &PropertyEvent) -> PropertyState {
-    blank(
-        &event.property_key,
-        &event.source,
-        event.provider,
-        &event.provider_property_id,
-    )
-}
-
-/// A property known by its identity only.
+/// A property known by its identity only: no field known yet.
 fn blank(
     property_key: &str,
     source: &str,
