@@ -209,4 +209,14 @@ mod tests {
         assert_eq!(http_status_in("failed with status 409 Conflict"), Some(409));
         assert_eq!(http_status_in("no status here"), None);
     }
+
+    /// breaker-s9: the sink now uses this client; a registry URL ending in
+    /// `/` (or several) must still ask for `/schemas/ids/…`, not `//…`.
+    #[test]
+    fn trailing_slashes_are_dropped_from_the_url() {
+        for url in ["http://127.0.0.1:8081/", "http://127.0.0.1:8081//"] {
+            let registry = Registry::new(url).expect("a valid URL");
+            assert_eq!(registry.url, "http://127.0.0.1:8081");
+        }
+    }
 }

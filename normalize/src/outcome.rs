@@ -158,7 +158,8 @@ pub fn parse(
     };
     let mut events = providers::parse(&context, body)?;
     event_time::cap_future_times(&mut events, rules.max_future_skew_ms);
-    let _ = text_sanity::strip_nul_from(&mut events, body);
+    let headers = [source, context.event_id.unwrap_or_default()];
+    let _ = text_sanity::strip_nul_from(&mut events, body, &headers);
     if let Some(version) = &rules.normalizer_version {
         for event in &mut events {
             event.lineage.normalizer_version.clone_from(version);
@@ -247,6 +248,8 @@ pub fn normalized_record(
 mod tests {
     use super::*;
     use crate::providers::testing::fixture;
+
+    mod nul;
 
     fn rules() -> Rules {
         Rules {

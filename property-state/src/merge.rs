@@ -68,7 +68,12 @@ pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
         if !wins {
             continue;
         }
-        if !field.same(&other.property, &state.property) {
+        // `same` alone misses a twin's -0.0 replacing 0.0 (equal, yet
+        // written differently): the state would change without being
+        // written, so what is written would depend on the order.
+        if !field.same(&other.property, &state.property)
+            || field.tie_key(&other.property) != field.tie_key(&state.property)
+        {
             changed_fields.push(field.path);
         }
         field.copy(&other.property, &mut state.property);

@@ -146,3 +146,124 @@ fn twins_of_two_types_agree_on_the_snapshot_in_either_order() {
     assert_eq!(one.property, other.property);
     assert_eq!(one.fields, other.fields);
 }
+
+/// Twins (one dedupe key, time and normalizer version) whose prices are
+/// -0.0 and 0.0: equal numbers, but written differently (Avro, the
+/// PostgreSQL row). The tie-break keeps 0.0 whatever the order; when 0.0
+/// arrives second it replaces -0.0, and that must count as a change, else
+/// the state writer and the sink keep the -0.0 they wrote and what is
+/// written depends on which twin came first.
+#[test]
+fn a_negative_zero_twin_replaced_by_its_zero_twin_is_a_change() {
+    let mut negative = event("k", 1_000);
+    let mut zero = event("k", 1_000);
+    if let (Some(n), Some(z)) = (negative.property.as_mut(), zero.property.as_mut()) {
+        n.price = Some(-0.0);
+        z.price = Some(0.0);
+    }
+    let first = merge(None, &negative).state;
+    let second = merge(Some(&first), &zero);
+    assert!(second.changed, "-0.0 became 0.0: the state must be written");
+    assert_eq!(second.changed_fields, ["price"]);
+    let price = second.state.property.price.expect("a price");
+    assert!(price == 0.0 && price.is_sign_positive());
+    // The other order writes 0.0 first; -0.0 then loses and changes nothing.
+    let other = merge(Some(&merge(None, &zero).state), &negative);
+    assert!(!other.changed);
+    assert!(
+        other
+            .state
+            .property
+            .price
+            .is_some_and(|p| p.is_sign_positive())
+    );
+}
+
+/// Twins whose only difference is the sign of a NaN inside a list: their
+/// `Debug` texts (the tie key) are both `NaN`, so the tie stays a tie and
+/// the state keeps whichever came first; the NaN's sign bit, which Avro
+/// keeps, then depends on the order. JSON cannot carry a NaN, so only a
+/// foreign producer writing Avro to `properties.events` can do this;
+/// telling the two apart would need a tie key that sees a float's bits.
+#[test]
+#[ignore = "still broken: twins differing only in a NaN's sign keep the first one's bits"]
+fn twins_differing_in_a_nans_sign_give_one_state_in_either_order() {
+    let mut a = event("k", 1_000);
+    let mut b = event("k", 1_000);
+    if let (Some(pa), Some(pb)) = (a.property.as_mut(), b.property.as_mut()) {
+        pa.price_history = Some(vec![PricePoint {
+            at: 1,
+            price: f64::NAN,
+        }]);
+        pb.price_history = Some(vec![PricePoint {
+            at: 1,
+            price: -f64::NAN,
+        }]);
+    }
+    let sign = |events: [&PropertyEvent; 2]| {
+        merge_all(None, events)
+            .and_then(|s| s.property.price_history)
+            .and_then(|h| h.first().map(|p| p.price.is_sign_negative()))
+    };
+    assert_eq!(sign([&a, &b]), sign([&b, &a]));
+}
+
+/// The losing twin redelivered: its values lose, but it may be the
+/// preferred contributor (smaller event id), so the first time it changes
+/// the bookkeeping and is a change; again, it changes nothing. Joining
+/// the twins' states either way gives one state.
+#[test]
+fn a_losing_twin_changes_only_the_bookkeeping_once() {
+    let mut winner = event("k", 1_000);
+    winner.event_id = "z".into();
+    let mut loser = winner.clone();
+    loser.event_id = "a".into();
+    if let (Some(w), Some(l)) = (winner.property.as_mut(), loser.property.as_mut()) {
+        w.price = Some(9.0);
+        l.price = Some(1.0);
+    }
+    let first = merge(None, &winner).state;
+    let once = merge(Some(&first), &loser);
+    assert!(
+        once.changed,
+        "the preferred contributor is now the loser's id"
+    );
+    assert!(once.changed_fields.is_empty());
+    assert_eq!(once.state.property.price, Some(9.0));
+    assert_eq!(once.state.contributors.len(), 1);
+    assert_eq!(once.state.contributors[0].event_id, "a");
+    assert!(!merge(Some(&once.state), &loser).changed);
+    assert!(!merge(Some(&once.state), &winner).changed);
+    let wl = property_state::join(
+        Some(&property_state::state_of(&winner)),
+        &property_state::state_of(&loser),
+    );
+    let lw = property_state::join(
+        Some(&property_state::state_of(&loser)),
+        &property_state::state_of(&winner),
+    );
+    assert_eq!(wl.state, lw.state);
+    assert_eq!(wl.state, once.state);
+}
+
+/// Twins where one clears a list and the other sends it empty, and one
+/// clears a number the other sends: `Some` prints greater than `None`, so
+/// the values win in either order, and a cleared twin arriving second
+/// changes nothing.
+#[test]
+fn a_cleared_twin_loses_to_a_valued_twin_in_either_order() {
+    let mut valued = event("k", 1_000);
+    if let Some(p) = valued.property.as_mut() {
+        p.pictures = Some(Vec::new());
+        p.bedrooms = Some(3);
+    }
+    let mut cleared = valued.clone();
+    cleared.property = None;
+    cleared.cleared_fields = Some(vec!["pictures".into(), "bedrooms".into()]);
+    let vc = merge_all(None, [&valued, &cleared]).expect("a state");
+    let cv = merge_all(None, [&cleared, &valued]).expect("a state");
+    assert_eq!(vc, cv);
+    assert_eq!(vc.property.pictures, Some(Vec::new()));
+    assert_eq!(vc.property.bedrooms, Some(3));
+    assert!(!merge(Some(&vc), &cleared).changed);
+}
