@@ -47,12 +47,24 @@ pub(crate) fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(&full).unwrap_or_else(|e| panic!("cannot read {}: {e}", full.display()))
 }
 
-/// Compares `events` with `tests/golden/<name>.json` (as JSON values).
+/// Compares `events` with `tests/golden/<name>.json` (as JSON values), and
+/// checks that every event fits the schema.
 pub(crate) fn assert_golden(name: &str, events: &[PropertyEvent]) {
+    assert_golden_json(name, &events);
+    for event in events {
+        if let Err(e) = schemas::encode_datum(event) {
+            panic!("event does not fit the schema: {e}");
+        }
+    }
+}
+
+/// Compares `value`, serialized, with `tests/golden/<name>.json` (as JSON
+/// values); `UPDATE_GOLDEN=1` rewrites the file instead.
+pub(crate) fn assert_golden_json(name: &str, value: &impl serde::Serialize) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(format!("{name}.json"));
-    let actual = serde_json::to_value(events).unwrap_or_else(|e| panic!("serialize: {e}"));
+    let actual = serde_json::to_value(value).unwrap_or_else(|e| panic!("serialize: {e}"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         let text = serde_json::to_string_pretty(&actual).unwrap_or_default() + "\n";
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
@@ -66,12 +78,7 @@ pub(crate) fn assert_golden(name: &str, events: &[PropertyEvent]) {
     });
     let expected: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(actual, expected, "events differ from {}", path.display());
-    for event in events {
-        if let Err(e) = schemas::encode_datum(event) {
-            panic!("event does not fit the schema: {e}");
-        }
-    }
+    assert_eq!(actual, expected, "differs from {}", path.display());
 }
 
 /// What a hostile body must give: this many events, or an error of this kind.
