@@ -23,6 +23,7 @@
 pub(crate) mod cleared;
 pub(crate) mod event;
 pub mod fluximmo;
+pub mod fluximmo_api;
 #[cfg(test)]
 mod fuzz_smoke;
 pub mod generic;
