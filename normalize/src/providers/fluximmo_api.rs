@@ -87,7 +87,7 @@
 
 mod map;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use schemas::PropertySnapshot;
 use serde_json::Value;

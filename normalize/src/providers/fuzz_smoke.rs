@@ -4,12 +4,16 @@
 //! as bytes (flips, truncations, splices) and as JSON (any node replaced by
 //! null, a number, a string, an array, an object or deep nesting), and
 //! every outcome must be events that fit the schema or a `ParseError`,
-//! never a panic.
+//! never a panic. The Fluximmo API mapper is held to the same on its
+//! fixture.
 
 use serde_json::{Value, json};
 
 use super::testing::{context, fixture};
-use super::{ProviderKind, RawContext, parse, parser_for};
+use schemas::PropertyEvent;
+
+use super::fluximmo_api::tests::answer_events;
+use super::{ParseError, ProviderKind, RawContext, parse, parser_for};
 
 /// A small deterministic generator (xorshift64*): reproducible runs, no dependency.
 struct Rng(u64);
@@ -27,9 +31,13 @@ impl Rng {
     }
 }
 
+/// A parser's entry point, or an adapter of a mapper that yields events.
+type ParseFn = fn(&RawContext<'_>, &[u8]) -> Result<Vec<PropertyEvent>, ParseError>;
+
 /// Every parser (once, by the first kind that uses it) with every fixture
-/// in its folder: `(provider name, fixture path under tests/fixtures/)`.
-fn cases() -> Vec<(&'static str, String)> {
+/// in its folder, and the Fluximmo API mapper with its fixture:
+/// `(entry point, provider name, fixture path under tests/fixtures/)`.
+fn cases() -> Vec<(ParseFn, &'static str, String)> {
     let mut modules = Vec::new();
     let mut out = Vec::new();
     for &kind in ProviderKind::ALL {
@@ -53,13 +61,18 @@ fn cases() -> Vec<(&'static str, String)> {
         out.extend(
             files
                 .into_iter()
-                .map(|f| (kind.as_str(), format!("{dir}/{f}"))),
+                .map(|f| (parse as ParseFn, kind.as_str(), format!("{dir}/{f}"))),
         );
     }
+    out.push((
+        answer_events,
+        "fluximmo",
+        "fluximmo-api/property-by-id.json".to_string(),
+    ));
     out
 }
 
-fn check(context: &RawContext<'_>, body: &[u8]) {
+fn check(parse: ParseFn, context: &RawContext<'_>, body: &[u8]) {
     if let Ok(events) = parse(context, body) {
         for event in &events {
             if let Err(e) = schemas::encode_datum(event) {
@@ -108,7 +121,7 @@ fn replacement(rng: &mut Rng) -> Value {
 #[test]
 fn mutated_json_never_panics_a_parser() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for (provider, path) in cases() {
+    for (parse, provider, path) in cases() {
         let mut c = context(provider);
         c.event_id = Some("fuzz-event");
         let original: Value = serde_json::from_slice(&fixture(&path)).unwrap_or(Value::Null);
@@ -122,7 +135,7 @@ fn mutated_json_never_panics_a_parser() {
                     *node = replacement(&mut rng);
                 }
             }
-            check(&c, &serde_json::to_vec(&value).unwrap_or_default());
+            check(parse, &c, &serde_json::to_vec(&value).unwrap_or_default());
         }
     }
 }
@@ -130,7 +143,7 @@ fn mutated_json_never_panics_a_parser() {
 #[test]
 fn mutated_bytes_never_panic_a_parser() {
     let mut rng = Rng(0x0123_4567_89ab_cdef);
-    for (provider, path) in cases() {
+    for (parse, provider, path) in cases() {
         let c = context(provider);
         let original = fixture(&path);
         for _ in 0..1000 {
@@ -151,7 +164,7 @@ fn mutated_bytes_never_panic_a_parser() {
                     let _ = body.splice(at..at, splice);
                 }
             }
-            check(&c, &body);
+            check(parse, &c, &body);
         }
     }
 }

@@ -67,6 +67,17 @@ pub(super) fn many_events(
     Ok(fetched.into_iter().map(|p| event(context, p)).collect())
 }
 
+/// A body read both as a by-id and as a bulk answer, as events (for
+/// [`crate::providers::fuzz_smoke`]).
+pub(crate) fn answer_events(
+    context: &RawContext<'_>,
+    body: &[u8],
+) -> Result<Vec<PropertyEvent>, ParseError> {
+    let by_id = by_id_events(context, body).unwrap_or_default();
+    let many = many_events(context, body)?;
+    Ok(by_id.into_iter().chain(many).collect())
+}
+
 #[test]
 fn the_fixture_maps_to_the_golden_snapshot() {
     let fetched = parse_property_response(&fixture(FIXTURE), &Limits::default()).expect("parses");
