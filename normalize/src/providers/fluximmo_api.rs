@@ -12,7 +12,7 @@
 //! event time; `None` when absent or not an RFC 3339 time, then the stage
 //! uses the arrival time and does not cache) and `meta.isTotallyOffline`.
 //!
-//! What maps to what ([`map`] has the details):
+//! What maps to what (`fluximmo_api/map.rs` has the details):
 //! - `type` → `property_type` (`CLASS_FLAT` apartment, `CLASS_HOUSE` house,
 //!   `CLASS_LAND`, `CLASS_PARKING`, `CLASS_BUILDING`, `CLASS_SHOP` /
 //!   `CLASS_PREMISES` / `CLASS_OFFICE` commercial; `CLASS_PROGRAM`,
