@@ -66,10 +66,11 @@ impl BackoffPolicy {
 
 /// A uniformly distributed delay in `[0, ceiling)` (`0` for a zero
 /// ceiling) from a uniformly distributed `u64`.
+/// A ceiling beyond `u64::MAX` nanoseconds (584 years) is clamped there,
+/// so the product fits a `u128` and the result a `u64`.
 fn jitter(ceiling: Duration, random: u64) -> Duration {
-    let nanos = (ceiling.as_nanos() * u128::from(random)) >> 64;
-    // A `Duration`'s nanoseconds below a ceiling fit a `u64` for
-    // 584 years; a longer ceiling is clamped there.
+    let ceiling = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    let nanos = (u128::from(ceiling) * u128::from(random)) >> 64;
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
@@ -123,7 +124,9 @@ impl RetryBudget {
             return Err(GiveUp::Attempts(self.calls));
         }
         let delay = self.policy.delay(self.calls - 1, retry_after, random)?;
-        let resumes = now.saturating_duration_since(self.started) + delay;
+        let resumes = now
+            .saturating_duration_since(self.started)
+            .saturating_add(delay);
         if resumes > self.policy.max_elapsed {
             return Err(GiveUp::Elapsed(resumes));
         }
@@ -168,6 +171,19 @@ mod tests {
             let delay = POLICY.delay(retry, None, u64::MAX).unwrap();
             assert!(delay < POLICY.cap && delay > secs(9), "{retry}: {delay:?}");
         }
+    }
+
+    #[test]
+    fn a_cap_of_duration_max_does_not_overflow() {
+        let policy = BackoffPolicy {
+            cap: Duration::MAX,
+            max_elapsed: Duration::MAX,
+            ..POLICY
+        };
+        let delay = policy.delay(200, Some(Duration::MAX), u64::MAX);
+        assert_eq!(delay, Ok(Duration::MAX));
+        let mut budget = RetryBudget::new(policy, Instant::now());
+        assert!(budget.next_delay(Instant::now(), None, u64::MAX).is_ok());
     }
 
     #[test]

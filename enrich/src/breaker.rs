@@ -30,16 +30,22 @@ pub struct BreakerConfig {
     pub consecutive_failures: u32,
     /// The calls the failure ratio looks at (the last ones).
     pub window: usize,
-    /// The fewest calls in the window before the ratio is looked at.
+    /// The fewest calls in the window before the ratio is looked at (above
+    /// `window`: never on this rule).
     pub min_calls: usize,
     /// The failure ratio (0 to 1) of the window that opens the breaker;
     /// above 1: never on this rule.
     pub failure_ratio: f64,
     /// The first cool-down of an open breaker.
     pub cool_down: Duration,
-    /// The longest cool-down, however often probes fail.
+    /// The longest cool-down, however often probes fail. Both cool-downs
+    /// are clamped to [`MAX_COOL_DOWN`], and the first to this one.
     pub max_cool_down: Duration,
 }
+
+/// The longest cool-down a breaker takes, whatever its configuration (an
+/// `Instant` plus a longer one could overflow).
+pub const MAX_COOL_DOWN: Duration = Duration::from_secs(24 * 3600);
 
 /// The state of a breaker, for the breaker-state metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +108,9 @@ pub struct Breaker {
 
 impl Breaker {
     /// A closed breaker.
-    pub fn new(config: BreakerConfig) -> Self {
+    pub fn new(mut config: BreakerConfig) -> Self {
+        config.max_cool_down = config.max_cool_down.min(MAX_COOL_DOWN);
+        config.cool_down = config.cool_down.min(config.max_cool_down);
         Self {
             config,
             phase: Phase::Closed,
@@ -175,7 +183,7 @@ impl Breaker {
             && self.consecutive >= self.config.consecutive_failures;
         let calls = self.recent.len();
         let failures = self.recent.iter().filter(|f| **f).count();
-        let ratio = calls > 0
+        let ratio = failures > 0
             && calls >= self.config.min_calls
             && failures as f64 >= self.config.failure_ratio * calls as f64;
         if in_a_row || ratio {
@@ -300,6 +308,23 @@ mod tests {
         assert_eq!(breaker.try_acquire(at(10)), Err(Duration::ZERO));
         breaker.record(probe, true, at(10));
         assert_eq!(breaker.state(at(10)), BreakerState::Open);
+    }
+
+    #[test]
+    fn huge_cool_downs_are_clamped_and_a_zero_ratio_needs_a_failure() {
+        let (at, _) = start();
+        let mut breaker = Breaker::new(BreakerConfig {
+            failure_ratio: 0.0,
+            cool_down: Duration::MAX,
+            max_cool_down: Duration::MAX,
+            ..CONFIG
+        });
+        for _ in 0..CONFIG.window {
+            call(&mut breaker, false, at(0));
+        }
+        assert_eq!(breaker.state(at(0)), BreakerState::Closed);
+        call(&mut breaker, true, at(0));
+        assert_eq!(breaker.try_acquire(at(0)), Err(MAX_COOL_DOWN));
     }
 
     #[test]

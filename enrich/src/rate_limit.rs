@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 /// Why a rate limit cannot be built from its configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RateLimitError {
-    /// The rate is not a finite number above zero, or so small or so large
-    /// that one token's interval is not representable (above about 584
-    /// years, or below one nanosecond).
+    /// The rate is not a finite number above zero, or one token's interval
+    /// is longer than [`MAX_INTERVAL`] or shorter than a nanosecond.
     InvalidRate(f64),
     /// The burst is zero: no call could ever be made.
     ZeroBurst,
@@ -27,7 +26,7 @@ impl fmt::Display for RateLimitError {
         match self {
             Self::InvalidRate(rate) => write!(
                 f,
-                "rate limit: {rate} calls per second is not a usable rate (a finite number above zero, at most 10^9)"
+                "rate limit: {rate} calls per second is not a usable rate (at least one call a year, at most 10^9 a second)"
             ),
             Self::ZeroBurst => write!(f, "rate limit: the burst must be at least one call"),
         }
@@ -35,6 +34,10 @@ impl fmt::Display for RateLimitError {
 }
 
 impl std::error::Error for RateLimitError {}
+
+/// The longest interval between two tokens: a year (a longer one is a
+/// configuration mistake, and an `Instant` could overflow).
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A token bucket: at most `burst` calls at once, `rate` per second in the
 /// long run.
@@ -75,8 +78,8 @@ impl TokenBucket {
         if burst == 0 {
             return Err(RateLimitError::ZeroBurst);
         }
-        if interval.is_zero() {
-            return Err(RateLimitError::InvalidRate(f64::INFINITY));
+        if interval.is_zero() || interval > MAX_INTERVAL {
+            return Err(RateLimitError::InvalidRate(1.0 / interval.as_secs_f64()));
         }
         let tolerance = interval
             .checked_mul(burst - 1)
@@ -161,7 +164,7 @@ mod tests {
     #[test]
     fn unusable_configurations_are_refused() {
         let t0 = Instant::now();
-        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300, 1e12] {
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-300, 1e-9, 1e12] {
             assert!(
                 matches!(
                     TokenBucket::new(rate, 1, t0),
@@ -170,6 +173,8 @@ mod tests {
                 "{rate}"
             );
         }
+        assert!(TokenBucket::with_interval(Duration::MAX, 1, t0).is_err());
+        assert!(TokenBucket::with_interval(MAX_INTERVAL, u32::MAX, t0).is_ok());
         assert_eq!(
             TokenBucket::new(1.0, 0, t0).unwrap_err(),
             RateLimitError::ZeroBurst
