@@ -18,6 +18,13 @@
 //!   resumes by probing;
 //! - [`chunks`]: the ids of a delivery, de-duplicated and split into bulk
 //!   requests, and the ids a bulk answer left out (fetched by id).
+//!
+//! Left for the stage (issue 21): its configuration (base URL, paths,
+//! chunk size, rate, burst, concurrency, timeouts, backoff, breaker, the
+//! key from an environment variable or a file, off without one), the HTTP
+//! wiring around these pieces, the cache by `flxId` keyed on
+//! `meta.lastUpdatedAt` with a TTL, the topic graph, dead letters and
+//! metrics.
 
 pub mod backoff;
 pub mod breaker;
