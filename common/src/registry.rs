@@ -107,6 +107,21 @@ impl Registry {
         Schema::parse_str(&registered.schema)
             .map_err(|e| format!("schema {id} from the registry does not parse: {e}"))
     }
+
+    /// [`Self::fetch`] from a thread outside `runtime` (a stage's consumer
+    /// loop), logging what came of it.
+    pub fn fetch_blocking(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        id: u32,
+    ) -> Result<Schema, String> {
+        let fetched = runtime.block_on(self.fetch(id));
+        match &fetched {
+            Ok(_) => tracing::info!(schema_id = id, "writer schema fetched"),
+            Err(reason) => tracing::warn!(schema_id = id, %reason, "writer schema not fetched"),
+        }
+        fetched
+    }
 }
 
 /// Sorts a failure of a registry call about `subject`, made by `stage`.

@@ -264,19 +264,8 @@ impl SinkRunner {
     }
 
     fn decode(&self, bytes: &[u8]) -> Decoded<PropertyEvent> {
-        let fetch = |id| self.fetch_schema(id);
+        let fetch = |id| self.registry.fetch_blocking(&self.shared.runtime, id);
         self.schemas.borrow_mut().decode(bytes, fetch)
-    }
-
-    /// Asks the registry for writer schema `id` now (blocking); the cache
-    /// keeps what it gets, and failures are asked again.
-    fn fetch_schema(&self, id: u32) -> Result<apache_avro::Schema, String> {
-        let fetched = self.shared.runtime.block_on(self.registry.fetch(id));
-        match &fetched {
-            Ok(_) => tracing::info!(schema_id = id, "writer schema fetched"),
-            Err(reason) => tracing::warn!(schema_id = id, %reason, "writer schema not fetched"),
-        }
-        fetched
     }
 
     /// Asks the registry again for each held partition whose retry is due;
@@ -286,7 +275,7 @@ impl SinkRunner {
         let now = Instant::now();
         let due = lock(&self.shared.core).retries_due(now);
         for (partition, schema_id) in due {
-            let fetch = |id| self.fetch_schema(id);
+            let fetch = |id| self.registry.fetch_blocking(&self.shared.runtime, id);
             let fetched = self.schemas.borrow_mut().fetch(schema_id, fetch);
             let held_at = lock(&self.shared.core).held_offset(partition);
             let sought = fetched.and_then(|()| {

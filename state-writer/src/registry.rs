@@ -11,7 +11,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use apache_avro::Schema;
 use common::registry::Registry;
 use common::stage_loop::Cancel;
 use schemas::writer_schemas::{Decoded, WriterSchemas};
@@ -61,28 +60,18 @@ impl Schemas {
         })
     }
 
-    /// Asks the registry for writer schema `id` now (blocking).
-    fn fetch(&self, id: u32) -> Result<Schema, String> {
-        let fetched = self.runtime.block_on(self.registry.fetch(id));
-        match &fetched {
-            Ok(_) => tracing::info!(schema_id = id, "writer schema fetched"),
-            Err(reason) => tracing::warn!(schema_id = id, %reason, "writer schema not fetched"),
-        }
-        fetched
-    }
-
     /// Decodes an event value of `properties.events`.
     pub fn event(&self, bytes: &[u8]) -> Decoded<PropertyEvent> {
-        lock(&self.events).decode(bytes, |id| self.fetch(id))
+        lock(&self.events).decode(bytes, |id| self.registry.fetch_blocking(&self.runtime, id))
     }
 
     /// Fetches the events' writer schema `id` if it is not cached yet.
     pub fn fetch_event_schema(&self, id: u32) -> Result<(), String> {
-        lock(&self.events).fetch(id, |id| self.fetch(id))
+        lock(&self.events).fetch(id, |id| self.registry.fetch_blocking(&self.runtime, id))
     }
 
     /// Decodes a state value of `properties.latest`.
     pub fn state(&self, bytes: &[u8]) -> Decoded<PropertyState> {
-        lock(&self.states).decode(bytes, |id| self.fetch(id))
+        lock(&self.states).decode(bytes, |id| self.registry.fetch_blocking(&self.runtime, id))
     }
 }
