@@ -91,6 +91,9 @@ struct Control {
     open: AtomicU64,
     accepted: AtomicU64,
     requests: Mutex<HashMap<i16, u64>>,
+    /// The most requests ever sent and not yet answered at once on one
+    /// connection that carried a produce.
+    most_unanswered_on_producers: AtomicU64,
 }
 
 impl Control {
@@ -140,6 +143,7 @@ impl FaultProxy {
             open: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             requests: Mutex::new(HashMap::new()),
+            most_unanswered_on_producers: AtomicU64::new(0),
         });
         let accepting = Arc::clone(&control);
         let accept = tokio::spawn(async move {
@@ -211,6 +215,15 @@ impl FaultProxy {
         self.control.accepted.load(Ordering::SeqCst)
     }
 
+    /// The most requests a producer connection ever had sent and not yet
+    /// answered at once (counted from its first produce): 1 when the client
+    /// keeps one request in flight, up to its pipelining limit otherwise.
+    pub fn most_unanswered_on_producers(&self) -> u64 {
+        self.control
+            .most_unanswered_on_producers
+            .load(Ordering::SeqCst)
+    }
+
     /// Requests of `api_key` forwarded (or cut) since the start.
     pub fn requests(&self, api_key: i16) -> u64 {
         Control::lock(&self.control.requests)
@@ -244,6 +257,8 @@ async fn serve(control: Arc<Control>, mut client: TcpStream) {
         control: &control,
         pending: Mutex::new(HashMap::new()),
         cut_before: Mutex::new(None),
+        unanswered: AtomicU64::new(0),
+        carried_produce: std::sync::atomic::AtomicBool::new(false),
     };
     let (mut client_read, mut client_write) = client.split();
     let (mut upstream_read, mut upstream_write) = upstream.split();
@@ -272,6 +287,10 @@ struct Connection<'a> {
     /// The request (correlation id, API key) whose answer cuts the
     /// connection.
     cut_before: Mutex<Option<(i32, i16)>>,
+    /// Requests read from the client and not yet answered.
+    unanswered: AtomicU64,
+    /// Whether the client sent a produce on this connection.
+    carried_produce: std::sync::atomic::AtomicBool,
 }
 
 /// What to do with a frame read.
@@ -288,6 +307,16 @@ impl Connection<'_> {
     /// addresses, and fires an armed cut.
     fn on_request(&self, frame: &mut [u8]) -> std::io::Result<Flow> {
         let header = frames::request_header(frame).map_err(invalid)?;
+        let unanswered = self.unanswered.fetch_add(1, Ordering::SeqCst) + 1;
+        if header.api_key == frames::PRODUCE {
+            self.carried_produce.store(true, Ordering::SeqCst);
+        }
+        if self.carried_produce.load(Ordering::SeqCst) {
+            let _ = self
+                .control
+                .most_unanswered_on_producers
+                .fetch_max(unanswered, Ordering::SeqCst);
+        }
         if frames::carries_addresses(header.api_key) {
             let _ = Control::lock(&self.pending).insert(header.correlation_id, header);
         }
@@ -305,6 +334,9 @@ impl Connection<'_> {
     /// before the answer an armed cut waits for.
     fn on_response(&self, frame: &mut [u8]) -> std::io::Result<Flow> {
         let correlation_id = frames::correlation_id(frame).map_err(invalid)?;
+        let _ = self
+            .unanswered
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         {
             let mut cut_before = Control::lock(&self.cut_before);
             if cut_before.is_some_and(|(id, _)| id == correlation_id) {

@@ -2,7 +2,9 @@
 //! writes output-first reads from its `[fencing]` table, the check that
 //! they nest inside the consumer group's own timeouts, and the producer
 //! configuration that applies the delivery timeout (with the gapless
-//! guarantee that keeps what is acknowledged a prefix of what was sent).
+//! guarantee that keeps what is acknowledged a prefix of what was sent, and
+//! one request in flight per connection, so that nothing of an attempt
+//! reported failed is still queued behind another request).
 //!
 //! The group moves a partition after the consumer's `session.timeout.ms`
 //! (10 s) without a heartbeat, or after `max.poll.interval.ms` (60 s)
@@ -119,10 +121,26 @@ const DELIVERY_TIMEOUT_ALIASES: [&str; 3] = [
     "topic.delivery.timeout.ms",
 ];
 
+/// librdkafka's other name for `max.in.flight.requests.per.connection`.
+const IN_FLIGHT_ALIAS: &str = "max.in.flight";
+
 /// `base` with `message.timeout.ms` = `produce_timeout_ms`, none of its
-/// aliases, and `enable.gapless.guarantee`: an idempotent producer that
-/// would have to leave a gap in a partition fails fatally instead, so what
-/// is acknowledged is a prefix of what was sent.
+/// aliases, `enable.gapless.guarantee`, and one request in flight per
+/// broker connection.
+///
+/// - The gapless guarantee: an idempotent producer that would have to
+///   leave a gap in a partition fails fatally instead, so what is
+///   acknowledged is a prefix of what was sent.
+/// - One request in flight: a produce reported timed out must not land
+///   after the restore that follows has read the output's tail (it would be
+///   forwarded a second time). With five requests pipelined on a slow
+///   connection, the last ones wait behind the first and reach the broker
+///   after librdkafka gave them up and closed the connection (CI saw one
+///   record doubled this way, `tests/dedupe_through_faults.rs`). With one,
+///   the request that timed out is the only one sent, and it lands within
+///   its one-way delay of being sent; the stages produce one batch at a
+///   time and wait for every acknowledgement anyway, so nothing is lost
+///   in throughput but the pipelining of a batch larger than one request.
 pub fn output_first_producer(base: ClientConfig, produce_timeout_ms: u64) -> ClientConfig {
     let mut config = base;
     for alias in DELIVERY_TIMEOUT_ALIASES {
@@ -134,9 +152,17 @@ pub fn output_first_producer(base: ClientConfig, produce_timeout_ms: u64) -> Cli
             let _ = config.remove(alias);
         }
     }
+    if config.get(IN_FLIGHT_ALIAS).is_some() {
+        tracing::warn!(
+            property = IN_FLIGHT_ALIAS,
+            "ignored: an output-first producer keeps one request in flight"
+        );
+        let _ = config.remove(IN_FLIGHT_ALIAS);
+    }
     let _ = config
         .set("message.timeout.ms", produce_timeout_ms.to_string())
-        .set("enable.gapless.guarantee", "true");
+        .set("enable.gapless.guarantee", "true")
+        .set("max.in.flight.requests.per.connection", "1");
     config
 }
 
@@ -214,5 +240,22 @@ mod tests {
         for alias in DELIVERY_TIMEOUT_ALIASES {
             assert_eq!(config.get(alias), None, "{alias}");
         }
+    }
+
+    #[test]
+    fn one_request_in_flight_whatever_the_properties_say() {
+        // Five pipelined requests on a slow connection: the ones behind the
+        // first reach the broker after librdkafka reported them timed out,
+        // and after the restore read the output's tail.
+        let mut base = ClientConfig::new();
+        let _ = base
+            .set("max.in.flight", "5")
+            .set("max.in.flight.requests.per.connection", "1");
+        let config = FencingSettings::default().producer(base);
+        assert_eq!(
+            config.get("max.in.flight.requests.per.connection"),
+            Some("1")
+        );
+        assert_eq!(config.get("max.in.flight"), None);
     }
 }
