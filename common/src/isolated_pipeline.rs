@@ -19,6 +19,9 @@ pub enum Service {
     StateWriter,
     /// PostgreSQL sink.
     Sink,
+    /// Fluximmo enrichment (`properties.events` → `properties.normalized`);
+    /// not in [`Service::ALL`]: it needs an API key and an API to call.
+    Enrich,
 }
 
 impl Service {
@@ -40,6 +43,7 @@ impl Service {
             Self::Dedupe => "dedupe",
             Self::StateWriter => "state-writer",
             Self::Sink => "sink",
+            Self::Enrich => "enrich",
         }
     }
 
@@ -117,7 +121,7 @@ impl IsolatedPipeline {
         }
         if matches!(
             service,
-            Service::Normalize | Service::StateWriter | Service::Sink
+            Service::Normalize | Service::StateWriter | Service::Sink | Service::Enrich
         ) {
             vars.push((
                 format!("{upper}__SCHEMA_REGISTRY_URL"),

@@ -325,6 +325,21 @@ pub fn header_str<'a, M: Message>(message: &'a M, name: &str) -> Option<&'a str>
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
+/// [`check_topics`] from async code (on a blocking thread), for the
+/// topics named in `topics`.
+pub async fn check_topics_exist(
+    settings: &KafkaSettings,
+    topics: &[String],
+    timeout: Duration,
+) -> anyhow::Result<Vec<usize>> {
+    let (settings, topics) = (settings.clone(), topics.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        check_topics(&settings, &names, timeout)
+    })
+    .await?
+}
+
 /// Checks that every topic in `topics` exists, returning the partition count
 /// of each, so a service fails at start with a clear message instead of
 /// waiting on a topic that will never appear.

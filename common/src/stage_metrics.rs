@@ -8,7 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::instruments::{Counter, GaugeFamily, Histogram, Instruments, exponential_bounds};
+use crate::instruments::{
+    Counter, CounterFamily, GaugeFamily, Histogram, HistogramFamily, Instruments,
+    exponential_bounds,
+};
 use crate::stage_loop::Liveness;
 
 /// How long a loop may make no progress while it has lag before `/health`
@@ -52,6 +55,23 @@ impl StageMetricsBuilder {
     /// A counter `<stage>_<name>_total`.
     pub fn counter(&mut self, name: &str, help: &str) -> Counter {
         self.metrics.instruments.counter(name, help)
+    }
+
+    /// A labelled counter `<stage>_<name>_total`.
+    pub fn counter_family(&mut self, name: &str, help: &str) -> CounterFamily {
+        self.metrics.instruments.counter_family(name, help)
+    }
+
+    /// A labelled gauge `<stage>_<name>`.
+    pub fn gauge_family(&mut self, name: &str, help: &str) -> GaugeFamily {
+        self.metrics.instruments.gauge_family(name, help)
+    }
+
+    /// A labelled latency histogram `<stage>_<name>` in seconds.
+    pub fn seconds_family(&mut self, name: &str, help: &str) -> HistogramFamily {
+        self.metrics
+            .instruments
+            .histogram_family(name, help, "s", &seconds_bounds())
     }
 
     /// A latency histogram `<stage>_<name>` in seconds (1 ms to about 16 s).

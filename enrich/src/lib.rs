@@ -1,13 +1,13 @@
-//! The Fluximmo enrichment stage (issue 21): Fluximmo's webhook names
-//! properties by `flxId` only, and this stage will fetch each from the
-//! provider's API and turn it into a full-snapshot event (the mapping of
-//! the API's answers is `normalize::providers::fluximmo_api`).
+//! The Fluximmo enrichment stage: Fluximmo's webhook names properties by
+//! `flxId` only; this stage fetches each from the provider's API and turns
+//! it into a full-snapshot event (the mapping of the API's answers is
+//! `normalize::providers::fluximmo_api`). [`runner`] says where it sits in
+//! the topic graph and why it keeps the pipeline exactly-once.
 //!
-//! What exists so far is the stage's **call policy**, sans IO: every
-//! decision a good citizen of a billed API makes, as pure state machines
-//! driven by explicit `now` arguments and injected randomness, so the HTTP
-//! code of the stage is thin wiring and every decision is unit-tested
-//! without a clock, a socket or a sleep:
+//! The **call policy** is sans IO: every decision a good citizen of a
+//! billed API makes, as pure state machines driven by explicit `now`
+//! arguments and injected randomness, unit-tested without a clock, a socket
+//! or a sleep:
 //! - [`rate_limit`]: a client-side token bucket (may I call now, or how
 //!   long to wait);
 //! - [`backoff`]: capped exponential backoff with full jitter, honouring
@@ -17,17 +17,25 @@
 //! - [`breaker`]: a circuit breaker that stops calling a failing API and
 //!   resumes by probing;
 //! - [`chunks`]: the ids of a delivery, de-duplicated and split into bulk
-//!   requests, and the ids a bulk answer left out (fetched by id).
+//!   requests, and the ids a bulk answer left out (fetched by id);
+//! - [`event`]: which events are enriched, and the event an answer yields.
 //!
-//! Left for the stage (issue 21): its configuration (base URL, paths,
-//! chunk size, rate, burst, concurrency, timeouts, backoff, breaker, the
-//! key from an environment variable or a file, off without one), the HTTP
-//! wiring around these pieces, the cache by `flxId` keyed on
-//! `meta.lastUpdatedAt` with a TTL, the topic graph, dead letters and
-//! metrics.
+//! The IO: [`api_key`] (from the environment or a file, never logged),
+//! [`client`] (the HTTP calls with that policy), [`runner`] and
+//! [`connect`] (Kafka and the registry), [`metrics`], [`settings`].
+//!
+//! Not yet (issue 21): the cache by `flxId` keyed on `meta.lastUpdatedAt`
+//! with a TTL, and `enrich replay` of the stage's dead letters.
 
+pub mod api_key;
 pub mod backoff;
 pub mod breaker;
 pub mod chunks;
+pub mod client;
+pub mod connect;
+pub mod event;
+pub mod metrics;
 pub mod outcome;
 pub mod rate_limit;
+pub mod runner;
+pub mod settings;

@@ -37,17 +37,13 @@ impl Normalizer {
     ) -> anyhow::Result<Self> {
         let (raw_topic, normalized_topic) = (settings.topics.raw(), settings.topics.normalized());
         let dlq_topic = settings.topics.dlq();
-        let kafka = settings.kafka.clone();
         let names = [
             raw_topic.clone(),
             normalized_topic.clone(),
             dlq_topic.clone(),
         ];
-        let _ = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            common::kafka::check_topics(&kafka, &refs, Duration::from_secs(10))
-        })
-        .await??;
+        let _ = common::kafka::check_topics_exist(&settings.kafka, &names, Duration::from_secs(10))
+            .await?;
         let producer: FutureProducer = settings.kafka.producer().create()?;
         let registry = Registry::new(&settings.schema_registry_url, &normalized_topic)?;
         registry.register(&cancel).await?;

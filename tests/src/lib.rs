@@ -9,6 +9,7 @@
 
 pub mod exactly_once;
 pub mod fault_proxy;
+pub mod fluximmo_api;
 #[cfg(test)]
 mod hand_kept_lists;
 pub mod history;
@@ -275,6 +276,7 @@ fn distinct_metrics_ports(ingest_port: u16) -> HashMap<Service, u16> {
     let mut taken = vec![ingest_port];
     Service::ALL
         .into_iter()
+        .chain([Service::Enrich])
         .map(|service| {
             let port = std::iter::repeat_with(free_port)
                 .find(|port| !taken.contains(port))
@@ -702,6 +704,7 @@ impl Pipeline {
     pub fn all_logs(&self) -> String {
         Service::ALL
             .iter()
+            .chain(self.runs(Service::Enrich).then_some(&Service::Enrich))
             .map(|s| format!("--- {} ---\n{}", s.name(), self.log_tail(*s)))
             .collect::<Vec<_>>()
             .join("\n")

@@ -1,0 +1,395 @@
+//! The HTTP side of the stage: fetches the properties of one batch from
+//! the Fluximmo API, with the call policy of the pure modules: the ids
+//! de-duplicated and chunked ([`crate::chunks`]), one bulk call per chunk
+//! (`POST [api] many_path`, `{"flxIds": [...]}`), the ids a bulk answer
+//! left out fetched one by one (`GET [api] by_id_path`), each call after
+//! the rate limiter ([`crate::rate_limit`]) and the circuit breaker
+//! ([`crate::breaker`]) let it go, at most `max_concurrent_calls` at once,
+//! bounded by `timeout_ms`, and retried per [`crate::outcome`] and
+//! [`crate::backoff`]. The key goes in the `x-api-key` header only.
+//!
+//! [`ApiClient::fetch_all`] answers every id: found, or failed with a
+//! reason (the dead letter's), or the whole batch stops because the key
+//! was refused (fatal for the stage) or the stage is stopping.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::stage_loop::Cancel;
+use futures::StreamExt as _;
+use normalize::providers::Limits;
+use normalize::providers::fluximmo_api::{
+    FetchedProperty, parse_many_response, parse_property_response,
+};
+use tokio::sync::Semaphore;
+
+use crate::api_key::ApiKey;
+use crate::backoff::{BackoffPolicy, RetryBudget, parse_retry_after};
+use crate::breaker::Breaker;
+use crate::metrics::EnrichMetrics;
+use crate::outcome::{Answer, KeySource, Outcome, Unauthorized, classify};
+use crate::rate_limit::TokenBucket;
+use crate::settings::ApiSettings;
+
+/// What became of one id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// The API returned it.
+    Found(Box<FetchedProperty>),
+    /// It could not be had: a dead letter of this kind and reason.
+    Failed {
+        /// `not_found`, `timeout`, `server_error`, `rate_limited`,
+        /// `connection`, `client_error`, `malformed`.
+        kind: &'static str,
+        /// What happened, for the dead letter.
+        reason: String,
+    },
+}
+
+/// Why a batch's fetches stopped before every id was answered.
+#[derive(Debug)]
+pub enum Interrupted {
+    /// The API refused the key: the stage stops.
+    Unauthorized(Unauthorized),
+    /// The stage is stopping.
+    Stopped,
+}
+
+/// What one call (with its retries) came to.
+enum Called {
+    Body(Vec<u8>),
+    NotFound,
+    Failed { kind: &'static str, reason: String },
+}
+
+/// A client of the Fluximmo API.
+pub struct ApiClient {
+    http: reqwest::Client,
+    settings: ApiSettings,
+    backoff: BackoffPolicy,
+    key: ApiKey,
+    key_source: KeySource,
+    limits: Limits,
+    limiter: Mutex<TokenBucket>,
+    breaker: Mutex<Breaker>,
+    calls: Semaphore,
+    metrics: EnrichMetrics,
+    cancel: Cancel,
+}
+
+impl ApiClient {
+    /// A client with `settings`, authenticating with `key`.
+    pub fn new(
+        settings: &ApiSettings,
+        key: ApiKey,
+        key_source: KeySource,
+        limits: Limits,
+        metrics: EnrichMetrics,
+        cancel: Cancel,
+    ) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout())
+            .connect_timeout(settings.timeout())
+            .no_proxy()
+            .build()?;
+        let limiter = TokenBucket::new(settings.rate_per_second, settings.burst, Instant::now())
+            .map_err(|e| anyhow::anyhow!("[api] rate_per_second / burst: {e:?}"))?;
+        Ok(Self {
+            http,
+            settings: settings.clone(),
+            backoff: settings.backoff(),
+            key,
+            key_source,
+            limits,
+            limiter: Mutex::new(limiter),
+            breaker: Mutex::new(Breaker::new(settings.breaker())),
+            calls: Semaphore::new(settings.max_concurrent_calls.get()),
+            metrics,
+            cancel,
+        })
+    }
+
+    /// Fetches every id of `ids` (each once, whatever its repeats).
+    pub async fn fetch_all(&self, ids: &[&str]) -> Result<HashMap<String, Fetched>, Interrupted> {
+        let chunks = crate::chunks::plan(ids.iter().copied(), self.settings.chunk_size);
+        let answers: Vec<Result<Vec<(String, Fetched)>, Interrupted>> =
+            futures::stream::iter(chunks.iter().map(|chunk| self.fetch_chunk(chunk)))
+                .buffer_unordered(self.settings.max_concurrent_calls.get())
+                .collect()
+                .await;
+        let mut fetched = HashMap::with_capacity(ids.len());
+        for answer in answers {
+            fetched.extend(answer?);
+        }
+        Ok(fetched)
+    }
+
+    /// One chunk: its bulk call, then the ids it left out one by one.
+    async fn fetch_chunk(&self, chunk: &[&str]) -> Result<Vec<(String, Fetched)>, Interrupted> {
+        let body = serde_json::json!({ "flxIds": chunk });
+        let url = format!("{}{}", self.base(), self.settings.many_path);
+        let called = self
+            .call("many", || self.http.post(&url).json(&body))
+            .await?;
+        let mut found: Vec<(String, Fetched)> = Vec::with_capacity(chunk.len());
+        let left_out: Vec<&str> = match called {
+            Called::Body(bytes) => match parse_many_response(&bytes, &self.limits) {
+                Ok(properties) => {
+                    let returned: Vec<String> =
+                        properties.iter().map(|p| p.flx_id.clone()).collect();
+                    for property in properties {
+                        if chunk.contains(&property.flx_id.as_str()) {
+                            found.push((
+                                property.flx_id.clone(),
+                                Fetched::Found(Box::new(property)),
+                            ));
+                        }
+                    }
+                    crate::chunks::missing(chunk, returned.iter().map(String::as_str))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, ids = chunk.len(), "bulk answer not usable; fetching by id");
+                    chunk.to_vec()
+                }
+            },
+            Called::NotFound => chunk.to_vec(),
+            Called::Failed { kind, reason } => {
+                return Ok(chunk
+                    .iter()
+                    .map(|id| {
+                        let reason = format!("bulk fetch failed: {reason}");
+                        (id.to_string(), Fetched::Failed { kind, reason })
+                    })
+                    .collect());
+            }
+        };
+        for id in left_out {
+            found.push((id.to_string(), self.fetch_one(id).await?));
+        }
+        Ok(found)
+    }
+
+    /// One id by `GET`.
+    async fn fetch_one(&self, id: &str) -> Result<Fetched, Interrupted> {
+        let path = self
+            .settings
+            .by_id_path
+            .replace("{flxId}", &url_segment(id));
+        let url = format!("{}{path}", self.base());
+        Ok(match self.call("by_id", || self.http.get(&url)).await? {
+            Called::Body(bytes) => match parse_property_response(&bytes, &self.limits) {
+                Ok(property) => Fetched::Found(Box::new(property)),
+                Err(error) => Fetched::Failed {
+                    kind: "malformed",
+                    reason: format!("the API's answer for {id:?} does not map: {error}"),
+                },
+            },
+            Called::NotFound => Fetched::Failed {
+                kind: "not_found",
+                reason: format!(
+                    "the API does not know property {id:?} (404 or missing from the bulk answer)"
+                ),
+            },
+            Called::Failed { kind, reason } => Fetched::Failed { kind, reason },
+        })
+    }
+
+    /// One request with its retries.
+    async fn call(
+        &self,
+        call: &'static str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<Called, Interrupted> {
+        let mut budget = RetryBudget::new(self.backoff, Instant::now());
+        loop {
+            self.wait_for_turn().await?;
+            let permit = loop {
+                let acquired = lock(&self.breaker).try_acquire(Instant::now());
+                match acquired {
+                    Ok(permit) => break permit,
+                    Err(wait) => self.sleep(wait.max(Duration::from_millis(50))).await?,
+                }
+            };
+            let slot = self
+                .calls
+                .acquire()
+                .await
+                .map_err(|_| Interrupted::Stopped)?;
+            let started = Instant::now();
+            let sent = request()
+                .header("x-api-key", self.key.expose())
+                .send()
+                .await;
+            let (answer, body) = match sent {
+                Ok(response) => read(response).await,
+                Err(e) if e.is_timeout() => (Answer::Timeout, None),
+                Err(_) => (Answer::Connection, None),
+            };
+            drop(slot);
+            let outcome = self.settle(permit, answer, call, started);
+            match outcome {
+                Outcome::Success => {
+                    return Ok(match body {
+                        Some(body) => Called::Body(body),
+                        None => Called::Failed {
+                            kind: "connection",
+                            reason: "the answer's body could not be read".into(),
+                        },
+                    });
+                }
+                Outcome::NotFound => return Ok(Called::NotFound),
+                Outcome::Unauthorized { status } => {
+                    return Err(Interrupted::Unauthorized(Unauthorized {
+                        status,
+                        key_source: self.key_source.clone(),
+                    }));
+                }
+                Outcome::Fatal { status } => {
+                    return Ok(Called::Failed {
+                        kind: outcome.reason(),
+                        reason: format!("the API answered HTTP {status}"),
+                    });
+                }
+                Outcome::Retry { .. } => {
+                    if let Some(called) = self.retry(&mut budget, answer).await? {
+                        return Ok(called);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a retriable failure: waits the backoff (`None`: call again),
+    /// or gives up (`Some`: the failure).
+    async fn retry(
+        &self,
+        budget: &mut RetryBudget,
+        answer: Answer,
+    ) -> Result<Option<Called>, Interrupted> {
+        let outcome = classify(answer);
+        let retry_after = match outcome {
+            Outcome::Retry { retry_after, .. } => retry_after,
+            _ => None,
+        };
+        match budget.next_delay(Instant::now(), retry_after, rand::random()) {
+            Ok(delay) => {
+                self.sleep(delay).await?;
+                Ok(None)
+            }
+            Err(gave_up) => Ok(Some(Called::Failed {
+                kind: outcome.reason(),
+                reason: format!(
+                    "{} after {} calls: {gave_up:?}",
+                    outcome.reason(),
+                    budget.calls()
+                ),
+            })),
+        }
+    }
+
+    /// Records a call's answer with the breaker and the metrics.
+    fn settle(
+        &self,
+        permit: crate::breaker::Permit,
+        answer: Answer,
+        call: &'static str,
+        started: Instant,
+    ) -> Outcome {
+        let outcome = classify(answer);
+        let now = Instant::now();
+        let state = {
+            let mut breaker = lock(&self.breaker);
+            breaker.record(permit, outcome.is_api_failure(), now);
+            breaker.state(now)
+        };
+        self.metrics.breaker_state(state.gauge());
+        self.metrics.call(call, outcome.reason(), started.elapsed());
+        tracing::debug!(
+            call,
+            outcome = outcome.reason(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "API call"
+        );
+        outcome
+    }
+
+    /// Waits for the rate limiter's token.
+    async fn wait_for_turn(&self) -> Result<(), Interrupted> {
+        loop {
+            let taken = lock(&self.limiter).try_take(Instant::now());
+            match taken {
+                Ok(()) => return Ok(()),
+                Err(wait) => self.sleep(wait).await?,
+            }
+        }
+    }
+
+    async fn sleep(&self, wait: Duration) -> Result<(), Interrupted> {
+        tokio::select! {
+            () = self.cancel.cancelled() => Err(Interrupted::Stopped),
+            () = tokio::time::sleep(wait) => Ok(()),
+        }
+    }
+
+    fn base(&self) -> &str {
+        self.settings.base_url.trim_end_matches('/')
+    }
+}
+
+/// A response's answer, and its body when it is a success (a body that
+/// cannot be read is a timeout or a connection failure: retried).
+async fn read(response: reqwest::Response) -> (Answer, Option<Vec<u8>>) {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let answer = Answer::Status {
+        status,
+        retry_after,
+    };
+    if !(200..300).contains(&status) {
+        return (answer, None);
+    }
+    match response.bytes().await {
+        Ok(bytes) => (answer, Some(bytes.to_vec())),
+        Err(e) if e.is_timeout() => (Answer::Timeout, None),
+        Err(_) => (Answer::Connection, None),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `id` as one URL path segment: unreserved characters kept, every other
+/// byte percent-encoded (an id naming `../admin` stays one segment).
+fn url_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            let dots_only = id.bytes().all(|c| c == b'.');
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') && !dots_only {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_stays_one_path_segment() {
+        assert_eq!(url_segment("flx-1_a.b~"), "flx-1_a.b~");
+        assert_eq!(url_segment("../admin"), "..%2Fadmin");
+        assert_eq!(url_segment(".."), "%2E%2E");
+        assert_eq!(url_segment("a b?c#"), "a%20b%3Fc%23");
+    }
+}
