@@ -173,11 +173,16 @@ start_infra() {
 start_services() {
   local kafka="127.0.0.1:$BROKER_PORT" registry="http://127.0.0.1:$REGISTRY_PORT"
   local db="host=127.0.0.1 port=$PG_PORT user=estate dbname=estate"
-  say "starting sink, state-writer, dedupe, normalize, ingest"
+  say "starting sink, state-writer, enrich, dedupe, normalize, ingest"
   SINK__KAFKA__BROKERS="$kafka" SINK__SCHEMA_REGISTRY_URL="$registry" SINK__DATABASE_URL="$db" \
     start sink "$BIN_DIR/sink" --config "$ROOT/config/sink.toml"
   STATE_WRITER__KAFKA__BROKERS="$kafka" STATE_WRITER__SCHEMA_REGISTRY_URL="$registry" \
     start state-writer "$BIN_DIR/state-writer" --config "$ROOT/config/state-writer.toml"
+  # Fluximmo enrichment is off unless FLUXIMMO_API_KEY (or
+  # ENRICH__API__KEY_FILE) is set in the environment of this script; it
+  # then calls ENRICH__API__BASE_URL (default https://api.fluximmo.io).
+  ENRICH__KAFKA__BROKERS="$kafka" ENRICH__SCHEMA_REGISTRY_URL="$registry" \
+    start enrich "$BIN_DIR/enrich" --config "$ROOT/config/enrich.toml"
   DEDUPE__KAFKA__BROKERS="$kafka" start dedupe "$BIN_DIR/dedupe" --config "$ROOT/config/dedupe.toml"
   NORMALIZE__KAFKA__BROKERS="$kafka" NORMALIZE__SCHEMA_REGISTRY_URL="$registry" \
     start normalize "$BIN_DIR/normalize" --config "$ROOT/config/normalize.toml"
@@ -190,14 +195,14 @@ start_services() {
   wait_port "$INGEST_PORT" ingest 30 "$LOGS/ingest.log"
   sleep 1
   local s
-  for s in sink state-writer dedupe normalize ingest; do
+  for s in sink state-writer enrich dedupe normalize ingest; do
     pid_alive "$s" || { tail -n 20 "$LOGS/$s.log" >&2; die "$s exited at start (log: $LOGS/$s.log)"; }
   done
 }
 
 down() {
   local s
-  for s in ingest normalize dedupe state-writer sink registry broker; do stop "$s"; done
+  for s in ingest normalize dedupe enrich state-writer sink registry broker; do stop "$s"; done
   stop_postgres
 }
 
@@ -235,7 +240,7 @@ MSG
 
 status() {
   local s
-  for s in broker registry sink state-writer dedupe normalize ingest; do
+  for s in broker registry sink state-writer enrich dedupe normalize ingest; do
     if pid_alive "$s"; then echo "$s: running (pid $(cat "$RUN/$s.pid"))"; else echo "$s: stopped"; fi
   done
   if [[ -n "$PG_BIN" ]] && "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT" >/dev/null 2>&1; then
@@ -255,7 +260,7 @@ case "${1:-}" in
     start_services
     print_welcome
     while true; do
-      for s in ingest normalize dedupe state-writer sink registry broker; do
+      for s in ingest normalize dedupe enrich state-writer sink registry broker; do
         if ! pid_alive "$s" && [[ " ${reported:-} " != *" $s "* ]]; then
           say "$s stopped unexpectedly; see $LOGS/$s.log"
           reported="${reported:-} $s"

@@ -85,7 +85,9 @@ fn the_compose_file_is_valid_with_and_without_the_tracing_profile() {
 }
 
 /// Variables a service may get that are not its settings.
-const OTHER_VARIABLES: [&str; 4] = [
+const OTHER_VARIABLES: [&str; 5] = [
+    // Read by enrich as its API key (`[api] key_env`), never a setting.
+    "FLUXIMMO_API_KEY",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_METRIC_EXPORT_INTERVAL",
     "LOG_FORMAT",
@@ -148,6 +150,7 @@ fn every_services_environment_is_accepted_by_its_settings() {
         "state-writer",
         "STATE_WRITER",
     );
+    check_environment::<enrich::settings::EnrichSettings>(&compose, "enrich", "ENRICH");
     check_environment::<sink::settings::SinkSettings>(&compose, "sink", "SINK");
 }
 
