@@ -267,3 +267,61 @@ async fn the_stage_killed_mid_flow_leaves_one_whole_row_per_property() {
     );
     pipeline.assert_each_event_forwarded_once(240);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_named_again_costs_no_call_unless_named_after_the_fetch() {
+    let api = FluximmoApi::start(&["shared", "other"]).await;
+    let base_url = api.base_url();
+    // Enrichment starts after both alerts' webhooks arrived.
+    let mut pipeline = Pipeline::start_with(
+        "flx_cache",
+        &Service::ALL,
+        None,
+        &[
+            ("FLUXIMMO_API_KEY", API_KEY),
+            ("ENRICH__API__BASE_URL", &base_url),
+            ("ENRICH__BATCH__MAX_RECORDS", "1"),
+        ],
+    )
+    .await;
+    let alert = |alert: &str, ids: &[&str]| {
+        serde_json::json!({"data": {"created": [{"properties": ids, "alert_id": alert}]}})
+            .to_string()
+            .into_bytes()
+    };
+    deliver(&pipeline, &alert("alert-a", &["shared"])).await;
+    deliver(&pipeline, &alert("alert-b", &["shared", "other"])).await;
+    pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM property_events",
+            3,
+            Duration::from_secs(60),
+        )
+        .await;
+    pipeline.spawn(Service::Enrich);
+    let enriched = pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM property_events WHERE dedupe_key LIKE '%:api'",
+            3,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(
+        enriched,
+        3,
+        "each reference enriched: {}",
+        pipeline.all_logs()
+    );
+    let shared = |api: &FluximmoApi| api.ids_asked().iter().filter(|id| *id == "shared").count();
+    assert_eq!(shared(&api), 1, "the second alert's reference cost no call");
+    // A webhook that arrives after the fetch may name a change: fetched again.
+    deliver(&pipeline, &alert("alert-c", &["shared"])).await;
+    pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM property_events WHERE dedupe_key LIKE '%:api'",
+            4,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(shared(&api), 2);
+}

@@ -8,6 +8,9 @@
 //! bounded by `timeout_ms`, and retried per [`crate::outcome`] and
 //! [`crate::backoff`]. The key goes in the `x-api-key` header only.
 //!
+//! Answers are kept in the [`FetchCache`] (`[api] cache_ttl_secs`), so an
+//! id named again soon after costs no call.
+//!
 //! [`ApiClient::fetch_all`] answers every id: found, or failed with a
 //! reason (the dead letter's), or the whole batch stops because the key
 //! was refused (fatal for the stage) or the stage is stopping.
@@ -27,6 +30,7 @@ use tokio::sync::Semaphore;
 use crate::api_key::ApiKey;
 use crate::backoff::{BackoffPolicy, RetryBudget, parse_retry_after};
 use crate::breaker::Breaker;
+use crate::cache::FetchCache;
 use crate::metrics::EnrichMetrics;
 use crate::outcome::{Answer, KeySource, Outcome, Unauthorized, classify};
 use crate::rate_limit::TokenBucket;
@@ -73,6 +77,7 @@ pub struct ApiClient {
     limits: Limits,
     limiter: Mutex<TokenBucket>,
     breaker: Mutex<Breaker>,
+    cache: Mutex<FetchCache>,
     calls: Semaphore,
     metrics: EnrichMetrics,
     cancel: Cancel,
@@ -104,23 +109,64 @@ impl ApiClient {
             limits,
             limiter: Mutex::new(limiter),
             breaker: Mutex::new(Breaker::new(settings.breaker())),
+            cache: Mutex::new(FetchCache::new(
+                i64::try_from(settings.cache_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+                settings.cache_max_entries,
+            )),
             calls: Semaphore::new(settings.max_concurrent_calls.get()),
             metrics,
             cancel,
         })
     }
 
-    /// Fetches every id of `ids` (each once, whatever its repeats).
-    pub async fn fetch_all(&self, ids: &[&str]) -> Result<HashMap<String, Fetched>, Interrupted> {
-        let chunks = crate::chunks::plan(ids.iter().copied(), self.settings.chunk_size);
+    /// Fetches every id of `wanted` (each once, whatever its repeats),
+    /// each with the arrival time of the webhook that named it (Unix ms):
+    /// an id the cache holds an answer for, fetched after that arrival,
+    /// costs no call ([`FetchCache::get`]).
+    pub async fn fetch_all(
+        &self,
+        wanted: &[(&str, i64)],
+    ) -> Result<HashMap<String, Fetched>, Interrupted> {
+        let started_ms = unix_ms();
+        let mut fetched = HashMap::with_capacity(wanted.len());
+        let mut latest: HashMap<&str, i64> = HashMap::with_capacity(wanted.len());
+        for (id, received_at) in wanted {
+            let at = latest.entry(id).or_insert(*received_at);
+            *at = (*at).max(*received_at);
+        }
+        let mut to_fetch = Vec::with_capacity(wanted.len());
+        {
+            let cache = lock(&self.cache);
+            for (id, _) in wanted {
+                let Some(received_at) = latest.remove(id) else {
+                    continue;
+                };
+                match cache.get(id, received_at, started_ms) {
+                    Some(property) => {
+                        self.metrics.cache_hits.inc();
+                        let _ = fetched.insert(
+                            (*id).to_string(),
+                            Fetched::Found(Box::new(property.clone())),
+                        );
+                    }
+                    None => to_fetch.push(*id),
+                }
+            }
+        }
+        let chunks = crate::chunks::plan(to_fetch, self.settings.chunk_size);
         let answers: Vec<Result<Vec<(String, Fetched)>, Interrupted>> =
             futures::stream::iter(chunks.iter().map(|chunk| self.fetch_chunk(chunk)))
                 .buffer_unordered(self.settings.max_concurrent_calls.get())
                 .collect()
                 .await;
-        let mut fetched = HashMap::with_capacity(ids.len());
+        let mut cache = lock(&self.cache);
         for answer in answers {
-            fetched.extend(answer?);
+            for (id, result) in answer? {
+                if let Fetched::Found(property) = &result {
+                    cache.put(property, started_ms);
+                }
+                let _ = fetched.insert(id, result);
+            }
         }
         Ok(fetched)
     }
@@ -358,6 +404,13 @@ async fn read(response: reqwest::Response) -> (Answer, Option<Vec<u8>>) {
         Err(e) if e.is_timeout() => (Answer::Timeout, None),
         Err(_) => (Answer::Connection, None),
     }
+}
+
+/// Now, Unix ms.
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

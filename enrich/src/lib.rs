@@ -18,18 +18,19 @@
 //!   resumes by probing;
 //! - [`chunks`]: the ids of a delivery, de-duplicated and split into bulk
 //!   requests, and the ids a bulk answer left out (fetched by id);
-//! - [`event`]: which events are enriched, and the event an answer yields.
+//! - [`event`]: which events are enriched, and the event an answer yields;
+//! - [`cache`]: which answer fetched lately may stand in for a call.
 //!
 //! The IO: [`api_key`] (from the environment or a file, never logged),
 //! [`client`] (the HTTP calls with that policy), [`runner`] and
 //! [`connect`] (Kafka and the registry), [`metrics`], [`settings`].
 //!
-//! Not yet (issue 21): the cache by `flxId` keyed on `meta.lastUpdatedAt`
-//! with a TTL, and `enrich replay` of the stage's dead letters.
+//! Not yet (issue 21): `enrich replay` of the stage's dead letters.
 
 pub mod api_key;
 pub mod backoff;
 pub mod breaker;
+pub mod cache;
 pub mod chunks;
 pub mod client;
 pub mod connect;

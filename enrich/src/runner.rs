@@ -140,11 +140,11 @@ impl Enricher {
         if references.is_empty() {
             return Ok(true);
         }
-        let ids: Vec<&str> = references
+        let wanted: Vec<(&str, i64)> = references
             .iter()
-            .map(|r| r.event.provider_property_id.as_str())
+            .map(|r| (r.event.provider_property_id.as_str(), r.event.received_at))
             .collect();
-        let fetched = match self.client.fetch_all(&ids).await {
+        let fetched = match self.client.fetch_all(&wanted).await {
             Ok(fetched) => fetched,
             Err(Interrupted::Stopped) => return Ok(false),
             Err(Interrupted::Unauthorized(refused)) => anyhow::bail!("fatal: {refused}"),

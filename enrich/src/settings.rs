@@ -84,6 +84,12 @@ pub struct ApiSettings {
     pub breaker_failures: u32,
     /// How long an open breaker waits before a probe, ms.
     pub breaker_cool_down_ms: u64,
+    /// How long a fetched property may answer for the same id again, named
+    /// by a webhook that arrived before the fetch (`crate::cache`); 0
+    /// turns the cache off.
+    pub cache_ttl_secs: u64,
+    /// Properties the cache keeps at most.
+    pub cache_max_entries: usize,
 }
 
 impl Default for ApiSettings {
@@ -105,6 +111,8 @@ impl Default for ApiSettings {
             max_elapsed_ms: 120_000,
             breaker_failures: 5,
             breaker_cool_down_ms: 30_000,
+            cache_ttl_secs: 600,
+            cache_max_entries: 100_000,
         }
     }
 }
