@@ -316,7 +316,7 @@ async fn an_id_named_again_costs_no_call_unless_named_after_the_fetch() {
     assert_eq!(shared(&api), 1, "the second alert's reference cost no call");
     // A webhook that arrives after the fetch may name a change: fetched again.
     deliver(&pipeline, &alert("alert-c", &["shared"])).await;
-    pipeline
+    let _ = pipeline
         .wait_for_count(
             "SELECT count(*) FROM property_events WHERE dedupe_key LIKE '%:api'",
             4,
