@@ -291,13 +291,14 @@ async fn an_id_named_again_costs_no_call_unless_named_after_the_fetch() {
     };
     deliver(&pipeline, &alert("alert-a", &["shared"])).await;
     deliver(&pipeline, &alert("alert-b", &["shared", "other"])).await;
-    pipeline
+    let references = pipeline
         .wait_for_count(
             "SELECT count(*) FROM property_events",
             3,
             Duration::from_secs(60),
         )
         .await;
+    assert_eq!(references, 3);
     pipeline.spawn(Service::Enrich);
     let enriched = pipeline
         .wait_for_count(
