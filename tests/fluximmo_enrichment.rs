@@ -326,3 +326,56 @@ async fn an_id_named_again_costs_no_call_unless_named_after_the_fetch() {
         .await;
     assert_eq!(shared(&api), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enrich_replay_re_drives_a_dead_letter_once_the_api_has_the_property() {
+    let api = FluximmoApi::start(&[]).await;
+    let pipeline = start("flx_replay", &api, API_KEY).await;
+    deliver(&pipeline, &webhook(&["late"])).await;
+    let dead = pipeline
+        .wait_for_records(&pipeline.topics.dlq(), 1, Duration::from_secs(60))
+        .await;
+    assert_eq!(dead.len(), 1, "{}", pipeline.all_logs());
+    assert_eq!(header(&dead[0], "error.kind").as_deref(), Some("not_found"));
+    api.know("late");
+    let output = pipeline
+        .command(Service::Enrich)
+        .arg("replay")
+        .output()
+        .expect("run enrich replay");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("enriched 1, 0 still failing"), "{stdout}");
+    let whole = pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM properties WHERE provider_property_id = 'late' AND price IS NOT NULL",
+            1,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(whole, 1, "{}", pipeline.all_logs());
+    // A second replay finds the property enriched already: dedupe drops
+    // the repeat, no row moves.
+    let again = pipeline
+        .command(Service::Enrich)
+        .arg("replay")
+        .output()
+        .expect("run enrich replay again");
+    assert!(again.status.success());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        pipeline
+            .count("SELECT count(*) FROM property_events WHERE dedupe_key LIKE '%:api'")
+            .await,
+        1
+    );
+    assert_eq!(
+        pipeline.read_topic(&pipeline.topics.dlq()).len(),
+        1,
+        "a replay writes no dead letter"
+    );
+}

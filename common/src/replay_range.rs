@@ -113,6 +113,46 @@ impl Range {
     }
 }
 
+/// Where a replay reading its [`Range`]s stands: whether a record read is
+/// inside its partition's range, and whether every range is read.
+#[derive(Debug, Clone)]
+pub struct RangeCursor {
+    end: HashMap<i32, i64>,
+    next: HashMap<i32, i64>,
+}
+
+impl RangeCursor {
+    /// At the start of every range of `ranges`.
+    pub fn new(ranges: &[Range]) -> Self {
+        Self {
+            end: ranges.iter().map(|r| (r.partition, r.end)).collect(),
+            next: ranges.iter().map(|r| (r.partition, r.start)).collect(),
+        }
+    }
+
+    /// Whether every range is read.
+    pub fn done(&self) -> bool {
+        self.next
+            .iter()
+            .all(|(p, n)| *n >= self.end.get(p).copied().unwrap_or(0))
+    }
+
+    /// Notes the record at `offset` of `partition` read: `true` when it is
+    /// inside its range (to replay), `false` past it (the partition is
+    /// done) or on a partition not read.
+    pub fn take(&mut self, partition: i32, offset: i64) -> bool {
+        let Some(end) = self.end.get(&partition).copied() else {
+            return false;
+        };
+        if offset >= end {
+            let _ = self.next.insert(partition, i64::MAX);
+            return false;
+        }
+        let _ = self.next.insert(partition, offset + 1);
+        true
+    }
+}
+
 /// The non-empty ranges of `topic` that `selection` names, asked of the
 /// broker through `client`.
 pub fn ranges(
@@ -234,6 +274,30 @@ fn offsets_at(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cursor_is_done_when_every_range_is_read_or_passed() {
+        let mut cursor = RangeCursor::new(&[
+            Range {
+                partition: 0,
+                start: 5,
+                end: 7,
+            },
+            Range {
+                partition: 1,
+                start: 0,
+                end: 1,
+            },
+        ]);
+        assert!(!cursor.done());
+        assert!(cursor.take(0, 5));
+        assert!(cursor.take(1, 0));
+        assert!(!cursor.done());
+        assert!(!cursor.take(2, 0), "a partition not read");
+        assert!(cursor.take(0, 6));
+        assert!(cursor.done());
+        assert!(!cursor.take(0, 9), "past the end");
+    }
 
     #[test]
     fn an_offset_range_is_checked_against_what_the_partition_holds() {

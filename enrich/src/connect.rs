@@ -12,6 +12,7 @@ use common::stage_loop::Cancel;
 use normalize::outcome::Rules;
 use normalize::providers::Limits;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+
 use rdkafka::producer::FutureProducer;
 use schemas::writer_schemas::WriterSchemas;
 
@@ -29,11 +30,32 @@ pub enum Started {
     Off,
 }
 
-/// Reads the key and, with one, connects to Kafka and the registry.
+/// Reads the key and, with one, connects to Kafka and the registry, the
+/// consumer subscribed to `properties.events`.
 pub async fn connect(
     settings: &EnrichSettings,
     metrics: EnrichMetrics,
     cancel: Cancel,
+) -> anyhow::Result<Started> {
+    let consumer = |group: &str| -> anyhow::Result<StreamConsumer> {
+        let consumer: StreamConsumer = settings
+            .kafka
+            .consumer(group)
+            .create()
+            .context("cannot create the Kafka consumer")?;
+        consumer.subscribe(&[&settings.topics.events()])?;
+        Ok(consumer)
+    };
+    connect_with(settings, metrics, cancel, consumer).await
+}
+
+/// [`connect`] with the consumer `make_consumer` creates for the group
+/// (the live group's subscription, or a replay's assignment).
+pub(crate) async fn connect_with(
+    settings: &EnrichSettings,
+    metrics: EnrichMetrics,
+    cancel: Cancel,
+    make_consumer: impl FnOnce(&str) -> anyhow::Result<StreamConsumer>,
 ) -> anyhow::Result<Started> {
     let (key, source) = match lookup(
         settings.api.key_file.as_deref(),
@@ -60,12 +82,7 @@ pub async fn connect(
     ];
     let _ =
         common::kafka::check_topics_exist(&settings.kafka, &names, Duration::from_secs(10)).await?;
-    let consumer: StreamConsumer = settings
-        .kafka
-        .consumer(&settings.group)
-        .create()
-        .context("cannot create the Kafka consumer")?;
-    consumer.subscribe(&[&events_topic])?;
+    let consumer = make_consumer(&settings.group)?;
     let producer: FutureProducer = settings
         .kafka
         .producer()

@@ -25,7 +25,7 @@
 //! [`client`] (the HTTP calls with that policy), [`runner`] and
 //! [`connect`] (Kafka and the registry), [`metrics`], [`settings`].
 //!
-//! Not yet (issue 21): `enrich replay` of the stage's dead letters.
+//! [`replay`] re-drives the stage's dead letters.
 
 pub mod api_key;
 pub mod backoff;
@@ -38,5 +38,6 @@ pub mod event;
 pub mod metrics;
 pub mod outcome;
 pub mod rate_limit;
+pub mod replay;
 pub mod runner;
 pub mod settings;

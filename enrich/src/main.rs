@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use common::stage_loop::Cancel;
 use enrich::connect::{Started, connect};
 use enrich::metrics::EnrichMetrics;
@@ -29,6 +29,20 @@ struct Args {
     /// TOML settings file (see config/enrich.toml).
     #[arg(long, env = "ENRICH_CONFIG")]
     config: Option<PathBuf>,
+    /// What to run; without one, the live stage.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Re-drive the stage's dead letters on webhooks.dlq (`error.stage =
+    /// enrich`) once the API gives what it did not: each reference is
+    /// fetched again and its enriched event written. Runs in the
+    /// `<group>-replay` consumer group, commits nothing, and exits at the
+    /// DLQ's end at start; what still fails is counted, not dead-lettered
+    /// again.
+    Replay,
 }
 
 #[tokio::main]
@@ -37,6 +51,14 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = common::telemetry::init("enrich");
     let settings: EnrichSettings = common::config::load("ENRICH", args.config.as_deref())?;
     let cancel = Cancel::on_shutdown_signal(&tokio::runtime::Handle::current());
+    if let Some(Command::Replay) = args.command {
+        let summary = enrich::replay::replay(&settings, cancel).await?;
+        println!(
+            "enrich replay: read {} dead letters, {} of this stage: enriched {}, {} still failing",
+            summary.read, summary.ours, summary.enriched, summary.still_failing
+        );
+        return Ok(());
+    }
     let metrics = EnrichMetrics::new();
     let _ = common::admin::serve(
         &settings.metrics_listen,

@@ -63,6 +63,26 @@ pub struct Enricher {
     pub(crate) cancel: Cancel,
 }
 
+/// What becomes of a reference that cannot be enriched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failures {
+    /// A dead letter (the live stage).
+    DeadLetter,
+    /// Counted only (a replay: its dead letter exists already).
+    Count,
+}
+
+/// What one call of [`Enricher::enrich`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Enriched {
+    /// Fluximmo references among the records.
+    pub references: u64,
+    /// Enriched events written.
+    pub enriched: u64,
+    /// References not enriched.
+    pub failed: u64,
+}
+
 /// One reference of a batch: the record it came from and its event.
 struct Reference<'a> {
     message: &'a BorrowedMessage<'a>,
@@ -123,8 +143,34 @@ impl Enricher {
 
     /// Decodes, fetches, writes. `Ok(false)` when stopped (commit nothing).
     async fn handle<'a>(&self, batch: &'a [BorrowedMessage<'a>]) -> anyhow::Result<bool> {
+        let Some(done) = self.enrich(batch, Failures::DeadLetter).await? else {
+            return Ok(false);
+        };
+        if done.references > 0 {
+            self.metrics.stage.records_out.inc_by(done.enriched);
+            self.metrics.stage.dead_letters.inc_by(done.failed);
+            tracing::info!(
+                records = batch.len(),
+                references = done.references,
+                enriched = done.enriched,
+                dead_letters = done.failed,
+                "batch enriched"
+            );
+        }
+        Ok(true)
+    }
+
+    /// Enriches the Fluximmo references among `records` (live records of
+    /// `properties.events`, or their dead letters in a replay), writing
+    /// each one's enriched event, or per `failures` its dead letter;
+    /// `None` when stopped before every output was acknowledged.
+    pub(crate) async fn enrich<'a>(
+        &self,
+        records: &'a [BorrowedMessage<'a>],
+        failures: Failures,
+    ) -> anyhow::Result<Option<Enriched>> {
         let mut references = Vec::new();
-        for message in batch {
+        for message in records {
             if header_str(message, headers::EVENT_TYPE) != Some("reference_only") {
                 continue;
             }
@@ -133,12 +179,12 @@ impl Enricher {
                     references.push(Reference { message, event });
                 }
                 Some(_) => {}
-                None if self.cancel.is_cancelled() => return Ok(false),
+                None if self.cancel.is_cancelled() => return Ok(None),
                 None => {}
             }
         }
         if references.is_empty() {
-            return Ok(true);
+            return Ok(Some(Enriched::default()));
         }
         let wanted: Vec<(&str, i64)> = references
             .iter()
@@ -146,44 +192,48 @@ impl Enricher {
             .collect();
         let fetched = match self.client.fetch_all(&wanted).await {
             Ok(fetched) => fetched,
-            Err(Interrupted::Stopped) => return Ok(false),
+            Err(Interrupted::Stopped) => return Ok(None),
             Err(Interrupted::Unauthorized(refused)) => anyhow::bail!("fatal: {refused}"),
         };
-        let outputs: Vec<OutRecord> = references
-            .iter()
-            .map(|reference| {
-                let id = reference.event.provider_property_id.as_str();
-                self.output(reference, fetched.get(id))
-            })
-            .collect();
-        let enriched_count = outputs
-            .iter()
-            .filter(|o| o.topic == self.rules.normalized_topic)
-            .count() as u64;
-        let dead_letters = outputs.len() as u64 - enriched_count;
-        if !self.send(&outputs).await? {
-            return Ok(false);
+        let mut done = Enriched {
+            references: references.len() as u64,
+            ..Enriched::default()
+        };
+        let mut outputs = Vec::with_capacity(references.len());
+        for reference in &references {
+            let id = reference.event.provider_property_id.as_str();
+            match self.output(reference, fetched.get(id)) {
+                Ok(record) => {
+                    done.enriched += 1;
+                    outputs.push(record);
+                }
+                Err(dead_letter) => {
+                    done.failed += 1;
+                    if failures == Failures::DeadLetter {
+                        outputs.push(dead_letter);
+                    }
+                }
+            }
         }
-        self.metrics.stage.records_out.inc_by(enriched_count);
-        self.metrics.stage.dead_letters.inc_by(dead_letters);
-        tracing::info!(
-            records = batch.len(),
-            references = references.len(),
-            enriched = enriched_count,
-            dead_letters,
-            "batch enriched"
-        );
-        Ok(true)
+        if !self.send(&outputs).await? {
+            return Ok(None);
+        }
+        Ok(Some(done))
     }
 
-    /// The record a reference yields: its enriched event, or a dead letter.
-    fn output(&self, reference: &Reference<'_>, fetched: Option<&Fetched>) -> OutRecord {
+    /// The record a reference yields: its enriched event, or (`Err`) its
+    /// dead letter.
+    fn output(
+        &self,
+        reference: &Reference<'_>,
+        fetched: Option<&Fetched>,
+    ) -> Result<OutRecord, OutRecord> {
         let (kind, reason) = match fetched {
             Some(Fetched::Found(property)) => {
                 self.metrics.properties_fetched.inc();
                 match enriched(&reference.event, property.as_ref().clone()) {
                     Ok(event) => match self.event_record(&event, reference.message) {
-                        Ok(record) => return record,
+                        Ok(record) => return Ok(record),
                         Err(reason) => ("schema", reason),
                     },
                     Err(mismatch) => ("mismatch", mismatch.to_string()),
@@ -202,14 +252,14 @@ impl Enricher {
             property_key = %reference.event.property_key,
             "not enriched: dead-lettered; the reference-only event stays"
         );
-        dead_letter_within(
+        Err(dead_letter_within(
             reference.message,
             &self.dlq_topic,
             STAGE,
             kind,
             &reason,
             record_budget(self.rules.message_max_bytes),
-        )
+        ))
     }
 
     /// `event` encoded for `properties.normalized`, with the headers dedupe

@@ -21,14 +21,13 @@
 //! (`error.payload-truncated`): replay its raw record by offset instead, and
 //! an event the broker refuses for its size.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use common::headers;
 use common::kafka::header_str;
 use common::produce::{OutRecord, is_size_error, send_each};
-use common::replay_range::{Selection, ranges};
+use common::replay_range::{RangeCursor, Selection, ranges};
 use common::stage_loop::{Cancel, GaveUp, Verdict, record_span};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::Producer;
@@ -121,11 +120,9 @@ pub async fn replay(
     let normalizer = Normalizer::with_consumer(settings, consumer, cancel).await?;
     tracing::info!(replay_id, %topic, ?ranges, "replay starting");
 
-    let end: HashMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.end)).collect();
-    let mut next: HashMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.start)).collect();
+    let mut cursor = RangeCursor::new(&ranges);
     let mut summary = ReplaySummary::default();
-    let done = |next: &HashMap<i32, i64>| next.iter().all(|(p, n)| *n >= end[p]);
-    while !done(&next) {
+    while !cursor.done() {
         let received = tokio::select! {
             () = normalizer.cancel.cancelled() => bail!("replay {replay_id} stopped before the range's end"),
             received = tokio::time::timeout(IDLE_LIMIT, normalizer.consumer.recv()) => received,
@@ -133,12 +130,9 @@ pub async fn replay(
         let message = received.map_err(|_| {
             anyhow::anyhow!("{topic} yielded nothing for {IDLE_LIMIT:?} before the range's end")
         })??;
-        let partition = message.partition();
-        if message.offset() >= end.get(&partition).copied().unwrap_or(0) {
-            let _ = next.insert(partition, i64::MAX);
+        if !cursor.take(message.partition(), message.offset()) {
             continue;
         }
-        let _ = next.insert(partition, message.offset() + 1);
         summary.read += 1;
         let origin = match source {
             ReplaySource::DeadLetters => {

@@ -100,6 +100,11 @@ impl FluximmoApi {
         self.lock().faults.extend(faults.iter().copied());
     }
 
+    /// The API knows `id` from now on.
+    pub fn know(&self, id: &str) {
+        let _ = self.lock().known.insert(id.to_string());
+    }
+
     /// `id` is left out of bulk answers (still served by id).
     pub fn leave_out_of_bulk(&self, id: &str) {
         let _ = self.lock().left_out.insert(id.to_string());
