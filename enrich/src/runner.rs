@@ -234,7 +234,7 @@ impl Enricher {
                 match enriched(&reference.event, property.as_ref().clone()) {
                     Ok(event) => match self.event_record(&event, reference.message) {
                         Ok(record) => return Ok(record),
-                        Err(reason) => ("schema", reason),
+                        Err(rejected) => rejected,
                     },
                     Err(mismatch) => ("mismatch", mismatch.to_string()),
                 }
@@ -263,23 +263,27 @@ impl Enricher {
     }
 
     /// `event` encoded for `properties.normalized`, with the headers dedupe
-    /// reads; `Err` when it cannot be encoded or is too large.
+    /// reads; `Err` with the dead letter's kind (`schema`, `too_large`) and
+    /// reason when it cannot be encoded or is too large.
     fn event_record(
         &self,
         event: &PropertyEvent,
         message: &BorrowedMessage<'_>,
-    ) -> Result<OutRecord, String> {
-        let datum = schemas::codec::encode_datum(event).map_err(|e| e.to_string())?;
+    ) -> Result<OutRecord, (&'static str, String)> {
+        let datum = schemas::codec::encode_datum(event).map_err(|e| ("schema", e.to_string()))?;
         let value = schemas::wire::frame(self.schema_id, &datum);
         let traceparent = header_str(message, headers::TRACEPARENT).unwrap_or_default();
         let record = normalize::outcome::normalized_record(&self.rules, event, value, traceparent);
         let budget = record_budget(self.rules.message_max_bytes)
             .saturating_sub(common::produce::FORWARDING_ALLOWANCE);
         if record.wire_size() > budget {
-            return Err(format!(
-                "the enriched event is {} bytes, over the {budget} bytes a record of {} may take",
-                record.wire_size(),
-                self.rules.normalized_topic
+            return Err((
+                "too_large",
+                format!(
+                    "the enriched event is {} bytes, over the {budget} bytes a record of {} may take",
+                    record.wire_size(),
+                    self.rules.normalized_topic
+                ),
             ));
         }
         Ok(record)
