@@ -89,6 +89,24 @@ async fn the_fixture_webhook_becomes_whole_properties_and_a_redelivery_costs_not
         .await
         .expect("a row");
     assert_eq!(row.get::<_, Option<f64>>(0), Some(449_000.0));
+    let extras = db
+        .query_one(
+            "SELECT snapshot->'location'->>'iris_code', (snapshot->>'renovation_year')::int, \
+             (snapshot->>'garden')::boolean, snapshot->>'price_scope' FROM properties LIMIT 1",
+            &[],
+        )
+        .await
+        .expect("the snapshot");
+    assert_eq!(
+        extras.get::<_, Option<String>>(0).as_deref(),
+        Some("441430105")
+    );
+    assert_eq!(extras.get::<_, Option<i32>>(1), Some(2019));
+    assert_eq!(extras.get::<_, Option<bool>>(2), Some(true));
+    assert_eq!(
+        extras.get::<_, Option<String>>(3).as_deref(),
+        Some("PRICING_ONE_OFF")
+    );
     assert!(row.get::<_, Option<f64>>(1).is_some());
     assert!(row.get::<_, Option<String>>(2).is_some());
     let mut asked = api.ids_asked();

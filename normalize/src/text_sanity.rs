@@ -93,6 +93,9 @@ fn strip_snapshot(p: &mut PropertySnapshot) -> bool {
         price: _,
         currency,
         price_per_m2: _,
+        price_scope,
+        price_change_percent: _,
+        price_change_since_listed_percent: _,
         surface_m2: _,
         land_surface_m2: _,
         rooms: _,
@@ -109,8 +112,12 @@ fn strip_snapshot(p: &mut PropertySnapshot) -> bool {
         price_history: _,
         elevator: _,
         terrace: _,
+        balcony: _,
+        garden: _,
+        parking: _,
         orientation,
         construction_year: _,
+        renovation_year: _,
         dpe_class: _,
         dpe_value: _,
         ges_class: _,
@@ -125,6 +132,7 @@ fn strip_snapshot(p: &mut PropertySnapshot) -> bool {
         title,
         description,
         currency,
+        price_scope,
         status,
         orientation,
     ]);
@@ -146,6 +154,7 @@ fn strip_location(location: &mut Location) -> bool {
         city,
         postcode,
         insee_code,
+        iris_code,
         department,
         region,
         country,
@@ -153,7 +162,7 @@ fn strip_location(location: &mut Location) -> bool {
         longitude: _,
     } = location;
     strip_all([
-        address, city, postcode, insee_code, department, region, country,
+        address, city, postcode, insee_code, iris_code, department, region, country,
     ])
 }
 

@@ -38,9 +38,10 @@ pub const PROPERTY_EVENT_AVSC_V1: &str = include_str!("../avro/history/property_
 
 /// Every released version of the schema, oldest first: the current schema
 /// must read what each of them wrote (BACKWARD, transitively).
-pub const PROPERTY_EVENT_HISTORY: [(&str, &str); 2] = [
+pub const PROPERTY_EVENT_HISTORY: [(&str, &str); 3] = [
     ("v1", PROPERTY_EVENT_AVSC_V1),
     ("v2", include_str!("../avro/history/property_event.v2.avsc")),
+    ("v3", include_str!("../avro/history/property_event.v3.avsc")),
 ];
 
 /// The `PropertyState` schema text (`properties.latest-value`).

@@ -181,6 +181,12 @@ pub struct PropertySnapshot {
     pub currency: Option<String>,
     /// Price per m² of living surface.
     pub price_per_m2: Option<f64>,
+    /// What the price covers, as the provider says it.
+    pub price_scope: Option<String>,
+    /// Change of the price since its last change, percent.
+    pub price_change_percent: Option<f64>,
+    /// Change of the price since the listing was first published, percent.
+    pub price_change_since_listed_percent: Option<f64>,
     /// Living surface, m².
     pub surface_m2: Option<f64>,
     /// Land surface, m².
@@ -211,12 +217,20 @@ pub struct PropertySnapshot {
     pub price_history: Option<Vec<PricePoint>>,
     /// The building has an elevator.
     pub elevator: Option<bool>,
-    /// Terrace or balcony.
+    /// A terrace.
     pub terrace: Option<bool>,
+    /// A balcony.
+    pub balcony: Option<bool>,
+    /// A garden.
+    pub garden: Option<bool>,
+    /// A parking space or a garage.
+    pub parking: Option<bool>,
     /// Main orientation, lower-cased.
     pub orientation: Option<String>,
     /// Year the building was built.
     pub construction_year: Option<i32>,
+    /// Year of the last renovation.
+    pub renovation_year: Option<i32>,
     /// Energy performance (DPE) class.
     pub dpe_class: Option<EnergyClass>,
     /// DPE value, kWh/m²/year.
@@ -246,6 +260,9 @@ impl PropertySnapshot {
             price: None,
             currency: None,
             price_per_m2: None,
+            price_scope: None,
+            price_change_percent: None,
+            price_change_since_listed_percent: None,
             surface_m2: None,
             land_surface_m2: None,
             rooms: None,
@@ -262,8 +279,12 @@ impl PropertySnapshot {
             price_history: None,
             elevator: None,
             terrace: None,
+            balcony: None,
+            garden: None,
+            parking: None,
             orientation: None,
             construction_year: None,
+            renovation_year: None,
             dpe_class: None,
             dpe_value: None,
             ges_class: None,
@@ -373,6 +394,8 @@ pub struct Location {
     pub postcode: Option<String>,
     /// INSEE municipality code.
     pub insee_code: Option<String>,
+    /// INSEE IRIS code (sub-municipal statistical unit).
+    pub iris_code: Option<String>,
     /// Department or county.
     pub department: Option<String>,
     /// Region or state.

@@ -40,10 +40,15 @@
 //!   `roomCount`, `bedroomCount`, `bathroomCount`, `features.propertyFloor`
 //!   → `floor`, `features.furniture` → `furnished`, `features.exposure` →
 //!   `orientation` (`south_west`), `characteristics.hasLift` → `elevator`,
-//!   `hasTerrace` or `hasBalcony` → `terrace`, `climate` letters and
-//!   scores → DPE / GES (`*_UNKNOWN` is unknown, `*_NC` the `unknown`
-//!   class), `propertyCondition.constructionYear`; `land.surface` →
-//!   `land_surface_m2`.
+//!   `hasTerrace` → `terrace`, `hasBalcony` → `balcony`, `hasGarden` →
+//!   `garden`, `hasParking` or `hasGarage` → `parking`, `climate` letters
+//!   and scores → DPE / GES (`*_UNKNOWN` is unknown, `*_NC` the `unknown`
+//!   class), `propertyCondition.constructionYear` / `renovationYear`;
+//!   `land.surface` → `land_surface_m2`.
+//! - `price.scope` → `price_scope` (verbatim), `price.variation`
+//!   `sinceLastModified` / `sincePublished` → `price_change_percent` /
+//!   `price_change_since_listed_percent`; `location.irisCode` →
+//!   `location.iris_code`.
 //! - `medias.images[].url` → `pictures`; `meta.firstSeenAt` /
 //!   `lastSeenAt` → first / last seen; `meta.isTotallyOffline` → `status`
 //!   `expired` (every advert offline) or `active`.
@@ -55,16 +60,14 @@
 //!
 //! What the snapshot cannot hold yet (each needs a schema field): `tags`,
 //! `isUrgent`, `hasAnomaly`; `offer.isCurrentlyOccupied`, `offer.renting.*`;
-//! `price.scope`, `isAuction`, `warrantyDeposit`, `charges`, `variation.*`
-//! (the history holds the two prices it compares), the sources of
-//! `price.initial` / `latest`; `location.irisCode`, and the city centre when
-//! the property's own position is known; `habitation.type` (T1...,
+//! `isAuction`, `warrantyDeposit`, `charges`, the absolute variations, the
+//! sources of `price.initial` / `latest`; the city centre when the
+//! property's own position is known; `habitation.type` (T1...,
 //! villa), `wcCount`, every surface but the total (`livingRoom`, `kitchen`,
-//! `terraces`, `gardens`...), the other characteristics (`hasBalcony`
-//! apart, `hasGarden`, `hasParking`, `hasGarage`, `hasPool`, `hasCellar`,
-//! `hasAlarm`, `hasFireplace`...), `features.propertyTotalFloor`, views,
+//! `terraces`, `gardens`...), the other characteristics (`hasPool`,
+//! `hasCellar`, `hasAlarm`, `hasFireplace`...), `features.propertyTotalFloor`, views,
 //! materials, `hasThroughExposure`, heating (`heatTypes`, `heatTypeDetails`,
-//! `heatings`), the climate dates, `renovationYear`, `interiorCondition`,
+//! `heatings`), the climate dates, `interiorCondition`,
 //! `generalConditions`; `land.*` but its surface; `parking.*`; image
 //! hashes and ids, `virtualVisitExternalUrl`; `meta.lastPublishedAt`,
 //! `totallyOfflineAt`; per advert: its description, location, media,

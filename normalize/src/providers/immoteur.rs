@@ -253,6 +253,7 @@ fn location(location: Option<&Value>, c: &mut Cleared) -> Location {
         city: c.either("location.city", [child(city, "name"), city_text], text),
         postcode: c.one("location.postcode", field("postcode"), text),
         insee_code: c.one("location.insee_code", child(city, "inseeCode"), text),
+        iris_code: None,
         department: c.one("location.department", field("department"), text),
         region: c.one("location.region", field("region"), text),
         country: c.one("location.country", field("country"), country_code),

@@ -261,6 +261,7 @@ fn location(document: &Value, c: &mut Cleared) -> Location {
         city: c.one("location.city", city_field("name"), text),
         postcode: c.one("location.postcode", city_field("zipcode"), text),
         insee_code: c.one("location.insee_code", city_field("insee"), text),
+        iris_code: None,
         department: c.one(
             "location.department",
             child(city_field("department"), "code"),

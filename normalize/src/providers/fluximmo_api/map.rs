@@ -27,6 +27,10 @@ pub(super) fn snapshot(dto: &Value) -> PropertySnapshot {
     p.description = text(dto.get("description"));
     p.price = latest_value(price);
     p.price_per_m2 = number(child(child(price, "latest"), "valuePerArea"));
+    p.price_scope = text(child(price, "scope"));
+    let variation = child(price, "variation");
+    p.price_change_percent = number(child(variation, "sinceLastModified"));
+    p.price_change_since_listed_percent = number(child(variation, "sincePublished"));
     p.currency = p.price.and_then(|_| currency(child(price, "currency")));
     p.price_history = price_history(
         price,
@@ -124,6 +128,7 @@ fn location(location: Option<&Value>) -> Location {
         city: text(field("city")),
         postcode: text(field("postalCode")),
         insee_code: text(field("inseeCode")),
+        iris_code: text(field("irisCode")),
         department: text(field("department")),
         latitude,
         longitude,
@@ -160,8 +165,13 @@ fn habitation_fields(p: &mut PropertySnapshot, habitation: Option<&Value>) {
     p.furnished = furnished(child(features, "furniture"));
     p.orientation = suffix(child(features, "exposure"), "EXPOSURE_");
     p.elevator = has("hasLift");
-    p.terrace = terrace_or_balcony(has("hasTerrace"), has("hasBalcony"));
-    p.construction_year = int(child(field("propertyCondition"), "constructionYear"));
+    p.terrace = has("hasTerrace");
+    p.balcony = has("hasBalcony");
+    p.garden = has("hasGarden");
+    p.parking = either(has("hasParking"), has("hasGarage"));
+    let condition = field("propertyCondition");
+    p.construction_year = int(child(condition, "constructionYear"));
+    p.renovation_year = int(child(condition, "renovationYear"));
     p.dpe_class = energy_class(child(climate, "epcEnergy"), "ENERGY_CLASSIFICATION_");
     p.dpe_value = number(child(climate, "epcEnergyScore"));
     p.ges_class = energy_class(child(climate, "epcClimate"), "GREENHOUSE_CLASSIFICATION_");
@@ -185,10 +195,10 @@ fn suffix(value: Option<&Value>, prefix: &str) -> Option<String> {
     (rest != "UNKNOWN").then(|| rest.to_lowercase())
 }
 
-/// The snapshot's `terrace` is "terrace or balcony": either one says yes,
-/// both must say no.
-fn terrace_or_balcony(terrace: Option<bool>, balcony: Option<bool>) -> Option<bool> {
-    match (terrace, balcony) {
+/// Either one says yes, both must say no (`parking`: a parking space or a
+/// garage).
+fn either(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
         (Some(true), _) | (_, Some(true)) => Some(true),
         (Some(false), Some(false)) => Some(false),
         _ => None,

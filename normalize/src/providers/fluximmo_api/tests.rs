@@ -328,7 +328,8 @@ fn nulls_unknowns_and_strings_read_as_documented() {
         dto["habitation"]["roomCount"] = json!("6");
         dto["habitation"]["climate"]["epcEnergy"] = json!("ENERGY_CLASSIFICATION_NC");
         dto["habitation"]["climate"]["epcClimate"] = json!("GREENHOUSE_CLASSIFICATION_UNKNOWN");
-        dto["habitation"]["characteristics"] = json!({"hasTerrace": false, "hasBalcony": true});
+        dto["habitation"]["characteristics"] =
+            json!({"hasTerrace": false, "hasBalcony": true, "hasGarage": "true"});
         dto["habitation"]["features"]["exposure"] = json!("EXPOSURE_UNKNOWN");
         dto["habitation"]["propertyCondition"]["constructionYear"] = json!(19.78);
         dto["medias"] = Value::Null;
@@ -340,9 +341,14 @@ fn nulls_unknowns_and_strings_read_as_documented() {
         (Some(EnergyClass::Unknown), None)
     );
     assert_eq!(
-        (p.terrace, p.elevator),
+        (p.terrace, p.balcony, p.elevator),
+        (Some(false), Some(true), None),
+        "a balcony is its own field"
+    );
+    assert_eq!(
+        (p.parking, p.garden),
         (Some(true), None),
-        "a balcony is a terrace here"
+        "a garage is parking"
     );
     assert_eq!((p.orientation, p.construction_year), (None, None));
     assert_eq!((p.pictures, p.status, p.first_seen_at), (None, None, None));
