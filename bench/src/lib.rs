@@ -9,6 +9,7 @@ pub mod catch_up;
 pub mod chart;
 pub mod cpu;
 pub mod end_to_end;
+pub mod enrich_load;
 pub mod hops;
 pub mod http_load;
 pub mod ingest_load;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bench::pipeline::Infra;
-use bench::{bare_http, catch_up, end_to_end, ingest_load, report};
+use bench::{bare_http, catch_up, end_to_end, enrich_load, ingest_load, report};
 use clap::{Args, Parser, Subcommand};
 
 /// The two documented payloads: the 345-byte generic fixture and the 6.9 KB
@@ -115,6 +115,16 @@ struct EndToEndArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+struct EnrichArgs {
+    /// Distinct properties per run.
+    #[arg(long, default_value_t = 2_000)]
+    properties: u64,
+    /// The stand-in API's latency per call, ms.
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
 struct CatchUpArgs {
     /// Records waiting on `webhooks.raw` before the stages start.
     #[arg(long, default_value_t = 100_000)]
@@ -135,6 +145,10 @@ enum Command {
     /// after stage: normalize against a bare consume + serde_json parse,
     /// dedupe alone, the sink against PostgreSQL COPY of the same rows.
     CatchUp(CatchUpArgs),
+    /// The Fluximmo enrichment stage against an API stand-in with a set
+    /// latency: properties per second, and API calls per property with
+    /// and without the cache (prints a table, writes enrich.json).
+    Enrich(EnrichArgs),
     /// `ingest`, `end-to-end` and `catch-up`, into one report.
     All {
         #[command(flatten)]
@@ -158,6 +172,57 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+}
+
+/// `estate-bench enrich`.
+async fn enrich(cli: &Cli, args: &EnrichArgs) -> anyhow::Result<()> {
+    let self_exe = std::env::current_exe().context("cannot find this program's path")?;
+    let bin_dir = match &cli.bin_dir {
+        Some(dir) => dir.clone(),
+        None => self_exe
+            .parent()
+            .context("this program has no parent directory")?
+            .to_path_buf(),
+    };
+    std::fs::create_dir_all(&cli.out)
+        .with_context(|| format!("cannot create {}", cli.out.display()))?;
+    let load = enrich_load::EnrichLoad {
+        infra: Infra {
+            brokers: cli.brokers.clone(),
+            registry_url: cli.registry.trim_end_matches('/').to_string(),
+            pg_port: cli.pg_port,
+            bin_dir,
+            out_dir: cli.out.clone(),
+        },
+        properties: if cli.smoke {
+            50
+        } else {
+            args.properties.max(1)
+        },
+        latency: Duration::from_millis(args.latency_ms),
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+    };
+    let runs = enrich_load::run(&load).await?;
+    let path = cli.out.join("enrich.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&runs)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "| run ({} properties, API latency {} ms) | references | properties/s | API calls | calls per property | ids asked per property |",
+        load.properties, args.latency_ms
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for run in &runs {
+        println!(
+            "| {} | {} | {:.0} | {} | {:.3} | {:.2} |",
+            run.name,
+            run.references,
+            run.per_sec,
+            run.calls,
+            run.calls_per_property,
+            run.asked_per_property
+        );
+    }
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
@@ -193,6 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", report.markdown());
             return Ok(());
         }
+        Command::Enrich(args) => return enrich(&cli, args).await,
         Command::Ingest(args) => (Some(args.clone()), None, None),
         Command::EndToEnd(args) => (None, Some(args.clone()), None),
         Command::CatchUp(args) => (None, None, Some(args.clone())),

@@ -102,6 +102,15 @@ impl Pipeline {
 
     /// Starts `service` (ingest: waits until it is ready).
     pub async fn start(&mut self, service: Service) -> anyhow::Result<()> {
+        self.start_with_env(service, &[]).await
+    }
+
+    /// [`Self::start`] with `extra` added to the service's environment.
+    pub async fn start_with_env(
+        &mut self,
+        service: Service,
+        extra: &[(String, String)],
+    ) -> anyhow::Result<()> {
         let ingest_config = self
             .infra
             .out_dir
@@ -127,6 +136,7 @@ impl Pipeline {
             "RUST_LOG".to_string(),
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_string()),
         ));
+        env.extend(extra.iter().cloned());
         let mut running = Running::start(
             &format!("{}-{}", self.name, service.name()),
             &self.infra.bin_dir.join(service.name()),

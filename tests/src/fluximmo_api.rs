@@ -46,6 +46,10 @@ pub enum Fault {
 
 #[derive(Default)]
 struct Inner {
+    /// Every id is known (the bench's stand-in).
+    knows_all: bool,
+    /// Added to every answer.
+    latency: Duration,
     known: HashSet<String>,
     left_out: HashSet<String>,
     faults: VecDeque<Fault>,
@@ -100,6 +104,14 @@ impl FluximmoApi {
         self.lock().faults.extend(faults.iter().copied());
     }
 
+    /// The API knows every id, and answers each call after `latency` (the
+    /// bench's stand-in of a remote API).
+    pub fn know_all_with_latency(&self, latency: Duration) {
+        let mut inner = self.lock();
+        inner.knows_all = true;
+        inner.latency = latency;
+    }
+
     /// The API knows `id` from now on.
     pub fn know(&self, id: &str) {
         let _ = self.lock().known.insert(id.to_string());
@@ -133,6 +145,10 @@ impl FluximmoApi {
 
     /// Counts the call and checks the key; the fault to answer, if any.
     async fn admit(&self, headers: &HeaderMap, ids: &[String]) -> Option<Response> {
+        let latency = self.lock().latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let fault = {
             let mut inner = self.lock();
             inner.calls += 1;
@@ -182,7 +198,9 @@ async fn many(State(api): State<FluximmoApi>, headers: HeaderMap, body: String) 
     let served: Vec<Value> = {
         let inner = api.lock();
         ids.iter()
-            .filter(|id| inner.known.contains(*id) && !inner.left_out.contains(*id))
+            .filter(|id| {
+                (inner.knows_all || inner.known.contains(*id)) && !inner.left_out.contains(*id)
+            })
             .map(|id| api.dto(id))
             .collect()
     };
@@ -197,7 +215,11 @@ async fn by_id(
     if let Some(fault) = api.admit(&headers, std::slice::from_ref(&flx_id)).await {
         return fault;
     }
-    if !api.lock().known.contains(&flx_id) {
+    let known = {
+        let inner = api.lock();
+        inner.knows_all || inner.known.contains(&flx_id)
+    };
+    if !known {
         return error(StatusCode::NOT_FOUND, "property not found");
     }
     Json(json!({ "data": api.dto(&flx_id) })).into_response()
