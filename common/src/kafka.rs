@@ -79,7 +79,7 @@ pub fn refuse_size_limit_override(properties: &BTreeMap<String, String>) -> Resu
 
 /// librdkafka properties `[kafka.properties]` may not set, with the reason:
 /// the delivery guarantees of every stage depend on them.
-pub const PROTECTED_PROPERTIES: [(&str, &str); 6] = [
+pub const PROTECTED_PROPERTIES: [(&str, &str); 7] = [
     (
         "acks",
         "producers wait for every in-sync replica (acks=all)",
@@ -103,6 +103,11 @@ pub const PROTECTED_PROPERTIES: [(&str, &str); 6] = [
     (
         "enable.auto.offset.store",
         "offsets are committed only after the outputs are acknowledged",
+    ),
+    (
+        "isolation.level",
+        "consumers and restores read only committed records (read_committed): a restore \
+         that read an aborted output would take its input as forwarded and drop it",
     ),
 ];
 
@@ -398,6 +403,7 @@ mod tests {
             " ACKS ",
             "topic.acks",
             "topic.request.required.acks",
+            "isolation.level",
         ] {
             let text = format!("[properties]\n\"{key}\" = \"1\"\n");
             let refused = toml::from_str::<KafkaSettings>(&text)
@@ -412,6 +418,27 @@ mod tests {
             "other properties still apply"
         );
         assert_eq!(allowed.producer().get("acks"), Some("all"));
+    }
+
+    /// With broker transactions, dedupe's restore reads the output's tail
+    /// to learn which inputs are already forwarded. A reader set to
+    /// `read_uncommitted` (`[kafka.properties] isolation.level`, applied to
+    /// every client of the stage, the restore reader included) would see
+    /// the outputs of an aborted transaction, take their inputs as done and
+    /// drop them when they are read again: the events would never be
+    /// committed on `properties.events`, so never reach PostgreSQL. The
+    /// sink's consumer would also write rows of aborted records.
+    #[test]
+    fn no_client_can_be_made_to_read_uncommitted_records() {
+        let text = "[properties]\n\"isolation.level\" = \"read_uncommitted\"\n";
+        let refused =
+            toml::from_str::<KafkaSettings>(text).expect_err("read_uncommitted is refused");
+        assert!(refused.to_string().contains("isolation.level"), "{refused}");
+        let defaults: KafkaSettings = toml::from_str("").expect("defaults");
+        for config in [defaults.reader(), defaults.consumer("g")] {
+            // librdkafka's default, read_committed, is what stays.
+            assert_eq!(config.get("isolation.level"), None);
+        }
     }
 
     use super::*;
