@@ -79,7 +79,7 @@ pub fn refuse_size_limit_override(properties: &BTreeMap<String, String>) -> Resu
 
 /// librdkafka properties `[kafka.properties]` may not set, with the reason:
 /// the delivery guarantees of every stage depend on them.
-pub const PROTECTED_PROPERTIES: [(&str, &str); 7] = [
+pub const PROTECTED_PROPERTIES: [(&str, &str); 8] = [
     (
         "acks",
         "producers wait for every in-sync replica (acks=all)",
@@ -103,6 +103,11 @@ pub const PROTECTED_PROPERTIES: [(&str, &str); 7] = [
     (
         "enable.auto.offset.store",
         "offsets are committed only after the outputs are acknowledged",
+    ),
+    (
+        "auto.offset.reset",
+        "a partition without a committed offset is read from its beginning (earliest): \
+         `latest` would skip records already acknowledged upstream",
     ),
     (
         "isolation.level",
@@ -404,6 +409,8 @@ mod tests {
             "topic.acks",
             "topic.request.required.acks",
             "isolation.level",
+            "auto.offset.reset",
+            "topic.auto.offset.reset",
         ] {
             let text = format!("[properties]\n\"{key}\" = \"1\"\n");
             let refused = toml::from_str::<KafkaSettings>(&text)
