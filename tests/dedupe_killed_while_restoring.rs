@@ -7,6 +7,7 @@
 //! holds every frame 300 ms, and killed again while it restores its partitions
 //! at assignment. The last instance runs unhindered: every webhook that got
 //! a 200 lands exactly once on `properties.events` and in PostgreSQL.
+//! The second test does the same with clean stops (SIGTERM).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -112,6 +113,75 @@ async fn a_dedupe_killed_mid_restore_loses_and_doubles_nothing() {
     wait_for_more(&pipeline, RESTORING, restores, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     pipeline.kill(Service::Dedupe);
+
+    proxy.set_delay(Duration::ZERO);
+    pipeline.spawn_through(Service::Dedupe, &proxy);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sent = trickle.stop().await;
+    ExactlyOnce::of((0..sent).map(|i| format!("generic:evt_krest_{i}")))
+        .only()
+        .assert(&pipeline, Duration::from_secs(90))
+        .await;
+}
+
+/// A clean stop (SIGTERM) while batches wait on slowed produces and while
+/// the restore after an abandoned batch runs: dedupe stops with
+/// unacknowledged records and whatever its consumer holds; the next
+/// instance restores and forwards each webhook once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dedupe_stopped_mid_batch_loses_and_doubles_nothing() {
+    let mut pipeline = Pipeline::start_with(
+        "dedupe_term_batch",
+        &[Service::Ingest, Service::Normalize, Service::Sink],
+        None,
+        &[],
+    )
+    .await;
+    let proxy = FaultProxy::start(&pipeline.stack.brokers).await;
+    pipeline.spawn_through(Service::Dedupe, &proxy);
+    let trickle = Trickle::start(pipeline.client());
+    pipeline
+        .expect_log(
+            Service::Dedupe,
+            "batch deduplicated",
+            Duration::from_secs(60),
+        )
+        .await;
+    proxy.set_delay(Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pipeline.send_sigterm(Service::Dedupe);
+    let _ = pipeline
+        .wait_exit_status(Service::Dedupe, Duration::from_secs(30))
+        .await;
+
+    // The next instance starts unhindered, then its produces time out.
+    proxy.set_delay(Duration::ZERO);
+    let log = pipeline.log(Service::Dedupe);
+    let (batches, abandoned) = (
+        log.matches("batch deduplicated").count(),
+        log.matches("batch abandoned").count(),
+    );
+    pipeline.spawn_through(Service::Dedupe, &proxy);
+    wait_for_more(
+        &pipeline,
+        "batch deduplicated",
+        batches,
+        Duration::from_secs(60),
+    )
+    .await;
+    proxy.set_delay(Duration::from_secs(3));
+    wait_for_more(
+        &pipeline,
+        "batch abandoned",
+        abandoned,
+        Duration::from_secs(60),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    pipeline.send_sigterm(Service::Dedupe);
+    let _ = pipeline
+        .wait_exit_status(Service::Dedupe, Duration::from_secs(30))
+        .await;
 
     proxy.set_delay(Duration::ZERO);
     pipeline.spawn_through(Service::Dedupe, &proxy);
