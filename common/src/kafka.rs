@@ -131,7 +131,30 @@ fn unprotected_properties<'de, D>(deserializer: D) -> Result<BTreeMap<String, St
 where
     D: serde::Deserializer<'de>,
 {
-    let properties = BTreeMap::<String, String>::deserialize(deserializer)?;
+    // Environment overrides arrive as TOML scalars (`..._LINGER.MS=100` is
+    // the integer 100): librdkafka takes every value as text, so numbers
+    // and booleans are taken as their text too.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Boolean(bool),
+    }
+    let properties: BTreeMap<String, String> =
+        BTreeMap::<String, Scalar>::deserialize(deserializer)?
+            .into_iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    Scalar::Text(text) => text,
+                    Scalar::Integer(n) => n.to_string(),
+                    Scalar::Float(x) => x.to_string(),
+                    Scalar::Boolean(b) => b.to_string(),
+                };
+                (key, value)
+            })
+            .collect();
     for key in properties.keys() {
         if let Some(why) = protected_property(key) {
             return Err(serde::de::Error::custom(format!(
@@ -513,6 +536,25 @@ mod tests {
         assert_eq!(settings.message_max_bytes, 20_000);
         assert_eq!(settings.producer().get("message.max.bytes"), Some("20000"));
         assert_eq!(settings.consumer("g").get("message.max.bytes"), None);
+    }
+
+    #[test]
+    fn numeric_and_boolean_properties_from_the_environment_are_taken_as_text() {
+        // `DEDUPE__KAFKA__PROPERTIES__LINGER.MS=100` used to stop the stage
+        // at start: "invalid type: integer `100`, expected a string".
+        let settings = load(&[
+            ("T__KAFKA__PROPERTIES__LINGER.MS", "100"),
+            ("T__KAFKA__PROPERTIES__SOCKET.KEEPALIVE.ENABLE", "true"),
+            ("T__KAFKA__PROPERTIES__SECURITY.PROTOCOL", "ssl"),
+        ])
+        .expect("numbers and booleans are accepted");
+        let producer = settings.producer();
+        assert_eq!(producer.get("linger.ms"), Some("100"));
+        assert_eq!(producer.get("socket.keepalive.enable"), Some("true"));
+        assert_eq!(producer.get("security.protocol"), Some("ssl"));
+        let refused = load(&[("T__KAFKA__PROPERTIES__ENABLE.IDEMPOTENCE", "false")])
+            .expect_err("still protected");
+        assert!(refused.contains("enable.idempotence"), "{refused}");
     }
 
     #[test]
