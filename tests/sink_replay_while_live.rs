@@ -7,6 +7,7 @@
 //! `properties.events` and no replay moves them; nothing is dead-lettered
 //! again; each property holds the state of its newest event (the live one,
 //! an hour later than the replayed one), whichever was written first.
+//! The second test also kills the live sink (SIGKILL) while the replays run.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -71,8 +72,19 @@ fn finished(child: std::process::Child) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replaying_dead_letters_under_a_live_sink_doubles_and_loses_nothing() {
-    let pipeline = Pipeline::start_with(
-        "sink_replay_live",
+    replay_under_a_live_sink("sink_replay_live", false).await;
+}
+
+/// The same, with the live sink killed (SIGKILL) and restarted while the
+/// replays run: its batch in flight is redone from PostgreSQL's offsets.
+#[tokio::test(flavor = "multi_thread")]
+async fn replaying_while_the_live_sink_crashes_doubles_and_loses_nothing() {
+    replay_under_a_live_sink("sink_replay_crash", true).await;
+}
+
+async fn replay_under_a_live_sink(name: &str, crash: bool) {
+    let mut pipeline = Pipeline::start_with(
+        name,
         &[
             Service::Ingest,
             Service::Normalize,
@@ -142,6 +154,10 @@ async fn replaying_dead_letters_under_a_live_sink_doubles_and_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let one = run_replay(&pipeline, "live-1");
     let two = run_replay(&pipeline, "live-2");
+    if crash {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        pipeline.restart(Service::Sink).await;
+    }
     let (one, two) = (finished(one), finished(two));
     senders.await.expect("every delivery got its 200");
 
