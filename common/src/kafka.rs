@@ -79,7 +79,7 @@ pub fn refuse_size_limit_override(properties: &BTreeMap<String, String>) -> Resu
 
 /// librdkafka properties `[kafka.properties]` may not set, with the reason:
 /// the delivery guarantees of every stage depend on them.
-pub const PROTECTED_PROPERTIES: [(&str, &str); 6] = [
+pub const PROTECTED_PROPERTIES: [(&str, &str); 8] = [
     (
         "acks",
         "producers wait for every in-sync replica (acks=all)",
@@ -104,6 +104,16 @@ pub const PROTECTED_PROPERTIES: [(&str, &str); 6] = [
         "enable.auto.offset.store",
         "offsets are committed only after the outputs are acknowledged",
     ),
+    (
+        "auto.offset.reset",
+        "a partition without a committed offset is read from its beginning (earliest): \
+         `latest` would skip records already acknowledged upstream",
+    ),
+    (
+        "isolation.level",
+        "consumers and restores read only committed records (read_committed): a restore \
+         that read an aborted output would take its input as forwarded and drop it",
+    ),
 ];
 
 /// The reason `key` may not be overridden, if it is protected.
@@ -121,7 +131,30 @@ fn unprotected_properties<'de, D>(deserializer: D) -> Result<BTreeMap<String, St
 where
     D: serde::Deserializer<'de>,
 {
-    let properties = BTreeMap::<String, String>::deserialize(deserializer)?;
+    // Environment overrides arrive as TOML scalars (`..._LINGER.MS=100` is
+    // the integer 100): librdkafka takes every value as text, so numbers
+    // and booleans are taken as their text too.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Boolean(bool),
+    }
+    let properties: BTreeMap<String, String> =
+        BTreeMap::<String, Scalar>::deserialize(deserializer)?
+            .into_iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    Scalar::Text(text) => text,
+                    Scalar::Integer(n) => n.to_string(),
+                    Scalar::Float(x) => x.to_string(),
+                    Scalar::Boolean(b) => b.to_string(),
+                };
+                (key, value)
+            })
+            .collect();
     for key in properties.keys() {
         if let Some(why) = protected_property(key) {
             return Err(serde::de::Error::custom(format!(
@@ -413,6 +446,9 @@ mod tests {
             " ACKS ",
             "topic.acks",
             "topic.request.required.acks",
+            "isolation.level",
+            "auto.offset.reset",
+            "topic.auto.offset.reset",
         ] {
             let text = format!("[properties]\n\"{key}\" = \"1\"\n");
             let refused = toml::from_str::<KafkaSettings>(&text)
@@ -427,6 +463,27 @@ mod tests {
             "other properties still apply"
         );
         assert_eq!(allowed.producer().get("acks"), Some("all"));
+    }
+
+    /// With broker transactions, dedupe's restore reads the output's tail
+    /// to learn which inputs are already forwarded. A reader set to
+    /// `read_uncommitted` (`[kafka.properties] isolation.level`, applied to
+    /// every client of the stage, the restore reader included) would see
+    /// the outputs of an aborted transaction, take their inputs as done and
+    /// drop them when they are read again: the events would never be
+    /// committed on `properties.events`, so never reach PostgreSQL. The
+    /// sink's consumer would also write rows of aborted records.
+    #[test]
+    fn no_client_can_be_made_to_read_uncommitted_records() {
+        let text = "[properties]\n\"isolation.level\" = \"read_uncommitted\"\n";
+        let refused =
+            toml::from_str::<KafkaSettings>(text).expect_err("read_uncommitted is refused");
+        assert!(refused.to_string().contains("isolation.level"), "{refused}");
+        let defaults: KafkaSettings = toml::from_str("").expect("defaults");
+        for config in [defaults.reader(), defaults.consumer("g")] {
+            // librdkafka's default, read_committed, is what stays.
+            assert_eq!(config.get("isolation.level"), None);
+        }
     }
 
     use super::*;
@@ -494,6 +551,25 @@ mod tests {
         assert_eq!(settings.message_max_bytes, 20_000);
         assert_eq!(settings.producer().get("message.max.bytes"), Some("20000"));
         assert_eq!(settings.consumer("g").get("message.max.bytes"), None);
+    }
+
+    #[test]
+    fn numeric_and_boolean_properties_from_the_environment_are_taken_as_text() {
+        // `DEDUPE__KAFKA__PROPERTIES__LINGER.MS=100` used to stop the stage
+        // at start: "invalid type: integer `100`, expected a string".
+        let settings = load(&[
+            ("T__KAFKA__PROPERTIES__LINGER.MS", "100"),
+            ("T__KAFKA__PROPERTIES__SOCKET.KEEPALIVE.ENABLE", "true"),
+            ("T__KAFKA__PROPERTIES__SECURITY.PROTOCOL", "ssl"),
+        ])
+        .expect("numbers and booleans are accepted");
+        let producer = settings.producer();
+        assert_eq!(producer.get("linger.ms"), Some("100"));
+        assert_eq!(producer.get("socket.keepalive.enable"), Some("true"));
+        assert_eq!(producer.get("security.protocol"), Some("ssl"));
+        let refused = load(&[("T__KAFKA__PROPERTIES__ENABLE.IDEMPOTENCE", "false")])
+            .expect_err("still protected");
+        assert!(refused.contains("enable.idempotence"), "{refused}");
     }
 
     #[test]

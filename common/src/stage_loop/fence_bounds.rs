@@ -92,6 +92,13 @@ impl FencingSettings {
     /// so a partition moves as a whole; [`MAX_POLL_INTERVAL_MS`]), after
     /// checking that these bounds nest inside its timeouts.
     pub fn consumer(&self, base: ClientConfig) -> anyhow::Result<ClientConfig> {
+        anyhow::ensure!(
+            base.get("group.instance.id").is_none(),
+            "`[kafka.properties]` cannot set `group.instance.id` for a stage that writes \
+             output-first: with static membership a member that takes over the identity gets \
+             the partitions at once, without the session timeout the fencing bounds nest in, \
+             while the old process may still write"
+        );
         let mut config = base;
         let _ = config
             .set("partition.assignment.strategy", "range")
@@ -220,6 +227,23 @@ mod tests {
         assert_eq!(config.get("partition.assignment.strategy"), Some("range"));
         let _ = base.set("session.timeout.ms", "6000");
         assert!(FencingSettings::default().consumer(base).is_err());
+    }
+
+    #[test]
+    fn static_membership_is_refused() {
+        // A member joining with another's `group.instance.id` gets its
+        // partitions at once, not after the session timeout the budget
+        // nests in; the old member's fetcher kept returning records after
+        // its fencing, and both forwarded the same inputs
+        // (tests/dedupe_static_membership.rs).
+        let mut base = ClientConfig::new();
+        let _ = base
+            .set("session.timeout.ms", "10000")
+            .set("group.instance.id", "dedupe-0");
+        let error = FencingSettings::default()
+            .consumer(base)
+            .expect_err("static membership");
+        assert!(error.to_string().contains("group.instance.id"), "{error}");
     }
 
     #[test]

@@ -22,6 +22,14 @@ pub fn check_ownership<C: ConsumerContext>(
     topic: &str,
     positions: &[(i32, i64)],
 ) -> anyhow::Result<Option<Abandon>> {
+    // A fatal consumer error (librdkafka raises one when another member
+    // took this one's static identity, `FENCED_INSTANCE_ID`) does not stop
+    // the fetcher: polls still return records, the assignment is not
+    // reported lost, and only the commits fail. The member is out of its
+    // group, so nothing more may be written: the stage ends.
+    if let Some((code, reason)) = consumer.client().fatal_error() {
+        anyhow::bail!("the consumer failed fatally ({code:?}): {reason}");
+    }
     match fence.before_write(Instant::now(), consumer.assignment_lost()) {
         BeforeWrite::Proceed => Ok(None),
         BeforeWrite::Abandon(reason) => Ok(Some(reason)),
