@@ -208,6 +208,10 @@ down() {
 
 print_welcome() {
   local body="$ROOT/tests/fixtures/generic/property.created.json"
+  local enrichment="off: set FLUXIMMO_API_KEY (or ENRICH__API__KEY_FILE) before up to fetch Fluximmo properties"
+  if [[ -n "${FLUXIMMO_API_KEY:-}${ENRICH__API__KEY_FILE:-}" ]]; then
+    enrichment="on, calling ${ENRICH__API__BASE_URL:-https://api.fluximmo.io}"
+  fi
   cat <<MSG
 
 The pipeline is running.
@@ -217,6 +221,7 @@ The pipeline is running.
   Kafka             127.0.0.1:$BROKER_PORT
   PostgreSQL        psql -h 127.0.0.1 -p $PG_PORT -U estate estate
   logs              $LOGS/
+  Fluximmo enrichment  $enrichment
 
 Send the generic fixture, signed with the development secret of source "generic":
   ts=\$(date +%s); body=$body
