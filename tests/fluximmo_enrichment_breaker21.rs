@@ -188,3 +188,76 @@ async fn a_by_id_pass_longer_than_the_poll_interval_is_not_fetched_again_and_aga
     pipeline.assert_each_event_forwarded_once(16);
     assert_eq!(pipeline.count("SELECT count(*) FROM properties").await, 8);
 }
+
+/// An outage longer than the retry budget opens the breaker: the first
+/// alert's references become `server_error` dead letters, one each. The
+/// API recovers: the live stage enriches the next alert while `enrich
+/// replay` re-drives the dead letters, and dedupe is killed in the middle.
+/// One row per property, all whole, every event on `properties.events`
+/// exactly once, no dead letter written twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_then_recovery_with_a_replay_beside_the_live_stage_and_dedupe_killed() {
+    let first: Vec<String> = (0..4).map(|i| format!("flx-out-a{i}")).collect();
+    let second: Vec<String> = (0..4).map(|i| format!("flx-out-b{i}")).collect();
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    let all: Vec<&str> = first.iter().chain(second.iter()).copied().collect();
+    let api = FluximmoApi::start(&all).await;
+    api.fail_next(&[pipeline_tests::fluximmo_api::Fault::ServerError; 200]);
+    let mut pipeline = start(
+        "flx_b21_outage",
+        &api,
+        &[
+            ("ENRICH__API__BREAKER_FAILURES", "2"),
+            ("ENRICH__API__BREAKER_COOL_DOWN_MS", "1500"),
+            ("ENRICH__API__MAX_ATTEMPTS", "3"),
+            ("ENRICH__API__MAX_ELAPSED_MS", "3000"),
+        ],
+    )
+    .await;
+    deliver(&pipeline, &first).await;
+    let dead = wait_for_dead_letters(&pipeline, first.len()).await;
+    assert!(
+        dead.iter().all(|(kind, _)| kind == "server_error"),
+        "{dead:?}"
+    );
+    api.clear_faults();
+
+    let replay = pipeline
+        .command(Service::Enrich)
+        .arg("replay")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start enrich replay");
+    let replay = tokio::task::spawn_blocking(move || replay.wait_with_output());
+    deliver(&pipeline, &second).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pipeline.kill(Service::Dedupe);
+    pipeline.spawn(Service::Dedupe);
+
+    let output = replay.await.expect("joined").expect("replay ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("enriched 4, 0 still failing"), "{stdout}");
+    let whole = pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM properties WHERE price IS NOT NULL",
+            8,
+            Duration::from_secs(40),
+        )
+        .await;
+    assert_eq!(whole, 8, "{}", pipeline.all_logs());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pipeline.count("SELECT count(*) FROM properties").await, 8);
+    pipeline.assert_each_event_forwarded_once(16);
+    assert_eq!(pipeline.dead_letters_of("enrich").len(), 4);
+    assert!(
+        !pipeline.all_logs().contains(API_KEY),
+        "the API key is in a log"
+    );
+}

@@ -127,6 +127,11 @@ impl FluximmoApi {
         self.lock().foreign.clone()
     }
 
+    /// Drops the faults not answered yet (the API recovers).
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// The API knows `id` from now on.
     pub fn know(&self, id: &str) {
         let _ = self.lock().known.insert(id.to_string());
