@@ -261,3 +261,42 @@ async fn an_outage_then_recovery_with_a_replay_beside_the_live_stage_and_dedupe_
         "the API key is in a log"
     );
 }
+
+/// A 10 KB id that does not compress (PostgreSQL's btree takes at most
+/// ~2.7 KB per index entry): the property it names ends precisely (a row,
+/// or a dead letter), and the properties after it still land.
+///
+/// Broken: the sink's batch fails with `ERROR 54000: index row requires
+/// 10032 bytes, maximum size is 8191` (the property key in the index), is
+/// classed as a transient database failure and retried forever, so no
+/// property after it is ever written (a poison record; a compressible id
+/// of the same length fits, which is why `hostile_ids_...` holds). Nothing
+/// bounds an id's length upstream (ingest, normalize's Fluximmo parser).
+/// A fix: refuse ids over a bound in the parsers (a normalize dead
+/// letter), or class 54000 as a record fault in the sink.
+#[ignore = "still broken: an incompressible 10 KB property id blocks the sink forever (index row too large, retried as transient)"]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incompressible_10_kb_id_does_not_stop_the_properties_after_it() {
+    let hostile: String = (0..5_000)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    let api = FluximmoApi::start(&["flx-after", hostile.as_str()]).await;
+    let pipeline = start("flx_b21_long", &api, &[]).await;
+    deliver(&pipeline, &[hostile.as_str()]).await;
+    deliver(&pipeline, &["flx-after"]).await;
+    let landed = pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM properties WHERE provider_property_id = 'flx-after' \
+             AND price IS NOT NULL",
+            1,
+            Duration::from_secs(40),
+        )
+        .await;
+    assert_eq!(landed, 1, "{}", pipeline.log_tail(Service::Sink));
+    let rows = pipeline.count("SELECT count(*) FROM properties").await;
+    let sink_dead = pipeline.dead_letters_of("sink").len();
+    assert!(
+        rows == 2 || (rows == 1 && sink_dead > 0),
+        "the long id neither a row nor a dead letter: {rows} rows, {sink_dead} sink dead letters"
+    );
+}
