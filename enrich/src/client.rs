@@ -44,7 +44,8 @@ pub enum Fetched {
     /// It could not be had: a dead letter of this kind and reason.
     Failed {
         /// `not_found`, `timeout`, `server_error`, `rate_limited`,
-        /// `connection`, `client_error`, `malformed`.
+        /// `connection`, `client_error`, `malformed`, `mismatch`,
+        /// `too_large`.
         kind: &'static str,
         /// What happened, for the dead letter.
         reason: String,
@@ -96,6 +97,10 @@ impl ApiClient {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout())
             .connect_timeout(settings.timeout())
+            // A 3xx is not followed: reqwest keeps custom headers across
+            // hosts, so following would hand `x-api-key` to wherever the
+            // `Location` points. It is a `client_error` dead letter.
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()?;
         let limiter = TokenBucket::new(settings.rate_per_second, settings.burst, Instant::now())
@@ -184,14 +189,25 @@ impl ApiClient {
                 Ok(properties) => {
                     let returned: Vec<String> =
                         properties.iter().map(|p| p.flx_id.clone()).collect();
+                    // An id answered twice: the newer version (by
+                    // `meta.lastUpdatedAt`) stands, whatever the order.
+                    let mut newest: HashMap<String, FetchedProperty> = HashMap::new();
                     for property in properties {
-                        if chunk.contains(&property.flx_id.as_str()) {
-                            found.push((
-                                property.flx_id.clone(),
-                                Fetched::Found(Box::new(property)),
-                            ));
+                        if !chunk.contains(&property.flx_id.as_str()) {
+                            continue;
+                        }
+                        match newest.get(&property.flx_id) {
+                            Some(held) if held.last_updated_at > property.last_updated_at => {}
+                            _ => {
+                                let _ = newest.insert(property.flx_id.clone(), property);
+                            }
                         }
                     }
+                    found.extend(
+                        newest
+                            .into_iter()
+                            .map(|(id, property)| (id, Fetched::Found(Box::new(property)))),
+                    );
                     crate::chunks::missing(chunk, returned.iter().map(String::as_str))
                 }
                 Err(error) => {
@@ -200,6 +216,12 @@ impl ApiClient {
                 }
             },
             Called::NotFound => chunk.to_vec(),
+            Called::Failed {
+                kind: TOO_LARGE, ..
+            } => {
+                tracing::warn!(ids = chunk.len(), "bulk answer too large; fetching by id");
+                chunk.to_vec()
+            }
             Called::Failed { kind, reason } => {
                 return Ok(chunk
                     .iter()
@@ -218,6 +240,15 @@ impl ApiClient {
 
     /// One id by `GET`.
     async fn fetch_one(&self, id: &str) -> Result<Fetched, Interrupted> {
+        // "", "." and ".." are no path segment: a URL parser resolves them
+        // (even percent-encoded, `%2E%2E`) to the parent path, another
+        // endpoint of the API.
+        if matches!(id, "" | "." | "..") {
+            return Ok(Fetched::Failed {
+                kind: "client_error",
+                reason: format!("{id:?} cannot be asked by id: it is not a URL path segment"),
+            });
+        }
         let path = self
             .settings
             .by_id_path
@@ -225,6 +256,15 @@ impl ApiClient {
         let url = format!("{}{path}", self.base());
         Ok(match self.call("by_id", || self.http.get(&url)).await? {
             Called::Body(bytes) => match parse_property_response(&bytes, &self.limits) {
+                // Not the property asked for: never kept (the cache would
+                // answer with it for the id it names, which nobody asked).
+                Ok(property) if property.flx_id != id => Fetched::Failed {
+                    kind: "mismatch",
+                    reason: format!(
+                        "the API answered property {:?} for {id:?}: not the property the webhook names",
+                        property.flx_id
+                    ),
+                },
                 Ok(property) => Fetched::Found(Box::new(property)),
                 Err(error) => Fetched::Failed {
                     kind: "malformed",
@@ -277,7 +317,11 @@ impl ApiClient {
             match outcome {
                 Outcome::Success => {
                     return Ok(match body {
-                        Some(body) => Called::Body(body),
+                        Some(Body::Read(body)) => Called::Body(body),
+                        Some(Body::TooLarge) => Called::Failed {
+                            kind: TOO_LARGE,
+                            reason: format!("the answer is over {MAX_ANSWER_BYTES} bytes"),
+                        },
                         None => Called::Failed {
                             kind: "connection",
                             reason: "the answer's body could not be read".into(),
@@ -383,9 +427,24 @@ impl ApiClient {
     }
 }
 
+/// The most bytes an answer's body may have: far more than any property
+/// (or bulk chunk) a record can carry, and bounded so a hostile or broken
+/// answer is refused before it is held in memory whole.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// The kind of an answer over [`MAX_ANSWER_BYTES`].
+const TOO_LARGE: &str = "too_large";
+
+/// A success's body.
+enum Body {
+    Read(Vec<u8>),
+    /// Over [`MAX_ANSWER_BYTES`]: not read further.
+    TooLarge,
+}
+
 /// A response's answer, and its body when it is a success (a body that
 /// cannot be read is a timeout or a connection failure: retried).
-async fn read(response: reqwest::Response) -> (Answer, Option<Vec<u8>>) {
+async fn read(mut response: reqwest::Response) -> (Answer, Option<Body>) {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -399,10 +458,23 @@ async fn read(response: reqwest::Response) -> (Answer, Option<Vec<u8>>) {
     if !(200..300).contains(&status) {
         return (answer, None);
     }
-    match response.bytes().await {
-        Ok(bytes) => (answer, Some(bytes.to_vec())),
-        Err(e) if e.is_timeout() => (Answer::Timeout, None),
-        Err(_) => (Answer::Connection, None),
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return (answer, Some(Body::TooLarge));
+    }
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if bytes.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                return (answer, Some(Body::TooLarge));
+            }
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) => return (answer, Some(Body::Read(bytes))),
+            Err(e) if e.is_timeout() => return (Answer::Timeout, None),
+            Err(_) => return (Answer::Connection, None),
+        }
     }
 }
 
@@ -446,3 +518,7 @@ mod tests {
         assert_eq!(url_segment("a b?c#"), "a%20b%3Fc%23");
     }
 }
+
+#[cfg(test)]
+#[path = "client/hostile_tests.rs"]
+mod hostile_tests;

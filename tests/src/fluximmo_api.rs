@@ -50,6 +50,10 @@ struct Inner {
     knows_all: bool,
     /// Added to every answer.
     latency: Duration,
+    /// Added to every by-id answer.
+    by_id_latency: Duration,
+    /// Requests that matched neither documented call (a path traversal).
+    foreign: Vec<String>,
     known: HashSet<String>,
     left_out: HashSet<String>,
     faults: VecDeque<Fault>,
@@ -87,6 +91,7 @@ impl FluximmoApi {
         let app = axum::Router::new()
             .route("/v2/protected/properties/_many", post(many))
             .route("/v2/protected/properties/{flx_id}", get(by_id))
+            .fallback(foreign)
             .with_state(api.clone());
         drop(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -110,6 +115,21 @@ impl FluximmoApi {
         let mut inner = self.lock();
         inner.knows_all = true;
         inner.latency = latency;
+    }
+
+    /// Every by-id answer comes after `latency` (a degraded by-id path).
+    pub fn slow_by_id(&self, latency: Duration) {
+        self.lock().by_id_latency = latency;
+    }
+
+    /// The requests that matched no documented call, as `METHOD path`.
+    pub fn foreign_requests(&self) -> Vec<String> {
+        self.lock().foreign.clone()
+    }
+
+    /// Drops the faults not answered yet (the API recovers).
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
     }
 
     /// The API knows `id` from now on.
@@ -215,6 +235,10 @@ async fn by_id(
     if let Some(fault) = api.admit(&headers, std::slice::from_ref(&flx_id)).await {
         return fault;
     }
+    let by_id_latency = api.lock().by_id_latency;
+    if !by_id_latency.is_zero() {
+        tokio::time::sleep(by_id_latency).await;
+    }
     let known = {
         let inner = api.lock();
         inner.knows_all || inner.known.contains(&flx_id)
@@ -223,4 +247,10 @@ async fn by_id(
         return error(StatusCode::NOT_FOUND, "property not found");
     }
     Json(json!({ "data": api.dto(&flx_id) })).into_response()
+}
+
+async fn foreign(State(api): State<FluximmoApi>, request: axum::extract::Request) -> Response {
+    let line = format!("{} {}", request.method(), request.uri());
+    api.lock().foreign.push(line);
+    error(StatusCode::IM_A_TEAPOT, "no such call")
 }
