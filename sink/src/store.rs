@@ -287,11 +287,15 @@ impl Sink for PostgresSink {
 }
 
 /// Whether PostgreSQL refused the data itself (SQLSTATE class 22, data
-/// exception, or 23, integrity constraint violation), as opposed to being
-/// unavailable: the former fails again on every retry.
+/// exception, or 23, integrity constraint violation, or 54000, a value
+/// beyond a limit such as an index row too large for a 10 KB property
+/// key), as opposed to being unavailable: the former fails again on every
+/// retry.
 fn is_data_error(e: &tokio_postgres::Error) -> bool {
-    e.as_db_error()
-        .is_some_and(|db| matches!(&db.code().code()[..2], "22" | "23"))
+    e.as_db_error().is_some_and(|db| {
+        let code = db.code().code();
+        matches!(&code[..2], "22" | "23") || code == "54000"
+    })
 }
 
 /// The events of `events` and their properties' merged states, in `tx`:
