@@ -61,6 +61,32 @@ pub enum Interrupted {
     Stopped,
 }
 
+/// Why a call's waits ended early, inside the client.
+enum Halt {
+    /// Stopped or unauthorized.
+    Interrupted(Interrupted),
+    /// The batch's budget is spent: no further call could end in time (the
+    /// call is a `timeout` failure of its ids).
+    OutOfTime,
+}
+
+impl From<Interrupted> for Halt {
+    fn from(interrupted: Interrupted) -> Self {
+        Self::Interrupted(interrupted)
+    }
+}
+
+/// When a batch's last call must have ended.
+#[derive(Debug, Clone, Copy)]
+struct Deadline(Instant);
+
+impl Deadline {
+    /// Whether `span` from now still ends by the deadline.
+    fn leaves(self, span: Duration) -> bool {
+        Instant::now() + span <= self.0
+    }
+}
+
 /// What one call (with its retries) came to.
 enum Called {
     Body(Vec<u8>),
@@ -128,11 +154,19 @@ impl ApiClient {
     /// each with the arrival time of the webhook that named it (Unix ms):
     /// an id the cache holds an answer for, fetched after that arrival,
     /// costs no call ([`FetchCache::get`]).
+    ///
+    /// Every call starts within `[api] batch_budget_ms` of this one's start
+    /// and ends by then ([`Deadline`]): an id not answered by then is a
+    /// `timeout` dead letter (a replay fetches it later), so a batch never
+    /// keeps the consumer from polling past its `max.poll.interval.ms`
+    /// (it would be taken out of its group and fetch the batch again, and
+    /// again).
     pub async fn fetch_all(
         &self,
         wanted: &[(&str, i64)],
     ) -> Result<HashMap<String, Fetched>, Interrupted> {
         let started_ms = unix_ms();
+        let deadline = Deadline(Instant::now() + self.settings.batch_budget());
         let mut fetched = HashMap::with_capacity(wanted.len());
         let mut latest: HashMap<&str, i64> = HashMap::with_capacity(wanted.len());
         for (id, received_at) in wanted {
@@ -160,7 +194,7 @@ impl ApiClient {
         }
         let chunks = crate::chunks::plan(to_fetch, self.settings.chunk_size);
         let answers: Vec<Result<Vec<(String, Fetched)>, Interrupted>> =
-            futures::stream::iter(chunks.iter().map(|chunk| self.fetch_chunk(chunk)))
+            futures::stream::iter(chunks.iter().map(|chunk| self.fetch_chunk(chunk, deadline)))
                 .buffer_unordered(self.settings.max_concurrent_calls.get())
                 .collect()
                 .await;
@@ -176,12 +210,17 @@ impl ApiClient {
         Ok(fetched)
     }
 
-    /// One chunk: its bulk call, then the ids it left out one by one.
-    async fn fetch_chunk(&self, chunk: &[&str]) -> Result<Vec<(String, Fetched)>, Interrupted> {
+    /// One chunk: its bulk call, then the ids it left out by id
+    /// (`max_concurrent_calls` at once).
+    async fn fetch_chunk(
+        &self,
+        chunk: &[&str],
+        deadline: Deadline,
+    ) -> Result<Vec<(String, Fetched)>, Interrupted> {
         let body = serde_json::json!({ "flxIds": chunk });
         let url = format!("{}{}", self.base(), self.settings.many_path);
         let called = self
-            .call("many", || self.http.post(&url).json(&body))
+            .call("many", || self.http.post(&url).json(&body), deadline)
             .await?;
         let mut found: Vec<(String, Fetched)> = Vec::with_capacity(chunk.len());
         let left_out: Vec<&str> = match called {
@@ -232,14 +271,21 @@ impl ApiClient {
                     .collect());
             }
         };
-        for id in left_out {
-            found.push((id.to_string(), self.fetch_one(id).await?));
+        let by_id: Vec<Result<(String, Fetched), Interrupted>> =
+            futures::stream::iter(left_out.into_iter().map(|id| async move {
+                Ok((id.to_string(), self.fetch_one(id, deadline).await?))
+            }))
+            .buffer_unordered(self.settings.max_concurrent_calls.get())
+            .collect()
+            .await;
+        for answer in by_id {
+            found.push(answer?);
         }
         Ok(found)
     }
 
     /// One id by `GET`.
-    async fn fetch_one(&self, id: &str) -> Result<Fetched, Interrupted> {
+    async fn fetch_one(&self, id: &str, deadline: Deadline) -> Result<Fetched, Interrupted> {
         // "", "." and ".." are no path segment: a URL parser resolves them
         // (even percent-encoded, `%2E%2E`) to the parent path, another
         // endpoint of the API.
@@ -254,54 +300,86 @@ impl ApiClient {
             .by_id_path
             .replace("{flxId}", &url_segment(id));
         let url = format!("{}{path}", self.base());
-        Ok(match self.call("by_id", || self.http.get(&url)).await? {
-            Called::Body(bytes) => match parse_property_response(&bytes, &self.limits) {
-                // Not the property asked for: never kept (the cache would
-                // answer with it for the id it names, which nobody asked).
-                Ok(property) if property.flx_id != id => Fetched::Failed {
-                    kind: "mismatch",
+        Ok(
+            match self.call("by_id", || self.http.get(&url), deadline).await? {
+                Called::Body(bytes) => match parse_property_response(&bytes, &self.limits) {
+                    // Not the property asked for: never kept (the cache would
+                    // answer with it for the id it names, which nobody asked).
+                    Ok(property) if property.flx_id != id => Fetched::Failed {
+                        kind: "mismatch",
+                        reason: format!(
+                            "the API answered property {:?} for {id:?}: not the property the webhook names",
+                            property.flx_id
+                        ),
+                    },
+                    Ok(property) => Fetched::Found(Box::new(property)),
+                    Err(error) => Fetched::Failed {
+                        kind: "malformed",
+                        reason: format!("the API's answer for {id:?} does not map: {error}"),
+                    },
+                },
+                Called::NotFound => Fetched::Failed {
+                    kind: "not_found",
                     reason: format!(
-                        "the API answered property {:?} for {id:?}: not the property the webhook names",
-                        property.flx_id
+                        "the API does not know property {id:?} (404 or missing from the bulk answer)"
                     ),
                 },
-                Ok(property) => Fetched::Found(Box::new(property)),
-                Err(error) => Fetched::Failed {
-                    kind: "malformed",
-                    reason: format!("the API's answer for {id:?} does not map: {error}"),
-                },
+                Called::Failed { kind, reason } => Fetched::Failed { kind, reason },
             },
-            Called::NotFound => Fetched::Failed {
-                kind: "not_found",
-                reason: format!(
-                    "the API does not know property {id:?} (404 or missing from the bulk answer)"
-                ),
-            },
-            Called::Failed { kind, reason } => Fetched::Failed { kind, reason },
-        })
+        )
     }
 
-    /// One request with its retries.
+    /// One request with its retries, all started in time to end by
+    /// `deadline` (else a `timeout` failure).
     async fn call(
         &self,
         call: &'static str,
         request: impl Fn() -> reqwest::RequestBuilder,
+        deadline: Deadline,
     ) -> Result<Called, Interrupted> {
+        match self.call_within(call, request, deadline).await {
+            Ok(called) => Ok(called),
+            Err(Halt::OutOfTime) => Ok(Called::Failed {
+                kind: "timeout",
+                reason: format!(
+                    "not answered within the batch's budget ([api] batch_budget_ms = {})",
+                    self.settings.batch_budget_ms
+                ),
+            }),
+            Err(Halt::Interrupted(interrupted)) => Err(interrupted),
+        }
+    }
+
+    async fn call_within(
+        &self,
+        call: &'static str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        deadline: Deadline,
+    ) -> Result<Called, Halt> {
         let mut budget = RetryBudget::new(self.backoff, Instant::now());
         loop {
-            self.wait_for_turn().await?;
-            let permit = loop {
-                let acquired = lock(&self.breaker).try_acquire(Instant::now());
-                match acquired {
-                    Ok(permit) => break permit,
-                    Err(wait) => self.sleep(wait.max(Duration::from_millis(50))).await?,
-                }
-            };
+            self.wait_for_turn(deadline).await?;
             let slot = self
                 .calls
                 .acquire()
                 .await
                 .map_err(|_| Interrupted::Stopped)?;
+            // Checked before the breaker's permit is taken: a permit must
+            // be recorded, or a half-open breaker waits for its probe
+            // for ever.
+            let permit = loop {
+                if !deadline.leaves(self.settings.timeout()) {
+                    return Err(Halt::OutOfTime);
+                }
+                let acquired = lock(&self.breaker).try_acquire(Instant::now());
+                match acquired {
+                    Ok(permit) => break permit,
+                    Err(wait) => {
+                        self.sleep(wait.max(Duration::from_millis(50)), deadline)
+                            .await?;
+                    }
+                }
+            };
             let started = Instant::now();
             let sent = request()
                 .header("x-api-key", self.key.expose())
@@ -330,10 +408,10 @@ impl ApiClient {
                 }
                 Outcome::NotFound => return Ok(Called::NotFound),
                 Outcome::Unauthorized { status } => {
-                    return Err(Interrupted::Unauthorized(Unauthorized {
+                    return Err(Halt::Interrupted(Interrupted::Unauthorized(Unauthorized {
                         status,
                         key_source: self.key_source.clone(),
-                    }));
+                    })));
                 }
                 Outcome::Fatal { status } => {
                     return Ok(Called::Failed {
@@ -342,7 +420,7 @@ impl ApiClient {
                     });
                 }
                 Outcome::Retry { .. } => {
-                    if let Some(called) = self.retry(&mut budget, answer).await? {
+                    if let Some(called) = self.retry(&mut budget, answer, deadline).await? {
                         return Ok(called);
                     }
                 }
@@ -356,7 +434,8 @@ impl ApiClient {
         &self,
         budget: &mut RetryBudget,
         answer: Answer,
-    ) -> Result<Option<Called>, Interrupted> {
+        deadline: Deadline,
+    ) -> Result<Option<Called>, Halt> {
         let outcome = classify(answer);
         let retry_after = match outcome {
             Outcome::Retry { retry_after, .. } => retry_after,
@@ -364,7 +443,7 @@ impl ApiClient {
         };
         match budget.next_delay(Instant::now(), retry_after, rand::random()) {
             Ok(delay) => {
-                self.sleep(delay).await?;
+                self.sleep(delay, deadline).await?;
                 Ok(None)
             }
             Err(gave_up) => Ok(Some(Called::Failed {
@@ -405,19 +484,24 @@ impl ApiClient {
     }
 
     /// Waits for the rate limiter's token.
-    async fn wait_for_turn(&self) -> Result<(), Interrupted> {
+    async fn wait_for_turn(&self, deadline: Deadline) -> Result<(), Halt> {
         loop {
             let taken = lock(&self.limiter).try_take(Instant::now());
             match taken {
                 Ok(()) => return Ok(()),
-                Err(wait) => self.sleep(wait).await?,
+                Err(wait) => self.sleep(wait, deadline).await?,
             }
         }
     }
 
-    async fn sleep(&self, wait: Duration) -> Result<(), Interrupted> {
+    /// Waits `wait`, unless a call after it could not end by `deadline`
+    /// (`OutOfTime`) or the stage stops.
+    async fn sleep(&self, wait: Duration, deadline: Deadline) -> Result<(), Halt> {
+        if !deadline.leaves(wait + self.settings.timeout()) {
+            return Err(Halt::OutOfTime);
+        }
         tokio::select! {
-            () = self.cancel.cancelled() => Err(Interrupted::Stopped),
+            () = self.cancel.cancelled() => Err(Halt::Interrupted(Interrupted::Stopped)),
             () = tokio::time::sleep(wait) => Ok(()),
         }
     }

@@ -22,6 +22,9 @@ use crate::metrics::{EnrichMetrics, STAGE};
 use crate::runner::Enricher;
 use crate::settings::EnrichSettings;
 
+/// librdkafka's `max.poll.interval.ms` when the configuration sets none.
+const DEFAULT_MAX_POLL_INTERVAL_MS: u64 = 300_000;
+
 /// What the stage starts as.
 pub enum Started {
     /// Enrichment on.
@@ -82,6 +85,13 @@ pub(crate) async fn connect_with(
     ];
     let _ =
         common::kafka::check_topics_exist(&settings.kafka, &names, Duration::from_secs(10)).await?;
+    let max_poll_interval_ms = settings
+        .kafka
+        .consumer(&settings.group)
+        .get("max.poll.interval.ms")
+        .map_or(Ok(DEFAULT_MAX_POLL_INTERVAL_MS), str::parse)
+        .context("`max.poll.interval.ms` is not a number of milliseconds")?;
+    settings.api.check_budget(max_poll_interval_ms)?;
     let consumer = make_consumer(&settings.group)?;
     let producer: FutureProducer = settings
         .kafka

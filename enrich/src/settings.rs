@@ -90,6 +90,10 @@ pub struct ApiSettings {
     pub cache_ttl_secs: u64,
     /// Properties the cache keeps at most.
     pub cache_max_entries: usize,
+    /// The most time a batch's fetches may take, ms: an id not answered by
+    /// then is a `timeout` dead letter. Must stay below the consumer's
+    /// `max.poll.interval.ms` minus `timeout_ms` (checked at start).
+    pub batch_budget_ms: u64,
 }
 
 impl Default for ApiSettings {
@@ -113,6 +117,7 @@ impl Default for ApiSettings {
             breaker_cool_down_ms: 30_000,
             cache_ttl_secs: 600,
             cache_max_entries: 100_000,
+            batch_budget_ms: 120_000,
         }
     }
 }
@@ -138,6 +143,25 @@ impl ApiSettings {
             cool_down: Duration::from_millis(self.breaker_cool_down_ms),
             max_cool_down: Duration::from_millis(self.breaker_cool_down_ms.saturating_mul(10)),
         }
+    }
+
+    /// [`Self::batch_budget_ms`] as a duration.
+    pub fn batch_budget(&self) -> Duration {
+        Duration::from_millis(self.batch_budget_ms)
+    }
+
+    /// Checks that a batch's fetches end before the consumer's
+    /// `max.poll.interval.ms`: past it, the group takes the consumer out
+    /// and the batch is read, and fetched, again.
+    pub fn check_budget(&self, max_poll_interval_ms: u64) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.batch_budget_ms.saturating_add(self.timeout_ms) < max_poll_interval_ms,
+            "[api] batch_budget_ms ({}) plus timeout_ms ({}) must stay below the consumer's \
+             max.poll.interval.ms ({max_poll_interval_ms}), or a slow batch is fetched again and again",
+            self.batch_budget_ms,
+            self.timeout_ms
+        );
+        Ok(())
     }
 
     /// Bound on each call.
@@ -190,6 +214,12 @@ mod tests {
         assert!(
             serde_json::from_str::<EnrichSettings>(r#"{"api": {"key": "inline"}}"#).is_err(),
             "no inline key"
+        );
+        assert!(shipped.api.check_budget(300_000).is_ok());
+        let error = shipped.api.check_budget(60_000).expect_err("too long");
+        assert!(
+            error.to_string().contains("max.poll.interval.ms"),
+            "{error}"
         );
     }
 }
