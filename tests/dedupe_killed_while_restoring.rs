@@ -9,56 +9,12 @@
 //! a 200 lands exactly once on `properties.events` and in PostgreSQL.
 //! The second test does the same with clean stops (SIGTERM).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pipeline_tests::exactly_once::ExactlyOnce;
 use pipeline_tests::fault_proxy::FaultProxy;
-use pipeline_tests::{IngestClient, Pipeline, Service};
-
-/// Numbered webhooks sent by two senders, each until its 200, until stopped.
-struct Trickle {
-    stop: Arc<AtomicBool>,
-    next: Arc<AtomicUsize>,
-    senders: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Trickle {
-    fn start(client: IngestClient) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicUsize::new(0));
-        let senders = (0..2)
-            .map(|_| {
-                let (client, stop, next) = (client.clone(), Arc::clone(&stop), Arc::clone(&next));
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        client.deliver_generic(&webhook(i)).await;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            next,
-            senders,
-        }
-    }
-
-    async fn stop(self) -> usize {
-        self.stop.store(true, Ordering::SeqCst);
-        for sender in self.senders {
-            sender.await.expect("every delivery got its 200");
-        }
-        self.next.load(Ordering::SeqCst)
-    }
-}
-
-fn webhook(i: usize) -> Vec<u8> {
-    pipeline_tests::numbered_webhook("krest", i)
-}
+use pipeline_tests::trickle::Trickle;
+use pipeline_tests::{Pipeline, Service};
 
 /// Waits until `needle` is in dedupe's log more than `seen` times.
 async fn wait_for_more(pipeline: &Pipeline, needle: &str, seen: usize, timeout: Duration) {
@@ -86,7 +42,7 @@ async fn a_dedupe_killed_mid_restore_loses_and_doubles_nothing() {
     .await;
     let proxy = FaultProxy::start(&pipeline.stack.brokers).await;
     pipeline.spawn_through(Service::Dedupe, &proxy);
-    let trickle = Trickle::start(pipeline.client());
+    let trickle = Trickle::start(pipeline.client(), "krest", Duration::from_millis(50));
     pipeline
         .expect_log(
             Service::Dedupe,
@@ -139,7 +95,7 @@ async fn a_dedupe_stopped_mid_batch_loses_and_doubles_nothing() {
     .await;
     let proxy = FaultProxy::start(&pipeline.stack.brokers).await;
     pipeline.spawn_through(Service::Dedupe, &proxy);
-    let trickle = Trickle::start(pipeline.client());
+    let trickle = Trickle::start(pipeline.client(), "krest", Duration::from_millis(50));
     pipeline
         .expect_log(
             Service::Dedupe,

@@ -11,54 +11,12 @@
 //! every webhook that got a 200 lands exactly once on `properties.events`
 //! and in PostgreSQL.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pipeline_tests::exactly_once::ExactlyOnce;
 use pipeline_tests::fault_proxy::{FaultProxy, frames};
-use pipeline_tests::{IngestClient, Pipeline, Service};
-
-/// Numbered webhooks sent by two senders, each until its 200, until stopped.
-struct Trickle {
-    stop: Arc<AtomicBool>,
-    next: Arc<AtomicUsize>,
-    senders: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Trickle {
-    fn start(client: IngestClient, tag: &'static str) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicUsize::new(0));
-        let senders = (0..2)
-            .map(|_| {
-                let (client, stop, next) = (client.clone(), Arc::clone(&stop), Arc::clone(&next));
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        client
-                            .deliver_generic(&pipeline_tests::numbered_webhook(tag, i))
-                            .await;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            next,
-            senders,
-        }
-    }
-
-    async fn stop(self) -> usize {
-        self.stop.store(true, Ordering::SeqCst);
-        for sender in self.senders {
-            sender.await.expect("every delivery got its 200");
-        }
-        self.next.load(Ordering::SeqCst)
-    }
-}
+use pipeline_tests::trickle::Trickle;
+use pipeline_tests::{Pipeline, Service};
 
 async fn rebalance_while_delayed(name: &str, tag: &'static str, delay: Duration) {
     let mut pipeline = Pipeline::start_with(
@@ -70,7 +28,7 @@ async fn rebalance_while_delayed(name: &str, tag: &'static str, delay: Duration)
     .await;
     let proxy = FaultProxy::start(&pipeline.stack.brokers).await;
     pipeline.spawn_through(Service::Dedupe, &proxy);
-    let trickle = Trickle::start(pipeline.client(), tag);
+    let trickle = Trickle::start(pipeline.client(), tag, Duration::from_millis(50));
     pipeline
         .expect_log(
             Service::Dedupe,

@@ -6,62 +6,15 @@
 //! changelog and the output's tail, never resent whole: every webhook that
 //! got a 200 lands exactly once on `properties.events` and in PostgreSQL.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pipeline_tests::exactly_once::ExactlyOnce;
 use pipeline_tests::fault_proxy::{CutPoint, FaultProxy, frames};
-use pipeline_tests::{IngestClient, Pipeline, Service};
+use pipeline_tests::trickle::Trickle;
+use pipeline_tests::{Pipeline, Service};
 
 /// At least this many webhooks flow through the faults.
 const MIN_WEBHOOKS: usize = 100;
-
-fn webhook(i: usize) -> Vec<u8> {
-    pipeline_tests::numbered_webhook("dfault", i)
-}
-
-/// Two senders delivering numbered webhooks, each until its 200, until
-/// stopped.
-struct Trickle {
-    stop: Arc<AtomicBool>,
-    next: Arc<AtomicUsize>,
-    senders: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Trickle {
-    fn start(client: IngestClient) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicUsize::new(0));
-        let senders = (0..2)
-            .map(|_| {
-                let (client, stop, next) = (client.clone(), Arc::clone(&stop), Arc::clone(&next));
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        client.deliver_generic(&webhook(i)).await;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            next,
-            senders,
-        }
-    }
-
-    /// Stops sending, waits for the deliveries in flight, and returns how
-    /// many webhooks were sent (numbered `0..n`).
-    async fn stop(self) -> usize {
-        self.stop.store(true, Ordering::SeqCst);
-        for sender in self.senders {
-            sender.await.expect("every delivery got its 200");
-        }
-        self.next.load(Ordering::SeqCst)
-    }
-}
 
 /// Found by CI (2026-12-01): with five requests pipelined on the slowed
 /// connection, the ones behind the first reached the broker after
@@ -82,7 +35,7 @@ async fn a_partial_produce_failure_in_dedupe_doubles_nothing() {
     pipeline.spawn_through(Service::Dedupe, &proxy);
     // Webhooks trickle in until the last fault has fired, so each fault
     // meets produces however slowly the previous one played out.
-    let trickle = Trickle::start(pipeline.client());
+    let trickle = Trickle::start(pipeline.client(), "dfault", Duration::from_millis(100));
     pipeline
         .expect_log(
             Service::Dedupe,

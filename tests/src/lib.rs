@@ -17,6 +17,7 @@ pub mod latest_states;
 pub mod legit_probe;
 pub mod otlp;
 pub mod own_registry;
+pub mod trickle;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
