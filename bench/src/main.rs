@@ -174,8 +174,9 @@ enum Command {
     },
 }
 
-/// `estate-bench enrich`.
-async fn enrich(cli: &Cli, args: &EnrichArgs) -> anyhow::Result<()> {
+/// The infrastructure the options name (the output directory created), and
+/// this program's path.
+fn infra(cli: &Cli) -> anyhow::Result<(Infra, PathBuf)> {
     let self_exe = std::env::current_exe().context("cannot find this program's path")?;
     let bin_dir = match &cli.bin_dir {
         Some(dir) => dir.clone(),
@@ -186,14 +187,21 @@ async fn enrich(cli: &Cli, args: &EnrichArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&cli.out)
         .with_context(|| format!("cannot create {}", cli.out.display()))?;
+    let infra = Infra {
+        brokers: cli.brokers.clone(),
+        registry_url: cli.registry.trim_end_matches('/').to_string(),
+        pg_port: cli.pg_port,
+        bin_dir,
+        out_dir: cli.out.clone(),
+    };
+    Ok((infra, self_exe))
+}
+
+/// `estate-bench enrich`.
+async fn enrich(cli: &Cli, args: &EnrichArgs) -> anyhow::Result<()> {
+    let (infra, _) = infra(cli)?;
     let load = enrich_load::EnrichLoad {
-        infra: Infra {
-            brokers: cli.brokers.clone(),
-            registry_url: cli.registry.trim_end_matches('/').to_string(),
-            pg_port: cli.pg_port,
-            bin_dir,
-            out_dir: cli.out.clone(),
-        },
+        infra,
         properties: if cli.smoke {
             50
         } else {
@@ -272,23 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Some(catch_up.clone()),
         ),
     };
-    let self_exe = std::env::current_exe().context("cannot find this program's path")?;
-    let bin_dir = match &cli.bin_dir {
-        Some(dir) => dir.clone(),
-        None => self_exe
-            .parent()
-            .context("this program has no parent directory")?
-            .to_path_buf(),
-    };
-    std::fs::create_dir_all(&cli.out)
-        .with_context(|| format!("cannot create {}", cli.out.display()))?;
-    let infra = Infra {
-        brokers: cli.brokers.clone(),
-        registry_url: cli.registry.trim_end_matches('/').to_string(),
-        pg_port: cli.pg_port,
-        bin_dir,
-        out_dir: cli.out.clone(),
-    };
+    let (infra, self_exe) = infra(&cli)?;
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let mut report = report::Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
