@@ -569,7 +569,10 @@ fn unix_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// `mutex`'s guard, also after a panic elsewhere poisoned it: what the
+/// stage guards is a rate limiter, a breaker, a cache and writer schemas,
+/// none of which a half-done update makes lose or double a record.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

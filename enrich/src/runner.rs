@@ -43,7 +43,7 @@ use rdkafka::producer::FutureProducer;
 use schemas::PropertyEvent;
 use schemas::writer_schemas::{Decoded, WriterSchemas};
 
-use crate::client::{ApiClient, Fetched, Interrupted};
+use crate::client::{ApiClient, Fetched, Interrupted, lock};
 use crate::event::{enriched, wants_enrichment};
 use crate::metrics::{EnrichMetrics, STAGE};
 
@@ -346,10 +346,4 @@ impl Enricher {
             Err(other) => Err(other.into_error()),
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
