@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pipeline_tests::legit_probe::LegitProbe;
-use pipeline_tests::{IMMOTEUR_TOKEN, Pipeline, header, unix_now};
+use pipeline_tests::{IMMOTEUR_TOKEN, Pipeline, raw_field, unix_now};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -38,7 +38,7 @@ fn assert_raw_holds_only_legit(pipeline: &Pipeline, accepted: usize) {
     let raw = pipeline.read_topic(&pipeline.topics.raw());
     let foreign: Vec<_> = raw
         .iter()
-        .filter_map(|m| header(m, "source"))
+        .filter_map(|m| raw_field(m, "source"))
         .filter(|s| s != "generic")
         .collect();
     assert!(
@@ -397,7 +397,7 @@ async fn a_senders_traceparent_never_becomes_the_trace_root_of_an_untrusted_sour
     let raw = pipeline.read_topic(&pipeline.topics.raw());
     assert_eq!(raw.len(), hostile.len());
     for record in &raw {
-        let ours = header(record, "traceparent").expect("a traceparent");
+        let ours = raw_field(record, "traceparent").expect("a traceparent");
         assert!(common::traceparent::is_valid(&ours), "{ours}");
         assert!(
             !ours.contains(foreign_trace),
@@ -426,9 +426,9 @@ async fn a_senders_traceparent_never_becomes_the_trace_root_of_an_untrusted_sour
     let raw = pipeline.read_topic(&pipeline.topics.raw());
     let trusted = raw
         .iter()
-        .find(|m| header(m, "source").as_deref() == Some("generic-traced"))
+        .find(|m| raw_field(m, "source").as_deref() == Some("generic-traced"))
         .expect("the trusted source's record");
-    let continued = header(trusted, "traceparent").expect("a traceparent");
+    let continued = raw_field(trusted, "traceparent").expect("a traceparent");
     assert!(continued.contains(foreign_trace), "{continued}");
 }
 
@@ -506,7 +506,7 @@ async fn a_fluximmo_body_listing_more_ids_than_the_cap_is_one_record_and_others_
     let raw = pipeline.read_topic(&pipeline.topics.raw());
     let fluximmo = raw
         .iter()
-        .filter(|m| header(m, "source").as_deref() == Some("fluximmo"))
+        .filter(|m| raw_field(m, "source").as_deref() == Some("fluximmo"))
         .count();
     assert_eq!(fluximmo, 1, "the body is one record, stored once");
     assert_eq!(raw.len(), report.accepted() + 1);

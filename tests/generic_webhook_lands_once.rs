@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use pipeline_tests::{Pipeline, fixture, header};
+use pipeline_tests::{Pipeline, fixture, header_names, raw_field};
 use rdkafka::Message;
 
 const EVENTS: &str = "SELECT count(*) FROM property_events";
@@ -52,20 +52,22 @@ async fn fixture_lands_once_with_the_right_values_even_when_redelivered() {
     );
     assert_eq!(row.get::<_, String>(6), "created");
 
-    // The raw record is the body byte for byte, with the contract's headers.
+    // The raw record is the body byte for byte, with the contract's
+    // metadata in its one `ingest-meta` header.
     let raw = pipeline.read_topic(&pipeline.topics.raw());
     assert_eq!(raw.len(), 1);
     assert_eq!(raw[0].payload(), Some(body.as_slice()));
-    assert_eq!(header(&raw[0], "source").as_deref(), Some("generic"));
+    assert_eq!(header_names(&raw[0]), ["ingest-meta"]);
+    let field = |name| raw_field(&raw[0], name);
+    assert_eq!(field("source").as_deref(), Some("generic"));
+    assert_eq!(field("provider").as_deref(), Some("generic"));
+    assert_eq!(field("content-type").as_deref(), Some("application/json"));
+    assert_eq!(field("verify-scheme").as_deref(), Some("hmac-sha256"));
+    assert_eq!(field("verify-key").as_deref(), Some("test"));
+    assert!(field("received-at").is_some_and(|v| v.parse::<i64>().is_ok()));
+    assert!(field("traceparent").is_some_and(|v| common::traceparent::is_valid(&v)));
     assert_eq!(
-        header(&raw[0], "verify-scheme").as_deref(),
-        Some("hmac-sha256")
-    );
-    assert_eq!(header(&raw[0], "verify-key").as_deref(), Some("test"));
-    assert!(header(&raw[0], "received-at").is_some_and(|v| v.parse::<i64>().is_ok()));
-    assert!(header(&raw[0], "traceparent").is_some_and(|v| common::traceparent::is_valid(&v)));
-    assert_eq!(
-        header(&raw[0], "request-id"),
+        field("request-id"),
         answer["id"].as_str().map(str::to_string)
     );
 
@@ -149,4 +151,45 @@ async fn normalized_values_decode_with_the_registry_schema_by_id() {
         decoded["property"]["location"]["address"],
         "123 Main St, New York, NY 10001"
     );
+}
+
+/// `raw_metadata = "headers"` writes a header per field instead of the one
+/// `ingest-meta` header, and the pipeline reads it the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_header_per_field_when_configured_lands_the_same() {
+    let pipeline =
+        Pipeline::start_with_env("header_per_field", &[("INGEST__RAW_METADATA", "headers")]).await;
+    let body = fixture("generic/property.created.json");
+    let response = pipeline.post_generic(&body).await.expect("ingest answers");
+    assert_eq!(response.status(), 200);
+    let events = pipeline
+        .wait_for_count(EVENTS, 1, Duration::from_secs(30))
+        .await;
+    assert_eq!(events, 1, "event row\n{}", pipeline.all_logs());
+    let key: String = pipeline
+        .db()
+        .await
+        .query_one("SELECT property_key FROM properties", &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(key, "generic:prop_123456");
+
+    let raw = pipeline.read_topic(&pipeline.topics.raw());
+    assert_eq!(raw.len(), 1);
+    let names = header_names(&raw[0]);
+    for name in [
+        "source",
+        "provider",
+        "content-type",
+        "received-at",
+        "request-id",
+        "verify-scheme",
+        "verify-key",
+        "traceparent",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n == "ingest-meta"), "{names:?}");
+    assert_eq!(raw_field(&raw[0], "source").as_deref(), Some("generic"));
 }

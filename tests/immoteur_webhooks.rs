@@ -4,7 +4,7 @@
 //! 401 and stores nothing.
 
 use pipeline_tests::{
-    IMMOTEUR_TOKEN, Pipeline, assert_error, assert_record, fixture, header, unix_now,
+    IMMOTEUR_TOKEN, Pipeline, assert_error, assert_record, fixture, raw_field, unix_now,
 };
 
 const EVENT_ID: &str = "3f2c5e1a-8b7d-4c6e-9a1f-0d2e3c4b5a69";
@@ -59,7 +59,7 @@ async fn immoteur_delivery_is_stored_keyed_by_its_event_id() {
             ("request-id", answer["id"].as_str()),
         ],
     );
-    assert!(header(&record, "verify-skew-ms").is_some());
+    assert!(raw_field(&record, "verify-skew-ms").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use pipeline_tests::{Pipeline, header};
+use pipeline_tests::{Pipeline, raw_field};
 use rdkafka::Message;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,7 +57,7 @@ async fn ingest_send_signs_each_providers_fixture_so_ingest_accepts_it() {
         assert!(
             records
                 .iter()
-                .any(|r| header(r, "source").as_deref() == Some(source)
+                .any(|r| raw_field(r, "source").as_deref() == Some(source)
                     && r.payload() == Some(body.as_slice())),
             "{source}'s fixture is stored byte for byte"
         );

@@ -6,7 +6,7 @@
 use ingest::verify::standard_webhooks::{decode_secret, sign};
 use pipeline_tests::{
     Pipeline, STANDARD_PREVIOUS_SECRET, STANDARD_SECRET, assert_error, assert_record, fixture,
-    header, unix_now,
+    raw_field, unix_now,
 };
 
 fn signed(secret: &str, id: &str, ts: i64, body: &[u8]) -> Vec<(&'static str, String)> {
@@ -64,7 +64,7 @@ async fn standard_webhooks_with_either_active_secret_are_stored_keyed_by_webhook
     assert!(
         records
             .iter()
-            .any(|r| header(r, "verify-key").as_deref() == Some("current")),
+            .any(|r| raw_field(r, "verify-key").as_deref() == Some("current")),
         "the current secret is reported by its label"
     );
 }

@@ -5,7 +5,8 @@
 //! Ingest cannot beat this; the ratio says what the HTTP layer costs.
 //!
 //! Two variants: the payload alone (the ceiling), and the record
-//! ingest actually writes, with its DESIGN.md headers. Some brokers pay per
+//! ingest actually writes, with its metadata (one `ingest-meta` header by
+//! default). Some brokers pay per
 //! header (nisshi stores each one as a row), so the second says how much of
 //! the gap is the record's shape rather than the HTTP path.
 
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use common::kafka::KafkaSettings;
-use ingest::record::{Arrival, headers};
+use ingest::record::{Arrival, headers, kafka_headers};
+use ingest::settings::RawMetadata;
 use ingest::verify::Verdict;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -22,9 +24,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use crate::http_load::LoadResult;
 use crate::latency::LatencySummary;
 
-/// The headers ingest writes for a signed generic request (the values are
-/// representative; sizes match).
-pub fn ingest_record_headers() -> OwnedHeaders {
+/// The headers ingest writes for a signed generic request, in `layout`
+/// (the values are representative; sizes match).
+pub fn ingest_record_headers(layout: RawMetadata) -> OwnedHeaders {
     let verdict = Verdict {
         skew_ms: Some(-12),
         ..Verdict::new("hmac-sha256", "bench")
@@ -38,7 +40,7 @@ pub fn ingest_record_headers() -> OwnedHeaders {
         verdict: &verdict,
         traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     };
-    headers(&arrival)
+    kafka_headers(headers(&arrival), layout)
         .iter()
         .fold(OwnedHeaders::new(), |h, (key, value)| {
             h.insert(Header {

@@ -152,7 +152,9 @@ pub async fn run(
             brokers,
             &ceiling_topics.raw(),
             body,
-            Some(broker_ceiling::ingest_record_headers()),
+            Some(broker_ceiling::ingest_record_headers(
+                ingest::settings::RawMetadata::default(),
+            )),
             load.connections,
             load.duration,
         )

@@ -358,6 +358,55 @@ pub fn header_str<'a, M: Message>(message: &'a M, name: &str) -> Option<&'a str>
         .and_then(|v| std::str::from_utf8(v).ok())
 }
 
+/// Ingest's metadata on a raw record, read once: from its
+/// [`crate::headers::INGEST_META`] header when the record has one
+/// (`contract::ingest_meta`), else from the headers named as the fields
+/// (records of an ingest writing one header per field, and those written
+/// before the one header existed).
+#[derive(Debug, Clone, Default)]
+pub struct RawFields<'a> {
+    packed: Option<crate::ingest_meta::IngestMeta<'a>>,
+    separate: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> RawFields<'a> {
+    /// The metadata of `message`.
+    pub fn of<M: Message>(message: &'a M) -> Self {
+        let Some(headers) = message.headers() else {
+            return Self::default();
+        };
+        let packed = headers
+            .iter()
+            .find(|h| h.key == crate::headers::INGEST_META)
+            .and_then(|h| h.value);
+        match packed {
+            Some(value) => Self {
+                packed: Some(crate::ingest_meta::IngestMeta::parse(value)),
+                separate: Vec::new(),
+            },
+            None => Self {
+                packed: None,
+                separate: headers
+                    .iter()
+                    .filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?)))
+                    .collect(),
+            },
+        }
+    }
+
+    /// Field `name` (a header name of [`crate::headers`]), if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match &self.packed {
+            Some(meta) => meta.get(name),
+            None => self
+                .separate
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| *v),
+        }
+    }
+}
+
 /// [`check_topics`] from async code (on a blocking thread), for the
 /// topics named in `topics`.
 pub async fn check_topics_exist(

@@ -31,3 +31,5 @@ pub use contract::ProviderKind;
 /// The Kafka header names (they live in the `contract` crate with
 /// [`ProviderKind`]).
 pub use contract::headers;
+/// How a raw record carries ingest's metadata in one header.
+pub use contract::ingest_meta;

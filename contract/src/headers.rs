@@ -1,10 +1,15 @@
 //! Kafka header names: the contract between stages (DESIGN.md, "Topics").
 //!
-//! Ingest writes the request headers; every later stage carries
+//! Ingest writes the request's metadata, by default as the one
+//! [`INGEST_META`] header whose fields carry the names below
+//! ([`crate::ingest_meta`]), or as one header per field; every later stage carries
 //! `traceparent` forward and writes only the few headers its readers use
 //! (nisshi, the local broker, stores each header as a row of its own);
 //! DLQ records add the `error.*` and origin headers.
 
+/// The one header of a raw record that holds ingest's metadata, each
+/// field named as its own header would be ([`crate::ingest_meta`]).
+pub const INGEST_META: &str = "ingest-meta";
 /// Configured source name (the URL segment).
 pub const SOURCE: &str = "source";
 /// Provider kind of the source ([`crate::ProviderKind::as_str`]); normalize

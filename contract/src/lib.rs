@@ -8,6 +8,8 @@
 //!   variant makes the compiler point at every `match` that must handle it
 //!   (README, "Adding a provider").
 //! - [`headers`]: the Kafka header names, the contract between stages.
+//! - [`ingest_meta`]: how a raw record carries ingest's metadata in one
+//!   header ([`headers::INGEST_META`]).
 //!
 //! Beside the code, `asyncapi.json` is the topics' contract for subscribers
 //! (AsyncAPI 3.0): every topic's key, value, headers, cleanup policy,
@@ -15,6 +17,7 @@
 //! `config/topics.toml` and to [`headers`].
 
 pub mod headers;
+pub mod ingest_meta;
 mod provider_kind;
 
 pub use provider_kind::{ProviderKind, UnknownProviderKind};

@@ -1,9 +1,11 @@
 //! Builds the Kafka record for an accepted webhook: the body byte for byte,
-//! the key, and the DESIGN.md headers. Pure, so the contract is testable
-//! without a broker.
+//! the key, and ingest's metadata (the DESIGN.md header fields), as one
+//! `ingest-meta` header or a header per field. Pure, so the contract is
+//! testable without a broker.
 
 use common::{ProviderKind, headers};
 
+use crate::settings::RawMetadata;
 use crate::verify::Verdict;
 
 /// Everything known about one accepted request.
@@ -34,7 +36,23 @@ pub fn key(arrival: &Arrival<'_>) -> Option<String> {
         .map(|id| format!("{}:{id}", arrival.source))
 }
 
-/// The record headers, in a stable order.
+/// The record's Kafka headers for `fields` ([`headers`]): the one
+/// `ingest-meta` header holding them all, or one header per field.
+pub fn kafka_headers(
+    fields: Vec<(&'static str, String)>,
+    layout: RawMetadata,
+) -> Vec<(&'static str, String)> {
+    match layout {
+        RawMetadata::Headers => fields,
+        RawMetadata::OneHeader => vec![(
+            headers::INGEST_META,
+            common::ingest_meta::encode(fields.iter().map(|(k, v)| (*k, v.as_str()))),
+        )],
+    }
+}
+
+/// The metadata fields of the record (named as their headers of
+/// [`common::headers`]), in a stable order.
 pub fn headers(arrival: &Arrival<'_>) -> Vec<(&'static str, String)> {
     let mut out = vec![
         (headers::SOURCE, arrival.source.to_string()),
@@ -138,5 +156,38 @@ mod tests {
             assert_eq!(provider, Some(kind.as_str()));
             assert_eq!(provider.map(str::parse::<ProviderKind>), Some(Ok(kind)));
         }
+    }
+
+    #[test]
+    fn one_header_holds_every_field_and_reads_back_the_same() {
+        let v = Verdict {
+            event_id: Some("evt 1&2=3".to_string()),
+            ..verdict()
+        };
+        let arrival = Arrival {
+            source: "generic",
+            provider: ProviderKind::Generic,
+            content_type: "application/json; charset=utf-8",
+            received_at_ms: 1_700_000_000_000,
+            request_id: "r1",
+            verdict: &v,
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        };
+        let fields = headers(&arrival);
+        let packed = kafka_headers(fields.clone(), RawMetadata::OneHeader);
+        assert_eq!(packed.len(), 1);
+        assert_eq!(packed[0].0, headers::INGEST_META);
+        let meta = common::ingest_meta::IngestMeta::parse(packed[0].1.as_bytes());
+        let read: Vec<(String, String)> = meta
+            .fields()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let written: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        assert_eq!(read, written);
+        assert_eq!(meta.get(headers::EVENT_ID), Some("evt 1&2=3"));
+        assert_eq!(kafka_headers(fields.clone(), RawMetadata::Headers), fields);
     }
 }

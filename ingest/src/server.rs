@@ -81,6 +81,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// `Retry-After` on a 503, seconds.
     pub retry_after_secs: u64,
+    /// How records carry ingest's metadata.
+    pub raw_metadata: crate::settings::RawMetadata,
     /// In-flight caps and rate limits.
     pub admission: Admission,
     /// The last readiness check (answered by `/readyz`).
@@ -140,6 +142,7 @@ impl AppState {
             body_read_timeout: Duration::from_millis(settings.body_read_timeout_ms),
             metrics: Metrics::default(),
             retry_after_secs: settings.retry_after_secs,
+            raw_metadata: settings.raw_metadata,
             admission: Admission::new(settings, Instant::now()),
             readiness: ReadinessCell::default(),
         })
@@ -419,7 +422,7 @@ async fn handle(
         traceparent: &traceparent,
     };
     let key = record::key(&arrival);
-    let headers = record::headers(&arrival)
+    let headers = record::kafka_headers(record::headers(&arrival), state.raw_metadata)
         .iter()
         .fold(OwnedHeaders::new(), |h, (k, v)| {
             h.insert(Header {

@@ -66,6 +66,16 @@ pub struct IngestSettings {
     /// Seconds a provider is asked to wait before retrying after a 503.
     #[serde(default = "default_retry_after")]
     pub retry_after_secs: u64,
+    /// How a raw record carries what ingest knows about its request
+    /// (source, provider, arrival, request id, verdict, trace context,
+    /// event and delivery ids): `"one-header"` (default), the one
+    /// `ingest-meta` header, form-encoded; or `"headers"`, one header per
+    /// field, for subscribers whose tools read a named header (a tracing
+    /// library taking `traceparent`, a filter on `provider`). The durable
+    /// local broker stores each header as a row, so one header is the
+    /// faster (BENCHMARKS.md). Every stage reads both.
+    #[serde(default)]
+    pub raw_metadata: RawMetadata,
     /// Kafka connection.
     #[serde(default)]
     pub kafka: KafkaSettings,
@@ -75,6 +85,17 @@ pub struct IngestSettings {
     /// Webhook sources, one per URL segment.
     #[serde(default)]
     pub sources: Vec<SourceSettings>,
+}
+
+/// How a raw record carries ingest's metadata ([`IngestSettings::raw_metadata`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawMetadata {
+    /// One `ingest-meta` header (`contract::ingest_meta`).
+    #[default]
+    OneHeader,
+    /// One header per field, named as the fields.
+    Headers,
 }
 
 fn default_listen() -> String {

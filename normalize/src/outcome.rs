@@ -5,7 +5,8 @@
 //!
 //! A raw record goes through two pure steps with the encoder between them:
 //!
-//! 1. [`parse`]: the `source`, `provider` and `received-at` headers and the
+//! 1. [`parse`]: the `source`, `provider` and `received-at` fields of
+//!    ingest's metadata (its `ingest-meta` header, or a header each) and the
 //!    body give the events ([`crate::providers::parse`]), their times made
 //!    sane (an `occurred_at` beyond `received_at` plus the allowed skew
 //!    becomes `received_at`: [`crate::event_time`]), their texts rid of NUL
@@ -48,14 +49,14 @@ pub struct RawHeaders<'a> {
 
 #[cfg(feature = "runtime")]
 impl<'a> RawHeaders<'a> {
-    /// The headers of a Kafka record.
-    pub fn of<M: rdkafka::Message>(message: &'a M) -> Self {
-        use common::kafka::header_str;
+    /// What a Kafka record's metadata (`fields`, read from its one
+    /// `ingest-meta` header or from a header per field) and timestamp say.
+    pub fn of<M: rdkafka::Message>(fields: &'a common::kafka::RawFields<'a>, message: &M) -> Self {
         Self {
-            source: header_str(message, headers::SOURCE),
-            provider: header_str(message, headers::PROVIDER),
-            event_id: header_str(message, headers::EVENT_ID),
-            received_at: header_str(message, headers::RECEIVED_AT),
+            source: fields.get(headers::SOURCE),
+            provider: fields.get(headers::PROVIDER),
+            event_id: fields.get(headers::EVENT_ID),
+            received_at: fields.get(headers::RECEIVED_AT),
             timestamp_ms: message.timestamp().to_millis(),
         }
     }

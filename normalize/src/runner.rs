@@ -220,7 +220,9 @@ impl Normalizer {
             offset: message.offset(),
         });
         let body = message.payload().unwrap_or_default();
-        let events = match outcome::parse(&RawHeaders::of(message), body, origin, &self.rules) {
+        let fields = common::kafka::RawFields::of(message);
+        let raw = RawHeaders::of(&fields, message);
+        let events = match outcome::parse(&raw, body, origin, &self.rules) {
             Ok(events) => events,
             Err(rejection) => {
                 return Ok(Outputs::DeadLetter(self.dead_letter(message, &rejection)));

@@ -1125,8 +1125,9 @@ pub fn read_topic(brokers: &str, topic: &str) -> Vec<OwnedMessage> {
     out
 }
 
-/// Asserts a raw record's key and its headers: `(name, Some(value))` must
-/// be present with that value, `(name, None)` absent.
+/// Asserts a raw record's key and its metadata fields (in its one
+/// `ingest-meta` header, or a header each): `(name, Some(value))` must be
+/// present with that value, `(name, None)` absent.
 pub fn assert_record(
     message: &OwnedMessage,
     key_text: Option<&str>,
@@ -1134,8 +1135,29 @@ pub fn assert_record(
 ) {
     assert_eq!(key(message).as_deref(), key_text, "record key");
     for (name, value) in expected {
-        assert_eq!(header(message, name).as_deref(), *value, "header `{name}`");
+        assert_eq!(
+            raw_field(message, name).as_deref(),
+            *value,
+            "field `{name}`"
+        );
     }
+}
+
+/// Field `name` of ingest's metadata on a raw record, read as every stage
+/// reads it (`common::kafka::RawFields`).
+pub fn raw_field(message: &OwnedMessage, name: &str) -> Option<String> {
+    common::kafka::RawFields::of(message)
+        .get(name)
+        .map(str::to_string)
+}
+
+/// The names of a record's headers, in order.
+pub fn header_names(message: &OwnedMessage) -> Vec<String> {
+    use rdkafka::message::Headers;
+    message
+        .headers()
+        .map(|headers| headers.iter().map(|h| h.key.to_string()).collect())
+        .unwrap_or_default()
 }
 
 /// The key of a detached record, as text.

@@ -1,12 +1,13 @@
 //! [`record_span`]: the span each stage opens per input record, continuing
-//! the trace the record's `traceparent` header carries (one trace per
+//! the trace the record's `traceparent` header (or, on a raw record, its
+//! `ingest-meta` field) carries (one trace per
 //! webhook, from ingest to the sink), and the `traceparent` its outputs
 //! carry on.
 
 use rdkafka::Message;
 
 use crate::headers;
-use crate::kafka::header_str;
+use crate::kafka::{RawFields, header_str};
 
 /// A span named `name` for `message` (with its partition and offset) in
 /// the record's trace, and the `traceparent` of that span (the received one
@@ -18,7 +19,16 @@ pub fn record_span<M: Message>(name: &'static str, message: &M) -> (tracing::Spa
         partition = message.partition(),
         offset = message.offset()
     );
-    let received = header_str(message, headers::TRACEPARENT);
+    // A raw record carries it among ingest's metadata, every other record
+    // as a header of its own.
+    let fields;
+    let received = match header_str(message, headers::TRACEPARENT) {
+        Some(value) => Some(value),
+        None => {
+            fields = RawFields::of(message);
+            fields.get(headers::TRACEPARENT)
+        }
+    };
     crate::trace_context::continue_trace(&span, received);
     let traceparent = crate::trace_context::traceparent_of(&span)
         .or_else(|| received.map(str::to_string))
