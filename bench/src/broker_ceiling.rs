@@ -1,7 +1,9 @@
-//! The broker ceiling: an rdkafka producer alone, with ingest's producer
-//! settings (`acks=all`, idempotent, same linger), sending the same payload
-//! to the same broker from as many concurrent senders as the HTTP load has
-//! connections, each waiting for its acknowledgement before the next send.
+//! The broker ceiling: an rdkafka producer alone, with the stages' producer
+//! settings (`acks=all`, idempotent, 2 ms of linger, so the senders'
+//! records share requests as ingest's lanes make them share), sending the
+//! same payload to the same broker from as many concurrent senders as the
+//! HTTP load has connections, each waiting for its acknowledgement before
+//! the next send.
 //! Ingest cannot beat this; the ratio says what the HTTP layer costs.
 //!
 //! Two variants: the payload alone (the ceiling), and the record

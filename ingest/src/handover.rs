@@ -2,13 +2,17 @@
 //! time per partition.
 //!
 //! librdkafka's idempotent producer (2.12) sends a partition's next
-//! ProduceRequest only after the previous one is acknowledged, once it
-//! holds five records or more. Records that arrive meanwhile wait in its
-//! queue, and its broker thread polls without sleeping until the
-//! acknowledgement comes back. Under load, against a broker taking tens of
-//! milliseconds to acknowledge, that spin took ingest 80–90 % of a core, and
-//! the broker, on the same machine, then acknowledged more slowly still
-//! (BENCHMARKS.md).
+//! ProduceRequest only while fewer than five of that partition's *records*
+//! are in flight (`RD_KAFKA_IDEMP_MAX_INFLIGHT` compared with
+//! `rktp_msgs_inflight`, a record count, in `rdkafka_broker.c`), so under
+//! load a partition has one request in flight. (A second producer would
+//! double that, but nisshi answered two producers writing the same
+//! partitions 3 to 5 times more slowly than one: BENCHMARKS.md.) Records
+//! that arrive meanwhile wait in its queue, and its broker thread polls
+//! without sleeping until the acknowledgement comes back. Under load,
+//! against a broker taking tens of milliseconds to acknowledge, that spin
+//! took ingest 80–90 % of a core, and the broker, on the same machine, then
+//! acknowledged more slowly still (BENCHMARKS.md).
 //!
 //! So handlers do not call the producer themselves. Each partition of
 //! `webhooks.raw` has a lane: a queue and one task that gives the producer

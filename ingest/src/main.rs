@@ -45,7 +45,9 @@ async fn main() -> anyhow::Result<()> {
     .first()
     .copied()
     .unwrap_or(1);
-    let producer_config = settings.kafka.producer();
+    // The lanes group what arrives during a round trip (`handover`), so
+    // the producer has nothing to wait for.
+    let producer_config = settings.kafka.producer_lingering("0");
     check_record_size(&settings, &raw_topic).await?;
     let producer: FutureProducer = producer_config
         .create()
