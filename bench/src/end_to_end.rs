@@ -146,7 +146,8 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
             event,
         )
     });
-    let cpu_before = cpu::snapshot(cpu::PIPELINE_PROCESSES);
+    let cpu_roots = pipeline.cpu_roots();
+    let cpu_before = cpu::snapshot(&cpu_roots);
     let load_start = Instant::now();
     let result = open_loop(
         pipeline.ingest_address,
@@ -176,7 +177,7 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
     .await?;
     let cpu = cpu::spent(
         &cpu_before,
-        &cpu::snapshot(cpu::PIPELINE_PROCESSES),
+        &cpu::snapshot(&cpu_roots),
         load_start.elapsed().as_secs_f64(),
     );
     // A duplicate that slipped through would land after the last unique

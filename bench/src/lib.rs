@@ -16,6 +16,7 @@ pub mod ingest_load;
 pub mod latency;
 pub mod pipeline;
 pub mod process;
+pub mod procfs;
 pub mod report;
 pub mod requests;
 pub mod topic_scan;

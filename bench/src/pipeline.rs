@@ -12,7 +12,7 @@ use common::isolated_pipeline::IsolatedPipeline;
 use common::topics::TopicNames;
 
 use crate::process::{Running, free_port};
-use crate::topics;
+use crate::{procfs, topics};
 
 /// The generic source the bench posts to: HMAC-SHA256 with a bench secret.
 pub const SOURCE_TOML: &str = r#"
@@ -162,6 +162,42 @@ impl Pipeline {
             .iter()
             .find(|(s, _)| *s == service)
             .map(|(_, r)| r)
+    }
+
+    /// The process trees a measurement's CPU is read from, by name: the
+    /// broker, PostgreSQL and the registry (found by the ports they listen
+    /// on, so another stack's on this machine is not counted), each
+    /// service started, and this program.
+    pub fn cpu_roots(&self) -> Vec<(String, u32)> {
+        let port_of = |address: &str| -> Option<u16> {
+            let host_port = address.split(',').next()?.trim();
+            let host_port = host_port.strip_prefix("http://").unwrap_or(host_port);
+            host_port
+                .split('/')
+                .next()?
+                .rsplit_once(':')?
+                .1
+                .parse()
+                .ok()
+        };
+        let infrastructure = [
+            ("nisshi", port_of(&self.infra.brokers)),
+            ("postgres", Some(self.infra.pg_port)),
+            ("dev-registry", port_of(&self.infra.registry_url)),
+        ];
+        infrastructure
+            .into_iter()
+            .filter_map(|(name, port)| Some((name.to_string(), procfs::listening_pid(port?)?)))
+            .chain(
+                self.running
+                    .iter()
+                    .map(|(service, running)| (service.name().to_string(), running.pid())),
+            )
+            .chain(std::iter::once((
+                "estate-bench".to_string(),
+                std::process::id(),
+            )))
+            .collect()
     }
 
     /// Fails with the log's tail if any started service has exited.
