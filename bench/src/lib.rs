@@ -14,6 +14,7 @@ pub mod hops;
 pub mod http_load;
 pub mod ingest_load;
 pub mod latency;
+pub mod peer;
 pub mod pipeline;
 pub mod process;
 pub mod procfs;

@@ -14,16 +14,27 @@ use common::topics::TopicNames;
 use crate::process::{Running, free_port};
 use crate::{procfs, topics};
 
-/// The generic source the bench posts to: HMAC-SHA256 with a bench secret.
-pub const SOURCE_TOML: &str = r#"
+/// The bench source's HMAC secret (the Python peer checks the same).
+pub const SECRET: &str = "bench-generic-secret";
+/// The label of [`SECRET`] (the `verify-key` header).
+pub const SECRET_LABEL: &str = "bench";
+/// The source's timestamp tolerance, seconds.
+pub const TOLERANCE_SECS: u64 = 300;
+
+/// The generic source the bench posts to: HMAC-SHA256 with [`SECRET`].
+pub fn source_toml() -> String {
+    format!(
+        r#"
 [[sources]]
 name = "generic"
 provider = "generic"
   [[sources.checks]]
   kind = "hmac-sha256"
-  tolerance_secs = 300
-  secrets = [{ label = "bench", value = "bench-generic-secret" }]
-"#;
+  tolerance_secs = {TOLERANCE_SECS}
+  secrets = [{{ label = "{SECRET_LABEL}", value = "{SECRET}" }}]
+"#
+    )
+}
 
 /// The shared infrastructure and where to put things.
 #[derive(Debug, Clone)]
@@ -116,7 +127,7 @@ impl Pipeline {
             .out_dir
             .join(format!("{}-ingest.toml", self.name));
         if service == Service::Ingest {
-            std::fs::write(&ingest_config, SOURCE_TOML)
+            std::fs::write(&ingest_config, source_toml())
                 .with_context(|| format!("cannot write {}", ingest_config.display()))?;
         }
         let pipeline = IsolatedPipeline {
