@@ -14,6 +14,7 @@ pub mod hops;
 pub mod http_load;
 pub mod ingest_load;
 pub mod latency;
+pub mod open_loop_search;
 pub mod peer;
 pub mod pipeline;
 pub mod process;
