@@ -51,6 +51,17 @@ pub struct Infra {
     pub out_dir: PathBuf,
 }
 
+impl Infra {
+    /// The same infrastructure with another Kafka bootstrap (the registry
+    /// and PostgreSQL stay shared).
+    pub fn on_brokers(&self, brokers: &str) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
 pub use common::isolated_pipeline::Service;
 
 /// A running pipeline.
