@@ -184,13 +184,35 @@ mod tests {
 
     #[test]
     fn older_results_still_read() {
-        let old = r#"{"command":"c","machine":"m","ingest":[],"end_to_end":null,"catch_up":null}"#;
-        let report: Report = serde_json::from_str(old).expect("reads");
+        let empty =
+            r#"{"command":"c","machine":"m","ingest":[],"end_to_end":null,"catch_up":null}"#;
+        let report: Report = serde_json::from_str(empty).expect("reads");
         assert!(report.end_to_end.is_empty() && report.open_loop.is_empty());
-        let saved = include_str!("../../benchmarks/results.json");
-        let report: Report = serde_json::from_str(saved).expect("the committed results read");
+        // The shape results.json had before brokers, peers and open loop.
+        let load = r#"{"ok":10,"warm_up_ok":1,"errors":0,"requests_per_sec":5.0,
+            "latency":{"count":10,"p50_ms":1.0,"p99_ms":2.0,"p999_ms":3.0,"max_ms":4.0}}"#;
+        let old = format!(
+            r#"{{"command":"c","machine":"m","catch_up":null,
+            "ingest":[{{"payload":"generic","bytes":345,"bare_http":{load},
+              "broker_ceiling":{load},"broker_ceiling_with_headers":{load},"ingest":{load},
+              "ingest_records_on_topic":11,"ingest_peak_rss_bytes":1,
+              "ratio_to_broker_ceiling":1.0,"ratio_to_broker_ceiling_with_headers":1.0,
+              "ratio_to_bare_http":1.0}}],
+            "end_to_end":{{"target_rate":1.0,"duration_secs":1.0,"http":{load},
+              "duplicates_accepted":0,"rows_expected":11,"rows_found":11,
+              "arrival_to_commit":{{"count":0,"p50_ms":0.0,"p99_ms":0.0,"p999_ms":0.0,"max_ms":0.0}},
+              "backlog_drain_ms":0.0,"commit_time_source":"x"}}}}"#
+        );
+        let report: Report = serde_json::from_str(&old).expect("the older shape reads");
         assert_eq!(report.end_to_end.len(), 1);
-        assert!(report.ingest.iter().all(|p| p.broker == "sqlite://"));
-        assert!(report.markdown().contains("### Ingest under load"));
+        assert_eq!(report.end_to_end[0].broker, "sqlite://");
+        assert_eq!(report.ingest[0].broker, "sqlite://");
+        assert_eq!(report.ingest[0].connections, 32);
+        assert!(report.problems().is_empty());
+        assert!(
+            report
+                .markdown()
+                .contains("### Ingest under load, sqlite://")
+        );
     }
 }

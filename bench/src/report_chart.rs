@@ -5,7 +5,8 @@
 //! so a reader sees at a glance where ingest stands.
 
 use crate::chart::{Group, Panel};
-use crate::ingest_result::PayloadResult;
+use crate::ingest_result::{PayloadResult, ratio};
+use crate::peer::PeerHeaders;
 use crate::receiver_load::per_thousand;
 use crate::report::Report;
 
@@ -18,6 +19,9 @@ pub fn panels(report: &Report) -> Vec<Panel> {
     let mut panels = Vec::new();
     if !report.ingest.is_empty() {
         panels.extend(ingest_panels(&report.ingest));
+    }
+    if let Some(times) = times_the_peer(report) {
+        panels.insert(1.min(panels.len()), times);
     }
     if let Some(first) = report.open_loop.first() {
         let mut brokers: Vec<&str> = Vec::new();
@@ -83,6 +87,54 @@ pub fn panels(report: &Report) -> Vec<Panel> {
         });
     }
     panels
+}
+
+/// Ingest's rate ÷ each peer's, closed loop per measurement and open loop
+/// per broker: the figures the targets are set in (none without a peer).
+fn times_the_peer(report: &Report) -> Option<Panel> {
+    let mut groups: Vec<Group> = report
+        .ingest
+        .iter()
+        .filter(|p| !p.peers.is_empty())
+        .map(|p| Group {
+            label: label(p),
+            bars: p
+                .peers
+                .iter()
+                .map(|peer| {
+                    (
+                        format!("ingest ÷ {}", peer.headers.label()),
+                        ratio(p.ingest.requests_per_sec, peer.run.load.requests_per_sec),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let sustained = |broker: &str, receiver: &str| {
+        report
+            .open_loop
+            .iter()
+            .find(|r| r.broker == broker && r.receiver == receiver)
+            .and_then(|r| r.search.sustained.as_ref())
+            .map(|s| s.rate)
+    };
+    let one = PeerHeaders::One.label();
+    for run in report.open_loop.iter().filter(|r| r.receiver == "ingest") {
+        if let (Some(mine), Some(theirs)) = (
+            sustained(&run.broker, "ingest"),
+            sustained(&run.broker, one),
+        ) {
+            groups.push(Group {
+                label: format!("{} open loop", run.broker),
+                bars: vec![(format!("ingest ÷ {one}"), ratio(mine, theirs))],
+            });
+        }
+    }
+    (!groups.is_empty()).then(|| Panel {
+        title: "Ingest ÷ the Python peer, closed loop and open loop".into(),
+        unit: "×".into(),
+        groups,
+    })
 }
 
 fn ingest_panels(ingest: &[PayloadResult]) -> [Panel; 3] {
