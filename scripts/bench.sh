@@ -2,8 +2,9 @@
 # The bench command for the HTTP and Kafka paths (BENCHMARKS.md):
 #
 #   scripts/bench.sh all               every measurement into one report
-#   scripts/bench.sh ingest            ingest vs its ceilings and the Python peer,
-#                                      32 and 256 connections, 20 s each, then open loop
+#   scripts/bench.sh ingest            ingest vs its ceilings and the Python peer on
+#                                      sqlite:// and memory://, 32 and 256 connections,
+#                                      20 s each, then open loop (about 30 minutes)
 #   scripts/bench.sh end-to-end        1,000 webhooks/s for 60 s into PostgreSQL
 #   scripts/bench.sh --smoke ingest    a short run that only proves it works
 #   scripts/bench.sh --help            every scenario and option
