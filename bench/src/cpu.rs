@@ -1,35 +1,25 @@
-//! CPU time by process, read from `/proc`: what each part of the pipeline
-//! (the broker, PostgreSQL with all its backends, the registry, each stage,
-//! the load generator) spent during a measurement. A process's `utime` and
-//! `stime` in `/proc/<pid>/stat` cover all its threads; processes sharing a
-//! name are summed. On a system without `/proc` the snapshot is empty.
+//! CPU time by process tree, read from `/proc`: what each part of a
+//! measurement (the broker, PostgreSQL with all its backends, the
+//! registry, each stage, a receiver with all its workers, the load
+//! generator) spent. A tree is a root pid and every live process under it;
+//! each counts `utime + stime` (all its threads) plus `cutime + cstime`
+//! (its children that exited), so a worker that exits mid-measurement
+//! still counts. On a system without `/proc` the snapshot is empty.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The processes a measurement reports, by the kernel's name for them
-/// (`comm`, at most 15 bytes).
-pub const PIPELINE_PROCESSES: &[&str] = &[
-    "nisshi",
-    "postgres",
-    "dev-registry",
-    "ingest",
-    "normalize",
-    "dedupe",
-    "state-writer",
-    "sink",
-    "estate-bench",
-];
+use crate::procfs::{self, Stat};
 
-/// CPU seconds by process name at one moment.
+/// CPU seconds by label at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CpuSnapshot(BTreeMap<String, f64>);
 
-/// One process's CPU over a measurement.
+/// One process tree's CPU over a measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessCpu {
-    /// Its name (`comm`).
+    /// Its label (the program's name).
     pub name: String,
     /// CPU seconds it spent.
     pub cpu_secs: f64,
@@ -37,28 +27,32 @@ pub struct ProcessCpu {
     pub core_share: f64,
 }
 
-/// Reads the CPU seconds of every running process named in `names`.
-pub fn snapshot(names: &[&str]) -> CpuSnapshot {
-    let ticks = clock_ticks();
-    let mut by_name = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return CpuSnapshot(by_name);
-    };
-    for entry in entries.flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        if let Some((name, secs)) = parse_stat(&stat, ticks)
-            && names.contains(&name)
-        {
-            *by_name.entry(name.to_string()).or_insert(0.0) += secs;
-        }
+/// Reads the CPU seconds of each `(label, root pid)` tree; trees sharing a
+/// label are summed.
+pub fn snapshot(roots: &[(String, u32)]) -> CpuSnapshot {
+    let table = procfs::table();
+    let mut by_label = BTreeMap::new();
+    for (label, root) in roots {
+        *by_label.entry(label.clone()).or_insert(0.0) += tree_secs(&table, *root);
     }
-    CpuSnapshot(by_name)
+    CpuSnapshot(by_label)
 }
 
-/// What each process spent between `before` and `after`, over `wall_secs`,
-/// largest first. A process that started in between counts from zero.
+/// The CPU seconds of the tree under `root` now.
+pub fn tree_cpu_secs(root: u32) -> f64 {
+    tree_secs(&procfs::table(), root)
+}
+
+fn tree_secs(table: &std::collections::HashMap<u32, Stat>, root: u32) -> f64 {
+    procfs::tree_in(table, root)
+        .iter()
+        .filter_map(|pid| table.get(pid))
+        .map(|s| s.cpu_secs + s.children_cpu_secs)
+        .sum()
+}
+
+/// What each tree spent between `before` and `after`, over `wall_secs`,
+/// largest first. A tree that started in between counts from zero.
 pub fn spent(before: &CpuSnapshot, after: &CpuSnapshot, wall_secs: f64) -> Vec<ProcessCpu> {
     let mut spent: Vec<ProcessCpu> = after
         .0
@@ -80,37 +74,9 @@ pub fn spent(before: &CpuSnapshot, after: &CpuSnapshot, wall_secs: f64) -> Vec<P
     spent
 }
 
-/// `comm` and `utime + stime` in seconds from one `/proc/<pid>/stat`.
-fn parse_stat(stat: &str, ticks_per_sec: f64) -> Option<(&str, f64)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat.get(open + 1..close)?;
-    // After the name: state (field 3), ..., utime (14), stime (15).
-    let mut rest = stat.get(close + 2..)?.split_ascii_whitespace();
-    let utime: f64 = rest.nth(11)?.parse().ok()?;
-    let stime: f64 = rest.next()?.parse().ok()?;
-    Some((name, (utime + stime) / ticks_per_sec))
-}
-
-/// The kernel's clock ticks per second (`USER_HZ`): 100 on every Linux
-/// this runs on.
-fn clock_ticks() -> f64 {
-    100.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_stat_line_gives_its_name_and_cpu_seconds() {
-        let stat =
-            "4242 (state-writer) S 1 4242 4242 0 -1 4194304 1200 0 0 0 250 50 0 0 20 0 9 0 100 0 0";
-        assert_eq!(parse_stat(stat, 100.0), Some(("state-writer", 3.0)));
-        let odd = "7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 10 10 0 0 20 0 1 0 1 0 0";
-        assert_eq!(parse_stat(odd, 100.0), Some(("a (b) c", 0.2)));
-        assert_eq!(parse_stat("garbage", 100.0), None);
-    }
 
     #[test]
     fn spent_is_the_difference_largest_first() {
@@ -128,12 +94,20 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_seen() {
-        let me = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
-        let me = me.trim();
-        if me.is_empty() {
+    fn this_process_is_seen_and_its_cpu_grows() {
+        let me = std::process::id();
+        let snapshot = snapshot(&[("me".into(), me)]);
+        if procfs::stat_of(me).is_none() {
             return;
         }
-        assert!(snapshot(&[me]).0.contains_key(me));
+        assert!(snapshot.0.contains_key("me"));
+        let before = tree_cpu_secs(me);
+        let started = std::time::Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < std::time::Duration::from_millis(100) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(tree_cpu_secs(me) >= before);
     }
 }

@@ -10,6 +10,8 @@
 //! the commit). The backlog drains when the last row is committed; the run
 //! checks that the rows are exactly the accepted requests minus duplicates,
 //! and splits each row's latency at its records' timestamps ([`hops`]).
+//! Each process's CPU over the load (and per 1,000 accepted webhooks) is
+//! read from its process tree. The bench runs it on each broker.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::cpu::{self, ProcessCpu};
 use crate::hops::{self, HopLatencies, HopTopics, RowTimes};
 use crate::http_load::{LoadResult, open_loop};
+use crate::ingest_result::SQLITE;
 use crate::latency::LatencySummary;
 use crate::pipeline::{Infra, Pipeline, Service};
 use crate::requests;
@@ -42,8 +45,10 @@ pub struct EndToEndLoad {
     pub duration: Duration,
     /// Keep-alive connections the load is spread over.
     pub connections: usize,
-    /// Unique per run.
+    /// Unique per run and broker.
     pub run_id: String,
+    /// The broker's label (`sqlite://`, `memory://`).
+    pub broker: String,
     /// Whether the state writer runs (it shares the broker with the path
     /// measured).
     pub with_state_writer: bool,
@@ -52,6 +57,9 @@ pub struct EndToEndLoad {
 /// What the run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndToEndResult {
+    /// The broker's label (absent in older results: `sqlite://`).
+    #[serde(default = "sqlite")]
+    pub broker: String,
     /// Target rate, webhooks/s.
     pub target_rate: f64,
     /// Load duration, s.
@@ -77,6 +85,10 @@ pub struct EndToEndResult {
     /// was committed (absent in older results).
     #[serde(default)]
     pub cpu: Vec<ProcessCpu>,
+}
+
+fn sqlite() -> String {
+    SQLITE.to_string()
 }
 
 fn event_of(n: u64) -> u64 {
@@ -146,7 +158,8 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
             event,
         )
     });
-    let cpu_before = cpu::snapshot(cpu::PIPELINE_PROCESSES);
+    let cpu_roots = pipeline.cpu_roots();
+    let cpu_before = cpu::snapshot(&cpu_roots);
     let load_start = Instant::now();
     let result = open_loop(
         pipeline.ingest_address,
@@ -176,7 +189,7 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
     .await?;
     let cpu = cpu::spent(
         &cpu_before,
-        &cpu::snapshot(cpu::PIPELINE_PROCESSES),
+        &cpu::snapshot(&cpu_roots),
         load_start.elapsed().as_secs_f64(),
     );
     // A duplicate that slipped through would land after the last unique
@@ -244,6 +257,7 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
         .context("the topic reader panicked")??;
     let hops = hops::split(&row_times, &times);
     Ok(EndToEndResult {
+        broker: load.broker.clone(),
         target_rate: load.rate,
         duration_secs: load.duration.as_secs_f64(),
         http: result.load,

@@ -1,10 +1,12 @@
 //! The HTTP load generator: a fixed number of keep-alive connections, each
 //! sending one request at a time for a fixed duration (closed loop, like
-//! `wrk`), timing every request from send to the end of the response body.
+//! `wrk`), timing every request from send to the end of the response body;
+//! or a fixed rate spread over connections (open loop), timing each
+//! request from the moment it was due.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -166,6 +168,9 @@ pub struct OpenLoopResult {
     pub load: LoadResult,
     /// `accepted[n]`: request `n` got a 200.
     pub accepted: Vec<bool>,
+    /// Whether the run gave up because a request fell too far behind its
+    /// schedule (the requests not sent count as errors).
+    pub gave_up: bool,
 }
 
 /// Sends `rate` requests per second for `duration` (open loop), spread over
@@ -177,6 +182,21 @@ pub async fn open_loop(
     workers: usize,
     request: RequestFactory,
 ) -> anyhow::Result<OpenLoopResult> {
+    open_loop_until_late(address, rate, duration, workers, request, None).await
+}
+
+/// [`open_loop`], giving up once a request is due more than `give_up_late`
+/// ago when its worker gets to it: a receiver that cannot keep up then
+/// fails its step in about that time, instead of the whole backlog being
+/// sent at the rate it can take.
+pub async fn open_loop_until_late(
+    address: SocketAddr,
+    rate: f64,
+    duration: Duration,
+    workers: usize,
+    request: RequestFactory,
+    give_up_late: Option<Duration>,
+) -> anyhow::Result<OpenLoopResult> {
     let total = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate.max(f64::MIN_POSITIVE));
     let workers = workers.max(1);
@@ -184,16 +204,23 @@ pub async fn open_loop(
     for _ in 0..workers {
         senders.push(connect(address).await?);
     }
+    let gave_up = Arc::new(AtomicBool::new(false));
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(workers);
     for (worker, mut sender) in senders.into_iter().enumerate() {
         let request = Arc::clone(&request);
+        let gave_up = Arc::clone(&gave_up);
         tasks.push(tokio::spawn(async move {
             let mut outcomes = Vec::new();
             let mut latencies = Vec::new();
             for n in (worker as u64..total).step_by(workers) {
                 let scheduled = start + interval.mul_f64(n as f64);
                 tokio::time::sleep_until(scheduled).await;
+                let late = give_up_late.is_some_and(|limit| scheduled.elapsed() > limit);
+                if late || gave_up.load(Ordering::Relaxed) {
+                    gave_up.store(true, Ordering::Relaxed);
+                    break;
+                }
                 let ok = match send(&mut sender, request(n)?).await {
                     Ok(status) => status.is_success(),
                     Err(_) => {
@@ -231,5 +258,6 @@ pub async fn open_loop(
             latency: LatencySummary::of(latencies),
         },
         accepted,
+        gave_up: gave_up.load(Ordering::Relaxed),
     })
 }

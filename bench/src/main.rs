@@ -11,8 +11,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bench::ingest_result::{MEMORY, SQLITE};
+use bench::open_loop_search::SearchSettings;
 use bench::pipeline::Infra;
-use bench::{bare_http, catch_up, end_to_end, enrich_load, ingest_load, report};
+use bench::receivers::PeerPlan;
+use bench::{bare_http, catch_up, end_to_end, enrich_load, ingest_load, peer, report};
 use clap::{Args, Parser, Subcommand};
 
 /// The two documented payloads: the 345-byte generic fixture and the 6.9 KB
@@ -64,12 +67,23 @@ struct Cli {
     /// this program. Use release builds for figures worth quoting.
     #[arg(long, env = "ESTATE_BENCH_BIN_DIR", global = true)]
     bin_dir: Option<PathBuf>,
+    /// A second broker, nisshi on `memory://` storage (not durable): the
+    /// ingest and end-to-end scenarios run on it too, after `--brokers`,
+    /// to show the pipeline's own cost. `scripts/bench.sh` starts one.
+    #[arg(long, env = "ESTATE_BENCH_MEMORY_BROKERS", global = true)]
+    memory_brokers: Option<String>,
+    /// The Python (a venv with `bench/peer/requirements.txt`) that runs the
+    /// comparison receiver. Default: what `bench/peer/install.sh` of this
+    /// source tree installs, if the tree is there; else the peer is skipped.
+    #[arg(long, env = "ESTATE_BENCH_PEER_PYTHON", global = true)]
+    peer_python: Option<PathBuf>,
     /// Where results.json, report.md, bench.svg and the service logs go.
     #[arg(long, default_value = "bench-results", global = true)]
     out: PathBuf,
-    /// A quick run that only proves the command works (2 s per measurement,
-    /// 4 connections, 100 webhooks/s end to end, a 500-record backlog); its
-    /// figures mean nothing.
+    /// A quick run that only proves the command works (1 s per ingest
+    /// measurement at 4 connections, two 1 s open-loop steps, 100
+    /// webhooks/s for 2 s end to end, a 500-record backlog); its figures
+    /// mean nothing.
     #[arg(long, global = true)]
     smoke: bool,
     #[command(subcommand)]
@@ -79,16 +93,33 @@ struct Cli {
 #[derive(Debug, Clone, Args)]
 struct IngestArgs {
     /// Concurrent keep-alive connections (and producer senders for the
-    /// broker ceilings).
-    #[arg(long, default_value_t = 32)]
-    connections: usize,
-    /// Seconds per measurement (four measurements per payload).
+    /// broker ceilings), closed loop; a comma-separated list is measured
+    /// count by count.
+    #[arg(long, value_delimiter = ',', default_value = "32,256")]
+    connections: Vec<usize>,
+    /// Seconds per closed-loop measurement (six per payload and count).
     #[arg(long, default_value_t = 20)]
     duration_secs: u64,
     /// A JSON body to send (repeatable). Default: the 345 B generic and the
     /// 6.9 KB Stream.estate fixtures.
     #[arg(long)]
     payload: Vec<PathBuf>,
+    /// uvicorn workers of the Python peer. Default: one per core, what a
+    /// team would deploy on this machine.
+    #[arg(long)]
+    peer_workers: Option<usize>,
+    /// Seconds each open-loop step sends its rate (0 skips the search).
+    #[arg(long, default_value_t = 20)]
+    open_loop_secs: u64,
+    /// The p99 an open-loop step may have, ms.
+    #[arg(long, default_value_t = 50.0)]
+    open_loop_p99_ms: f64,
+    /// Bisection steps of the open-loop search once a rate failed.
+    #[arg(long, default_value_t = 3)]
+    open_loop_bisect: u32,
+    /// Keep-alive connections the open-loop load is spread over.
+    #[arg(long, default_value_t = 256)]
+    open_loop_connections: usize,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -134,8 +165,10 @@ struct CatchUpArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Ingest under load (generic HMAC source, signed requests), next to the
-    /// broker ceilings and the bare HTTP ceiling, for each payload; counts
-    /// that every 200 is on the topic and samples ingest's peak RSS.
+    /// broker ceilings, the bare HTTP ceiling and the Python peer, for each
+    /// payload and connection count, on each broker; counts that every 200
+    /// is on the topic, reads each receiver's CPU and peak RSS, and
+    /// searches the highest open-loop rate each sustains.
     Ingest(IngestArgs),
     /// The whole pipeline at a fixed rate into PostgreSQL: latency from
     /// arrival to the commit of the row, backlog drain time after the load
@@ -195,6 +228,68 @@ fn infra(cli: &Cli) -> anyhow::Result<(Infra, PathBuf)> {
         out_dir: cli.out.clone(),
     };
     Ok((infra, self_exe))
+}
+
+/// The brokers the ingest and end-to-end scenarios run on: `--brokers`
+/// (the durable `sqlite://` one), then `--memory-brokers` when given (else
+/// a note says it was not measured).
+fn brokers(cli: &Cli, report: &mut report::Report) -> Vec<(&'static str, String)> {
+    let mut brokers = vec![(SQLITE, cli.brokers.clone())];
+    match &cli.memory_brokers {
+        Some(memory) => brokers.push((MEMORY, memory.clone())),
+        None => report.notes.push(
+            "memory:// not measured: no --memory-brokers given (scripts/bench.sh starts one)"
+                .into(),
+        ),
+    }
+    brokers
+}
+
+/// A broker label's short form for topic and database names.
+fn tag(broker: &str) -> &str {
+    broker.trim_end_matches("://")
+}
+
+/// The Python peer's plan, or none (with a note) when no Python is found.
+fn peer_plan(
+    cli: &Cli,
+    args: &IngestArgs,
+    report: &mut report::Report,
+) -> anyhow::Result<Option<PeerPlan>> {
+    let Some(python) = peer::python(cli.peer_python.as_deref())? else {
+        report.notes.push(
+            "the Python peer was skipped: no --peer-python given and bench/peer/install.sh not found"
+                .into(),
+        );
+        return Ok(None);
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(Some(PeerPlan {
+        python,
+        workers: args.peer_workers.unwrap_or(cores).max(1),
+    }))
+}
+
+/// The open-loop search's settings, or none when `--open-loop-secs 0`.
+fn open_loop_settings(smoke: bool, args: &IngestArgs) -> Option<SearchSettings> {
+    if smoke {
+        return Some(SearchSettings {
+            step: Duration::from_secs(1),
+            p99_limit_ms: args.open_loop_p99_ms,
+            bisect_steps: 0,
+            connections: 8,
+            max_steps: 2,
+            give_up_late: Duration::from_secs(1),
+        });
+    }
+    (args.open_loop_secs > 0).then(|| SearchSettings {
+        step: Duration::from_secs(args.open_loop_secs),
+        p99_limit_ms: args.open_loop_p99_ms,
+        bisect_steps: args.open_loop_bisect,
+        connections: args.open_loop_connections.max(1),
+        max_steps: 16,
+        give_up_late: Duration::from_secs(2),
+    })
 }
 
 /// `estate-bench enrich`.
@@ -287,15 +382,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         machine: report::machine(),
         ..report::Report::default()
     };
+    let brokers = brokers(&cli, &mut report);
     if let Some(args) = ingest {
-        let (connections, duration) = if cli.smoke {
-            (4, Duration::from_secs(2))
-        } else {
-            (
-                args.connections.max(1),
-                Duration::from_secs(args.duration_secs.max(1)),
-            )
-        };
         let payloads = if args.payload.is_empty() {
             DEFAULT_PAYLOADS
                 .iter()
@@ -307,14 +395,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|path| ingest_load::read_payload(path))
                 .collect::<anyhow::Result<Vec<_>>>()?
         };
-        let load = ingest_load::IngestLoad {
-            infra: infra.clone(),
-            self_exe,
-            connections,
-            duration,
-            run_id: run_id.clone(),
-        };
-        report.ingest = ingest_load::run(&load, &payloads).await?;
+        let peers = peer_plan(&cli, &args, &mut report)?;
+        for (broker, bootstrap) in &brokers {
+            let load = ingest_load::IngestLoad {
+                infra: infra.on_brokers(bootstrap),
+                broker: broker.to_string(),
+                self_exe: self_exe.clone(),
+                connections: if cli.smoke {
+                    vec![4]
+                } else {
+                    args.connections.iter().map(|c| (*c).max(1)).collect()
+                },
+                duration: Duration::from_secs(if cli.smoke {
+                    1
+                } else {
+                    args.duration_secs.max(1)
+                }),
+                run_id: format!("{run_id}-{}", tag(broker)),
+                peers: peers.clone(),
+                open_loop: open_loop_settings(cli.smoke, &args),
+            };
+            let run = ingest_load::run(&load, &payloads).await?;
+            report.ingest.extend(run.payloads);
+            report.open_loop.extend(run.open_loop);
+        }
     }
     if let Some(args) = end_to_end {
         let (rate, duration) = if cli.smoke {
@@ -323,15 +427,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
             (args.rate, Duration::from_secs(args.load_secs.max(1)))
         };
-        let load = end_to_end::EndToEndLoad {
-            infra: infra.clone(),
-            rate,
-            duration,
-            connections: args.load_connections.max(1),
-            run_id: run_id.clone(),
-            with_state_writer: !args.without_state_writer,
-        };
-        report.end_to_end = Some(end_to_end::run(&load).await?);
+        for (broker, bootstrap) in &brokers {
+            let load = end_to_end::EndToEndLoad {
+                infra: infra.on_brokers(bootstrap),
+                rate,
+                duration,
+                connections: args.load_connections.max(1),
+                run_id: format!("{run_id}-{}", tag(broker)),
+                broker: broker.to_string(),
+                with_state_writer: !args.without_state_writer,
+            };
+            report.end_to_end.push(end_to_end::run(&load).await?);
+        }
     }
     if let Some(args) = catch_up {
         let records = if cli.smoke { 500 } else { args.records.max(1) };

@@ -12,18 +12,29 @@ use common::isolated_pipeline::IsolatedPipeline;
 use common::topics::TopicNames;
 
 use crate::process::{Running, free_port};
-use crate::topics;
+use crate::{procfs, topics};
 
-/// The generic source the bench posts to: HMAC-SHA256 with a bench secret.
-pub const SOURCE_TOML: &str = r#"
+/// The bench source's HMAC secret (the Python peer checks the same).
+pub const SECRET: &str = "bench-generic-secret";
+/// The label of [`SECRET`] (the `verify-key` header).
+pub const SECRET_LABEL: &str = "bench";
+/// The source's timestamp tolerance, seconds.
+pub const TOLERANCE_SECS: u64 = 300;
+
+/// The generic source the bench posts to: HMAC-SHA256 with [`SECRET`].
+pub fn source_toml() -> String {
+    format!(
+        r#"
 [[sources]]
 name = "generic"
 provider = "generic"
   [[sources.checks]]
   kind = "hmac-sha256"
-  tolerance_secs = 300
-  secrets = [{ label = "bench", value = "bench-generic-secret" }]
-"#;
+  tolerance_secs = {TOLERANCE_SECS}
+  secrets = [{{ label = "{SECRET_LABEL}", value = "{SECRET}" }}]
+"#
+    )
+}
 
 /// The shared infrastructure and where to put things.
 #[derive(Debug, Clone)]
@@ -38,6 +49,17 @@ pub struct Infra {
     pub bin_dir: PathBuf,
     /// Logs and configs go here.
     pub out_dir: PathBuf,
+}
+
+impl Infra {
+    /// The same infrastructure with another Kafka bootstrap (the registry
+    /// and PostgreSQL stay shared).
+    pub fn on_brokers(&self, brokers: &str) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            ..self.clone()
+        }
+    }
 }
 
 pub use common::isolated_pipeline::Service;
@@ -116,7 +138,7 @@ impl Pipeline {
             .out_dir
             .join(format!("{}-ingest.toml", self.name));
         if service == Service::Ingest {
-            std::fs::write(&ingest_config, SOURCE_TOML)
+            std::fs::write(&ingest_config, source_toml())
                 .with_context(|| format!("cannot write {}", ingest_config.display()))?;
         }
         let pipeline = IsolatedPipeline {
@@ -162,6 +184,42 @@ impl Pipeline {
             .iter()
             .find(|(s, _)| *s == service)
             .map(|(_, r)| r)
+    }
+
+    /// The process trees a measurement's CPU is read from, by name: the
+    /// broker, PostgreSQL and the registry (found by the ports they listen
+    /// on, so another stack's on this machine is not counted), each
+    /// service started, and this program.
+    pub fn cpu_roots(&self) -> Vec<(String, u32)> {
+        let port_of = |address: &str| -> Option<u16> {
+            let host_port = address.split(',').next()?.trim();
+            let host_port = host_port.strip_prefix("http://").unwrap_or(host_port);
+            host_port
+                .split('/')
+                .next()?
+                .rsplit_once(':')?
+                .1
+                .parse()
+                .ok()
+        };
+        let infrastructure = [
+            ("nisshi", port_of(&self.infra.brokers)),
+            ("postgres", Some(self.infra.pg_port)),
+            ("dev-registry", port_of(&self.infra.registry_url)),
+        ];
+        infrastructure
+            .into_iter()
+            .filter_map(|(name, port)| Some((name.to_string(), procfs::listening_pid(port?)?)))
+            .chain(
+                self.running
+                    .iter()
+                    .map(|(service, running)| (service.name().to_string(), running.pid())),
+            )
+            .chain(std::iter::once((
+                "estate-bench".to_string(),
+                std::process::id(),
+            )))
+            .collect()
     }
 
     /// Fails with the log's tail if any started service has exited.

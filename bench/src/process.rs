@@ -1,7 +1,8 @@
 //! Child processes the bench starts and measures: a pipeline service or the
 //! bare HTTP server. Each logs to a file in the output directory, is polled
-//! until its health URL answers, can be sampled for resident memory, and is
-//! killed when dropped so an interrupted bench leaves nothing running.
+//! until its health URL answers, can be sampled for resident memory (with
+//! the processes it started), and is killed when dropped so an interrupted
+//! bench leaves nothing running.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -120,11 +121,16 @@ pub fn rss_of(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Samples a process's RSS every 100 ms until `stop` is set; returns the peak.
-pub fn sample_peak_rss(pid: u32, stop: &std::sync::atomic::AtomicBool) -> u64 {
+/// Samples the RSS of `root` and every process under it (summed) every
+/// 100 ms until `stop` is set; returns the peak.
+pub fn sample_peak_rss(root: u32, stop: &std::sync::atomic::AtomicBool) -> u64 {
     let mut peak = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        peak = peak.max(rss_of(pid).unwrap_or(0));
+        let now = crate::procfs::tree(root)
+            .into_iter()
+            .filter_map(rss_of)
+            .sum::<u64>();
+        peak = peak.max(now);
         std::thread::sleep(Duration::from_millis(100));
     }
     peak

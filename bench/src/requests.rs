@@ -12,7 +12,7 @@ use hyper::Request;
 use ingest::settings::SourceSettings;
 
 use crate::http_load::RequestFactory;
-use crate::pipeline::SOURCE_TOML;
+use crate::pipeline::source_toml;
 
 /// The bench's generic source, as ingest reads it.
 pub fn generic_source() -> anyhow::Result<SourceSettings> {
@@ -20,7 +20,7 @@ pub fn generic_source() -> anyhow::Result<SourceSettings> {
     struct File {
         sources: Vec<SourceSettings>,
     }
-    let file: File = toml::from_str(SOURCE_TOML).context("the bench's source config")?;
+    let file: File = toml::from_str(&source_toml()).context("the bench's source config")?;
     file.sources
         .into_iter()
         .next()
