@@ -20,10 +20,11 @@ Settings, from the environment:
   PEER_SECRET          HMAC secret (required)
   PEER_SECRET_LABEL    label written in `verify-key` (default "bench")
   PEER_TOLERANCE_SECS  timestamp tolerance (default 300, as ingest's source)
-  PEER_HEADERS         "one": a `provider` header only; "ingest": the headers
-                       ingest writes (source, provider, content-type,
-                       received-at, request-id, verify-scheme, verify-key,
-                       traceparent, verify-skew-ms)
+  PEER_HEADERS         "one": a `provider` header only; "ingest": what
+                       ingest writes, its metadata (source, provider,
+                       content-type, received-at, request-id, verify-scheme,
+                       verify-key, traceparent, verify-skew-ms) form-encoded
+                       in one `ingest-meta` header
   PEER_PROVIDER        the `provider` header's value (default "generic")
   PEER_TIMEOUT_SECS    longest wait for an acknowledgement (default 10)
   PEER_READY_DIR       when set, each worker writes a file named after its pid
@@ -41,6 +42,7 @@ import secrets
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from contextlib import asynccontextmanager
 
@@ -143,23 +145,25 @@ def settle(future, err):
 
 
 def record_headers(kind, source, provider, request, label, skew_ms, now_ms, request_id):
-    """The record's headers: one, or the ones ingest writes for a generic source."""
+    """The record's headers: a `provider` header, or what ingest writes for a
+    generic source (its metadata, form-encoded in one `ingest-meta` header)."""
     if kind == "one":
         return [("provider", provider.encode())]
     traceparent = request.headers.get("traceparent") or (
         f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
     )
-    return [
-        ("source", source.encode()),
-        ("provider", provider.encode()),
-        ("content-type", request.headers.get("content-type", "").encode()),
-        ("received-at", str(now_ms).encode()),
-        ("request-id", request_id.encode()),
-        ("verify-scheme", SCHEME.encode()),
-        ("verify-key", label.encode()),
-        ("traceparent", traceparent.encode()),
-        ("verify-skew-ms", str(skew_ms).encode()),
+    fields = [
+        ("source", source),
+        ("provider", provider),
+        ("content-type", request.headers.get("content-type", "")),
+        ("received-at", str(now_ms)),
+        ("request-id", request_id),
+        ("verify-scheme", SCHEME),
+        ("verify-key", label),
+        ("traceparent", traceparent),
+        ("verify-skew-ms", str(skew_ms)),
     ]
+    return [("ingest-meta", urllib.parse.urlencode(fields).encode())]
 
 
 SETTINGS = {}

@@ -20,7 +20,8 @@ use anyhow::{Context as _, bail};
 use axum::body::Bytes;
 use common::kafka::KafkaSettings;
 use futures::{SinkExt as _, TryStreamExt as _};
-use ingest::record::{Arrival, headers};
+use ingest::record::{Arrival, headers, kafka_headers};
+use ingest::settings::RawMetadata;
 use ingest::verify::Verdict;
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -220,7 +221,8 @@ pub async fn run(load: &CatchUpLoad) -> anyhow::Result<CatchUpResult> {
     })
 }
 
-/// Writes `n` generic webhooks with ingest's headers, as ingest would.
+/// Writes `n` generic webhooks with ingest's metadata (its default layout,
+/// the one `ingest-meta` header), as ingest would.
 async fn fill_raw(brokers: &str, topic: &str, n: u64) -> anyhow::Result<()> {
     let producer: FutureProducer = KafkaSettings {
         brokers: brokers.to_string(),
@@ -252,7 +254,7 @@ async fn fill_raw(brokers: &str, topic: &str, n: u64) -> anyhow::Result<()> {
             verdict: &verdict,
             traceparent: &traceparent,
         };
-        let record_headers = headers(&arrival)
+        let record_headers = kafka_headers(headers(&arrival), RawMetadata::default())
             .iter()
             .fold(OwnedHeaders::new(), |h, (k, v)| {
                 h.insert(Header {

@@ -7,7 +7,8 @@
 //! 2. the broker ceiling (`broker_ceiling`: an rdkafka producer alone), with
 //!    the payload only and with the headers ingest adds;
 //! 3. ingest itself, generic HMAC source, every request signed;
-//! 4. the Python peer (`peer`), writing one header, then ingest's headers.
+//! 4. the Python peer (`peer`), writing one header, then ingest's
+//!    `ingest-meta` header.
 //!
 //! For ingest and each peer the records on its topic are counted (every
 //! 200 must be there), and its CPU per 1,000 webhooks and peak RSS are

@@ -89,7 +89,7 @@ pub struct PayloadResult {
     /// Ingest with an attacker beside it (first payload only).
     #[serde(default)]
     pub under_attack: Option<UnderAttack>,
-    /// The Python peers, one header then ingest's headers (absent when the
+    /// The Python peers, one header then ingest's `ingest-meta` header (absent when the
     /// peer was skipped, and in older results).
     #[serde(default)]
     pub peers: Vec<PeerRun>,

@@ -30,8 +30,8 @@ const INSTALL_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peer/install.sh")
 pub enum PeerHeaders {
     /// One `provider` header: what a team would start with.
     One,
-    /// The headers ingest writes (DESIGN.md's contract): nine for the
-    /// bench's generic source.
+    /// What ingest writes: its metadata (nine fields for the bench's
+    /// generic source) form-encoded in the one `ingest-meta` header.
     Ingest,
 }
 
@@ -51,7 +51,7 @@ impl PeerHeaders {
     pub fn label(self) -> &'static str {
         match self {
             Self::One => "Python peer, 1 header",
-            Self::Ingest => "Python peer, ingest's headers",
+            Self::Ingest => "Python peer, ingest's header",
         }
     }
 }
