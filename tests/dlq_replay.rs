@@ -4,7 +4,6 @@
 //! records that still fail stay on the DLQ without being copied again, and
 //! dead letters of other stages are left alone.
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::produce::OutRecord;
@@ -59,18 +58,7 @@ async fn replay_recovers_what_the_fixed_parser_reads_and_leaves_the_rest() {
         ])
         .await;
 
-    let prefix = &pipeline.topics.prefix;
-    let output = Command::new(pipeline.stack.bin_dir.join("normalize"))
-        .args(["replay", "--id", "fix-42"])
-        .env("NORMALIZE__KAFKA__BROKERS", &pipeline.stack.brokers)
-        .env("NORMALIZE__TOPICS__PREFIX", prefix)
-        .env("NORMALIZE__GROUP", format!("{prefix}normalize"))
-        .env(
-            "NORMALIZE__SCHEMA_REGISTRY_URL",
-            &pipeline.stack.registry_url,
-        )
-        .output()
-        .expect("run normalize replay");
+    let output = pipeline.normalize_replay("fix-42", &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

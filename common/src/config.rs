@@ -74,7 +74,20 @@ pub fn load_from<T: DeserializeOwned>(
     apply_env_overrides(&mut root, prefix, vars)?;
     toml::Value::Table(root)
         .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))
+        .map_err(|e: toml::de::Error| ConfigError::Invalid(invalid_text(&e)))
+}
+
+/// The deserializer's message with the key it concerns (toml puts the key
+/// on a line of its own, `in `raw_metadata``), on one line: an operator
+/// who set `INGEST__RAW_METADATA=bogus` is told which setting is wrong.
+fn invalid_text(error: &toml::de::Error) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Applies `<PREFIX>__a__b=value` variables onto the TOML tree.
@@ -184,6 +197,29 @@ mod tests {
             load_from("SVC", Some(&file), &vars(&[("SVC__NAME", "b")])).expect("loads");
         assert_eq!(s.kafka.brokers, "file:1");
         assert_eq!(s.name, "b");
+    }
+
+    #[test]
+    fn an_invalid_value_names_its_key() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        enum Layout {
+            OneHeader,
+            Headers,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct S {
+            raw_metadata: Layout,
+        }
+        let error = load_from::<S>("INGEST", None, &vars(&[("INGEST__RAW_METADATA", "bogus")]))
+            .expect_err("not a layout")
+            .to_string();
+        assert_eq!(
+            error,
+            "invalid configuration: unknown variant `bogus`, expected `one-header` or `headers` \
+             in `raw_metadata`"
+        );
     }
 
     #[test]

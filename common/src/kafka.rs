@@ -8,6 +8,7 @@
 //! its outputs against it before sending. Anything else can be set per
 //! service under `[kafka.properties]` in its config file.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -371,7 +372,9 @@ pub fn header_str<'a, M: Message>(message: &'a M, name: &str) -> Option<&'a str>
 /// [`crate::headers::INGEST_META`] header when the record has one
 /// (`contract::ingest_meta`), else from the headers named as the fields
 /// (records of an ingest writing one header per field, and those written
-/// before the one header existed).
+/// before the one header existed). A record with both is read from its
+/// `ingest-meta` header alone, by every reader (normalize, its replay, the
+/// trace a stage continues: [`raw_field`]), so they never disagree on it.
 #[derive(Debug, Clone, Default)]
 pub struct RawFields<'a> {
     packed: Option<crate::ingest_meta::IngestMeta<'a>>,
@@ -414,6 +417,53 @@ impl<'a> RawFields<'a> {
                 .map(|(_, v)| *v),
         }
     }
+}
+
+/// Field `name` of `message`'s metadata, read as [`RawFields::get`] reads
+/// it, without collecting the headers of a record that has no
+/// `ingest-meta` header (every record after the raw topic).
+pub fn raw_field<'a, M: Message>(message: &'a M, name: &str) -> Option<Cow<'a, str>> {
+    let headers = message.headers()?;
+    match headers
+        .iter()
+        .find(|h| h.key == crate::headers::INGEST_META)
+        .and_then(|h| h.value)
+    {
+        Some(value) => crate::ingest_meta::IngestMeta::parse(value)
+            .get(name)
+            .map(|v| Cow::Owned(v.to_string())),
+        None => headers
+            .iter()
+            .filter(|h| h.key == name)
+            .find_map(|h| std::str::from_utf8(h.value?).ok())
+            .map(Cow::Borrowed),
+    }
+}
+
+/// A detached record of `topic` with no key or value and `headers` (name,
+/// value), at partition 0, offset 0: what the tests of code reading a
+/// record's headers hand it.
+pub fn detached_with_headers(
+    topic: &str,
+    headers: &[(&str, &str)],
+) -> rdkafka::message::OwnedMessage {
+    let headers = headers
+        .iter()
+        .fold(rdkafka::message::OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(rdkafka::message::Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        });
+    rdkafka::message::OwnedMessage::new(
+        None,
+        None,
+        topic.to_string(),
+        rdkafka::Timestamp::NotAvailable,
+        0,
+        0,
+        Some(headers),
+    )
 }
 
 /// [`check_topics`] from async code (on a blocking thread), for the

@@ -12,11 +12,14 @@
 //! The value is `application/x-www-form-urlencoded` (`name=value&...`), the
 //! names being the per-field header names of [`crate::headers`] and the
 //! values the same text those headers held, so any language reads it with
-//! its standard library (Python: `urllib.parse.parse_qsl`). Readers take a
-//! field from this header when it is there and otherwise from a header of
-//! the field's own name: records written by an ingest set to
-//! `raw_metadata = "headers"`, or before this header existed, read the
-//! same.
+//! its standard library (Python: `urllib.parse.parse_qsl(value,
+//! keep_blank_values=True)`; a field may be empty, as `verify-key` is for
+//! an Immoteur or an unverified source, and `parse_qsl` drops empty fields
+//! unless told to keep them). Readers take the fields from this header when
+//! the record has it (a record carrying both layouts is read from this
+//! header alone) and otherwise from the headers of the fields' own names:
+//! records written by an ingest set to `raw_metadata = "headers"`, or
+//! before this header existed, read the same.
 
 use std::borrow::Cow;
 
@@ -84,6 +87,49 @@ mod tests {
         );
         assert_eq!(meta.get("event-id"), Some("a&b=c %2F é"));
         assert_eq!(meta.get("delivery-id"), None);
+    }
+
+    /// An empty value is written as `name=` and read back present and
+    /// empty: a reader must keep blank values (`verify-key` of an Immoteur
+    /// or unverified source).
+    #[test]
+    fn an_empty_value_stays_a_present_field() {
+        let value = encode([("verify-scheme", "none"), ("verify-key", "")]);
+        assert_eq!(value, "verify-scheme=none&verify-key=");
+        assert_eq!(
+            IngestMeta::parse(value.as_bytes()).get("verify-key"),
+            Some("")
+        );
+    }
+
+    /// A provider's id cannot add or replace a field: `&`, `=`, `+`, `%`
+    /// and spaces are escaped, and the id reads back byte for byte.
+    #[test]
+    fn a_value_cannot_smuggle_a_field() {
+        for id in [
+            "x&provider=stream-estate",
+            "x&source=other&event-id=y",
+            "a+b %2B %zz %",
+            "=&&==",
+            " leading and trailing ",
+            "tab\there",
+        ] {
+            let value = encode([
+                ("source", "std"),
+                ("provider", "standard-webhooks"),
+                ("event-id", id),
+            ]);
+            let meta = IngestMeta::parse(value.as_bytes());
+            assert_eq!(
+                meta.fields().collect::<Vec<_>>(),
+                [
+                    ("source", "std"),
+                    ("provider", "standard-webhooks"),
+                    ("event-id", id)
+                ],
+                "{value}"
+            );
+        }
     }
 
     #[test]

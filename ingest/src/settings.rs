@@ -317,6 +317,36 @@ impl SecretSettings {
 mod tests {
     use super::*;
 
+    fn with_raw_metadata(value: &str) -> Result<IngestSettings, common::config::ConfigError> {
+        let vars = [("INGEST__RAW_METADATA".to_string(), value.to_string())];
+        common::config::load_from("INGEST", None, &vars)
+    }
+
+    #[test]
+    fn raw_metadata_is_one_header_unless_set_to_headers() {
+        let default: IngestSettings =
+            common::config::load_from("INGEST", None, &[]).expect("defaults");
+        assert_eq!(default.raw_metadata, RawMetadata::OneHeader);
+        let headers = with_raw_metadata("headers").expect("headers");
+        assert_eq!(headers.raw_metadata, RawMetadata::Headers);
+        let one = with_raw_metadata("one-header").expect("one-header");
+        assert_eq!(one.raw_metadata, RawMetadata::OneHeader);
+    }
+
+    /// A value that is not a layout refuses the start, naming the values.
+    #[test]
+    fn a_bad_raw_metadata_is_refused_naming_the_choices() {
+        for bad in ["bogus", "HEADERS", "one_header", ""] {
+            let error = with_raw_metadata(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains("`one-header`")
+                    && error.contains("`headers`")
+                    && error.contains("`raw_metadata`"),
+                "{bad:?}: {error}"
+            );
+        }
+    }
+
     #[test]
     fn secret_debug_output_never_shows_the_secret() {
         let s = SecretSettings {

@@ -566,11 +566,17 @@ mod tests {
         let no_time = headers_outcome(Some("s"), Some("zillow"), None, None).expect_err("no time");
         assert_eq!(
             (no_time.kind, no_time.reason.as_str()),
-            ("missing_header", "raw record has no `received-at` header")
+            (
+                "missing_header",
+                "raw record has no `received-at` (no such field in its `ingest-meta` header, nor a header of that name)"
+            )
         );
         let no_source =
             headers_outcome(None, Some("zillow"), None, Some(1)).expect_err("no source");
-        assert_eq!(no_source.reason, "raw record has no `source` header");
+        assert_eq!(
+            no_source.reason,
+            "raw record has no `source` (no such field in its `ingest-meta` header, nor a header of that name)"
+        );
         let unknown = headers_outcome(Some("s"), Some("zillow"), Some("1700000000000"), None)
             .expect_err("unknown");
         assert_eq!(unknown.kind, "unknown_provider");

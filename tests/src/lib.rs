@@ -905,6 +905,21 @@ impl Pipeline {
         );
     }
 
+    /// Runs `normalize replay --id <id>` (then `args`) against this
+    /// pipeline's topics and registry, to its end.
+    pub fn normalize_replay(&self, id: &str, args: &[&str]) -> std::process::Output {
+        let prefix = &self.topics.prefix;
+        Command::new(self.stack.bin_dir.join("normalize"))
+            .args(["replay", "--id", id])
+            .args(args)
+            .env("NORMALIZE__KAFKA__BROKERS", &self.stack.brokers)
+            .env("NORMALIZE__TOPICS__PREFIX", prefix)
+            .env("NORMALIZE__GROUP", format!("{prefix}normalize"))
+            .env("NORMALIZE__SCHEMA_REGISTRY_URL", &self.stack.registry_url)
+            .output()
+            .expect("run normalize replay")
+    }
+
     /// The records on this pipeline's DLQ that `stage` dead-lettered.
     pub fn dead_letters_of(&self, stage: &str) -> Vec<OwnedMessage> {
         self.read_topic(&self.topics.dlq())

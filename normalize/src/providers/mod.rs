@@ -95,8 +95,12 @@ pub struct RawContext<'a> {
 /// Why a raw record yields no event.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
-    /// The record lacks a header the pipeline needs.
-    #[error("raw record has no `{0}` header")]
+    /// The record lacks a field of ingest's metadata the pipeline needs
+    /// (neither its `ingest-meta` header nor a header of the field's name
+    /// has it).
+    #[error(
+        "raw record has no `{0}` (no such field in its `ingest-meta` header, nor a header of that name)"
+    )]
     MissingHeader(&'static str),
     /// No parser for this provider kind.
     #[error("no parser for provider `{0}`")]

@@ -49,24 +49,10 @@ pub(super) fn sort<M: Message>(message: &M, kind: Option<&str>) -> Sorted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+    use rdkafka::message::OwnedMessage;
 
     fn letter(headers: &[(&str, &str)]) -> OwnedMessage {
-        let headers = headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
-            h.insert(Header {
-                key: k,
-                value: Some(v.as_bytes()),
-            })
-        });
-        OwnedMessage::new(
-            None,
-            None,
-            "dlq".into(),
-            rdkafka::Timestamp::NotAvailable,
-            0,
-            0,
-            Some(headers),
-        )
+        common::kafka::detached_with_headers("dlq", headers)
     }
 
     const ORIGIN: [(&str, &str); 3] = [
