@@ -387,11 +387,7 @@ impl<'a> RawFields<'a> {
         let Some(headers) = message.headers() else {
             return Self::default();
         };
-        let packed = headers
-            .iter()
-            .find(|h| h.key == crate::headers::INGEST_META)
-            .and_then(|h| h.value);
-        match packed {
+        match ingest_meta_value(headers) {
             Some(value) => Self {
                 packed: Some(crate::ingest_meta::IngestMeta::parse(value)),
                 separate: Vec::new(),
@@ -424,11 +420,7 @@ impl<'a> RawFields<'a> {
 /// `ingest-meta` header (every record after the raw topic).
 pub fn raw_field<'a, M: Message>(message: &'a M, name: &str) -> Option<Cow<'a, str>> {
     let headers = message.headers()?;
-    match headers
-        .iter()
-        .find(|h| h.key == crate::headers::INGEST_META)
-        .and_then(|h| h.value)
-    {
+    match ingest_meta_value(headers) {
         Some(value) => crate::ingest_meta::IngestMeta::parse(value)
             .get(name)
             .map(|v| Cow::Owned(v.to_string())),
@@ -438,6 +430,15 @@ pub fn raw_field<'a, M: Message>(message: &'a M, name: &str) -> Option<Cow<'a, s
             .find_map(|h| std::str::from_utf8(h.value?).ok())
             .map(Cow::Borrowed),
     }
+}
+
+/// The value of the `ingest-meta` header among `headers`: the one place
+/// [`RawFields::of`] and [`raw_field`] decide which fields win.
+fn ingest_meta_value<H: Headers>(headers: &H) -> Option<&[u8]> {
+    headers
+        .iter()
+        .find(|h| h.key == crate::headers::INGEST_META)
+        .and_then(|h| h.value)
 }
 
 /// A detached record of `topic` with no key or value and `headers` (name,

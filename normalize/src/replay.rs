@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use common::headers;
-use common::kafka::header_str;
+use common::kafka::{RawFields, header_str};
 use common::produce::{OutRecord, is_size_error, send_each};
 use common::replay_range::{RangeCursor, Selection, ranges};
-use common::stage_loop::{Cancel, GaveUp, Verdict, record_span};
+use common::stage_loop::{Cancel, GaveUp, Verdict, record_span_continuing};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::Producer;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -157,8 +157,13 @@ pub async fn replay(
             partition: *partition,
             offset: *offset,
         });
-        let (_span, traceparent) = record_span("normalize replay", &message);
-        let records = match normalizer.outputs(&message, origin_ref, &traceparent).await {
+        let fields = RawFields::of(&message);
+        let received = fields.get(headers::TRACEPARENT);
+        let (_span, traceparent) = record_span_continuing("normalize replay", &message, received);
+        let records = match normalizer
+            .outputs(&message, &fields, origin_ref, &traceparent)
+            .await
+        {
             Ok(Outputs::Events(records)) => records,
             Ok(Outputs::DeadLetter(_)) => {
                 summary.still_failing += 1;

@@ -37,10 +37,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::dead_letter::dead_letter_within;
+use common::headers;
 use common::instruments::Counter;
-use common::kafka::BatchSettings;
+use common::kafka::{BatchSettings, RawFields};
 use common::produce::{OutRecord, record_budget};
-use common::stage_loop::{BatchWindow, Cancel, GaveUp, RetryPolicy, Verdict, record_span};
+use common::stage_loop::{
+    BatchWindow, Cancel, GaveUp, RetryPolicy, Verdict, record_span_continuing,
+};
 use common::stage_metrics::StageMetrics;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -176,8 +179,10 @@ impl Normalizer {
         // One span per record, open until the batch is acknowledged.
         let mut spans = Vec::with_capacity(batch.len());
         for message in batch {
-            let (span, traceparent) = record_span("normalize record", message);
-            let decided = self.outputs(message, None, &traceparent);
+            let fields = RawFields::of(message);
+            let received = fields.get(headers::TRACEPARENT);
+            let (span, traceparent) = record_span_continuing("normalize record", message, received);
+            let decided = self.outputs(message, &fields, None, &traceparent);
             spans.push(span.clone());
             // The record's log lines carry its partition and offset.
             match decided.instrument(span).await {
@@ -206,11 +211,13 @@ impl Normalizer {
     }
 
     /// Step 2 for one record: its outputs, retrying an unavailable registry.
-    /// `origin` is the raw record's position when `message` is a replayed
-    /// dead letter; `traceparent` goes on the events.
+    /// `fields` is ingest's metadata on it (`RawFields::of(message)`, read
+    /// once per record); `origin` is the raw record's position when
+    /// `message` is a replayed dead letter; `traceparent` goes on the events.
     pub(crate) async fn outputs(
         &self,
         message: &BorrowedMessage<'_>,
+        fields: &RawFields<'_>,
         origin: Option<Origin<'_>>,
         traceparent: &str,
     ) -> Result<Outputs, GaveUp<anyhow::Error>> {
@@ -220,8 +227,7 @@ impl Normalizer {
             offset: message.offset(),
         });
         let body = message.payload().unwrap_or_default();
-        let fields = common::kafka::RawFields::of(message);
-        let raw = RawHeaders::of(&fields, message);
+        let raw = RawHeaders::of(fields, message);
         let events = match outcome::parse(&raw, body, origin, &self.rules) {
             Ok(events) => events,
             Err(rejection) => {

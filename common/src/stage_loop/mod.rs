@@ -60,6 +60,6 @@ pub use partitions::{Partitions, RestoreTicket};
 pub use poll_batch::{Polled, poll_batch};
 pub use read_to_end::{Progress, STALL_DEADLINE, read_to_end};
 pub use rebalance::PausingContext;
-pub use record_span::record_span;
+pub use record_span::{record_span, record_span_continuing};
 pub use restoring::{Restored, Restoring, assigned, restore_pending, resume_offset};
 pub use retry::{GaveUp, RetryPolicy, Verdict};

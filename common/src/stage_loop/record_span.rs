@@ -13,17 +13,27 @@ use crate::kafka::raw_field;
 /// the record's trace, and the `traceparent` of that span (the received one
 /// when tracing is off).
 pub fn record_span<M: Message>(name: &'static str, message: &M) -> (tracing::Span, String) {
+    // A raw record carries it among ingest's metadata, every other record
+    // as a header of its own; on a raw record with both, the metadata's
+    // wins, as for every field normalize reads (`RawFields`).
+    let received = raw_field(message, headers::TRACEPARENT);
+    record_span_continuing(name, message, received.as_deref())
+}
+
+/// [`record_span`] for a caller that has already read the record's
+/// `traceparent` (normalize reads every raw field once, with
+/// `RawFields`), continuing `received`.
+pub fn record_span_continuing<M: Message>(
+    name: &'static str,
+    message: &M,
+    received: Option<&str>,
+) -> (tracing::Span, String) {
     let span = tracing::info_span!(
         "record",
         otel.name = name,
         partition = message.partition(),
         offset = message.offset()
     );
-    // A raw record carries it among ingest's metadata, every other record
-    // as a header of its own; on a raw record with both, the metadata's
-    // wins, as for every field normalize reads (`RawFields`).
-    let received = raw_field(message, headers::TRACEPARENT);
-    let received = received.as_deref();
     crate::trace_context::continue_trace(&span, received);
     let traceparent = crate::trace_context::traceparent_of(&span)
         .or_else(|| received.map(str::to_string))
