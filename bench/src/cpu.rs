@@ -1,12 +1,14 @@
 //! CPU time by process tree, read from `/proc`: what each part of a
 //! measurement (the broker, PostgreSQL with all its backends, the
 //! registry, each stage, a receiver with all its workers, the load
-//! generator) spent. A tree is a root pid and every live process under it;
+//! generator) spent. A tree is a root pid and every live process under it
+//! but the other roots measured and theirs (the bench spawns the stages it
+//! measures, which must not count again as the load generator's);
 //! each counts `utime + stime` (all its threads) plus `cutime + cstime`
 //! (its children that exited), so a worker that exits mid-measurement
 //! still counts. On a system without `/proc` the snapshot is empty.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +35,17 @@ pub fn snapshot(roots: &[(String, u32)]) -> CpuSnapshot {
     let table = procfs::table();
     let mut by_label = BTreeMap::new();
     for (label, root) in roots {
-        *by_label.entry(label.clone()).or_insert(0.0) += tree_secs(&table, *root);
+        let others: HashSet<u32> = roots
+            .iter()
+            .map(|(_, pid)| *pid)
+            .filter(|pid| pid != root)
+            .collect();
+        let secs: f64 = procfs::tree_in_except(&table, *root, &others)
+            .iter()
+            .filter_map(|pid| table.get(pid))
+            .map(|s| s.cpu_secs + s.children_cpu_secs)
+            .sum();
+        *by_label.entry(label.clone()).or_insert(0.0) += secs;
     }
     CpuSnapshot(by_label)
 }

@@ -71,6 +71,13 @@ pub fn tree(root: u32) -> Vec<u32> {
 
 /// [`tree`] over a table already read.
 pub fn tree_in(table: &HashMap<u32, Stat>, root: u32) -> Vec<u32> {
+    tree_in_except(table, root, &HashSet::new())
+}
+
+/// [`tree_in`] that does not descend into `others` (roots measured on
+/// their own: the stages the bench spawns are its children, and must not
+/// count twice, once as themselves and once as the load generator).
+pub fn tree_in_except(table: &HashMap<u32, Stat>, root: u32, others: &HashSet<u32>) -> Vec<u32> {
     if !table.contains_key(&root) {
         return Vec::new();
     }
@@ -82,7 +89,11 @@ pub fn tree_in(table: &HashMap<u32, Stat>, root: u32) -> Vec<u32> {
     let mut next = 0;
     while let Some(&pid) = out.get(next) {
         if let Some(kids) = children.get(&pid) {
-            out.extend(kids.iter().copied().filter(|k| *k != pid));
+            out.extend(
+                kids.iter()
+                    .copied()
+                    .filter(|k| *k != pid && *k != root && !others.contains(k)),
+            );
         }
         next += 1;
     }
@@ -180,6 +191,10 @@ mod tests {
         under_ten.sort_unstable();
         assert_eq!(under_ten, [10, 11, 12, 13]);
         assert!(tree_in(&table, 99).is_empty());
+        // 11 measured on its own: neither it nor its child 13 counts in 10.
+        let mut without_eleven = tree_in_except(&table, 10, &HashSet::from([11]));
+        without_eleven.sort_unstable();
+        assert_eq!(without_eleven, [10, 12]);
     }
 
     #[test]
