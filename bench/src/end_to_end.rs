@@ -52,6 +52,9 @@ pub struct EndToEndLoad {
     /// Whether the state writer runs (it shares the broker with the path
     /// measured).
     pub with_state_writer: bool,
+    /// Whether to split the latency at each topic (reads every topic
+    /// again after the load; the sustained-rate search skips it).
+    pub split_hops: bool,
 }
 
 /// What the run measured.
@@ -244,18 +247,22 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
             commit_ms: committed,
         });
     }
-    eprintln!("end to end: splitting the latency at each topic's record timestamps");
-    let brokers = load.infra.brokers.clone();
-    let topics = HopTopics {
-        raw: pipeline.topics.raw(),
-        normalized: pipeline.topics.normalized(),
-        events: pipeline.topics.events(),
-        latest: pipeline.topics.latest(),
+    let hops = if load.split_hops {
+        eprintln!("end to end: splitting the latency at each topic's record timestamps");
+        let brokers = load.infra.brokers.clone();
+        let topics = HopTopics {
+            raw: pipeline.topics.raw(),
+            normalized: pipeline.topics.normalized(),
+            events: pipeline.topics.events(),
+            latest: pipeline.topics.latest(),
+        };
+        let times = tokio::task::spawn_blocking(move || hops::read_times(&brokers, &topics))
+            .await
+            .context("the topic reader panicked")??;
+        Some(hops::split(&row_times, &times))
+    } else {
+        None
     };
-    let times = tokio::task::spawn_blocking(move || hops::read_times(&brokers, &topics))
-        .await
-        .context("the topic reader panicked")??;
-    let hops = hops::split(&row_times, &times);
     Ok(EndToEndResult {
         broker: load.broker.clone(),
         target_rate: load.rate,
@@ -267,7 +274,7 @@ pub async fn run(load: &EndToEndLoad) -> anyhow::Result<EndToEndResult> {
         arrival_to_commit: LatencySummary::of(latencies),
         backlog_drain_ms: (last_commit_ms - load_end_ms as f64).max(0.0),
         commit_time_source: commit_time_source.to_string(),
-        hops: Some(hops),
+        hops,
         cpu,
     })
 }

@@ -27,6 +27,7 @@ pub mod report_chart;
 pub mod report_ingest;
 pub mod report_pipeline;
 pub mod requests;
+pub mod sustained_rate;
 pub mod targets;
 pub mod topic_scan;
 pub mod topics;

@@ -15,7 +15,9 @@ use bench::ingest_result::{MEMORY, SQLITE};
 use bench::open_loop_search::SearchSettings;
 use bench::pipeline::Infra;
 use bench::receivers::PeerPlan;
-use bench::{bare_http, catch_up, end_to_end, enrich_load, ingest_load, peer, report};
+use bench::{
+    bare_http, catch_up, end_to_end, enrich_load, ingest_load, peer, report, sustained_rate,
+};
 use clap::{Args, Parser, Subcommand};
 
 /// The two documented payloads: the 345-byte generic fixture and the 6.9 KB
@@ -143,6 +145,13 @@ struct EndToEndArgs {
     /// path measured on a shared broker (compare with a run that has it).
     #[arg(long)]
     without_state_writer: bool,
+    /// Seconds of load per step of the sustained-rate search on each
+    /// broker: from --rate, doubling, then bisecting, each step on a fresh
+    /// pipeline; a rate holds when every request got a 200 at the rate
+    /// asked, every event landed and the backlog was gone within 5 s of
+    /// the load stopping. 0 skips the search (as --smoke does).
+    #[arg(long, default_value_t = 10)]
+    sustain_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -436,8 +445,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 run_id: format!("{run_id}-{}", tag(broker)),
                 broker: broker.to_string(),
                 with_state_writer: !args.without_state_writer,
+                split_hops: true,
             };
             report.end_to_end.push(end_to_end::run(&load).await?);
+            if !cli.smoke && args.sustain_secs > 0 {
+                let settings = sustained_rate::SustainSettings {
+                    start_rate: rate,
+                    step: Duration::from_secs(args.sustain_secs),
+                    bisect_steps: 2,
+                    max_steps: 6,
+                };
+                report
+                    .sustained
+                    .push(sustained_rate::run(&load, &settings).await?);
+            }
         }
     }
     if let Some(args) = catch_up {

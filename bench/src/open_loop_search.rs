@@ -58,7 +58,7 @@ pub struct SearchResult {
 /// Where a search stands: the highest rate that held and the lowest that
 /// did not. Pure, so the order of rates is testable.
 #[derive(Debug, Clone, Default)]
-struct Bounds {
+pub(crate) struct Bounds {
     held: Option<f64>,
     failed: Option<f64>,
     bisected: u32,
@@ -69,7 +69,7 @@ const MIN_RATE: f64 = 10.0;
 
 impl Bounds {
     /// The next rate after `step`, or none when the search is over.
-    fn next(&mut self, rate: f64, held: bool, bisect_steps: u32) -> Option<f64> {
+    pub(crate) fn next(&mut self, rate: f64, held: bool, bisect_steps: u32) -> Option<f64> {
         if held {
             self.held = Some(self.held.map_or(rate, |h| h.max(rate)));
         } else {

@@ -30,6 +30,10 @@ pub struct Report {
     /// Measurement 2, per broker (older results hold one, or null).
     #[serde(default, deserialize_with = "one_or_many")]
     pub end_to_end: Vec<EndToEndResult>,
+    /// The highest rate the whole pipeline sustains, per broker (absent
+    /// in older results).
+    #[serde(default)]
+    pub sustained: Vec<crate::sustained_rate::SustainedRun>,
     /// Measurement 3.
     pub catch_up: Option<CatchUpResult>,
     /// What the run left out, and why (a broker or the peer not given).
@@ -115,6 +119,7 @@ impl Report {
         }
         report_ingest::write(&mut md, &self.ingest, &self.open_loop);
         report_pipeline::write_end_to_end(&mut md, &self.end_to_end);
+        report_pipeline::write_sustained(&mut md, &self.sustained);
         if let Some(c) = &self.catch_up {
             report_pipeline::write_catch_up(&mut md, c);
         }

@@ -1,6 +1,7 @@
 //! The pipeline scenarios' tables in `report.md`: end to end on each
 //! broker (rows, latency to commit, the hops), the CPU of each stage per
-//! 1,000 webhooks on every broker side by side, and catch-up.
+//! 1,000 webhooks on every broker side by side, the highest rate the
+//! pipeline sustains on each, and catch-up.
 
 use std::fmt::Write as _;
 
@@ -8,6 +9,7 @@ use crate::catch_up::CatchUpResult;
 use crate::end_to_end::EndToEndResult;
 use crate::latency::LatencySummary;
 use crate::receiver_load::per_thousand;
+use crate::sustained_rate::{MAX_DRAIN, SustainedRun, Verdict};
 
 /// Writes each end-to-end run, then their CPU side by side.
 pub fn write_end_to_end(md: &mut String, runs: &[EndToEndResult]) {
@@ -15,6 +17,39 @@ pub fn write_end_to_end(md: &mut String, runs: &[EndToEndResult]) {
         one_run(md, e);
     }
     cpu(md, runs);
+}
+
+/// Writes each sustained-rate search: its steps and the highest rate held.
+pub fn write_sustained(md: &mut String, runs: &[SustainedRun]) {
+    for run in runs {
+        let highest = run
+            .highest
+            .map_or("none of the rates tried".to_string(), |r| {
+                format!("{r:.0} webhooks/s")
+            });
+        let _ = writeln!(
+            md,
+            "\n### Highest sustained rate, {}: {highest}\n\n{:.0} s of load per step, each on a fresh pipeline; a rate holds when every request got a 200 at the rate asked, every event landed and the backlog was gone within {:.0} s of the load stopping.\n",
+            run.broker,
+            run.step_secs,
+            MAX_DRAIN.as_secs_f64()
+        );
+        let _ = writeln!(
+            md,
+            "| rate asked | reached | errors | backlog drained after | arrival→commit p99 | held |\n|---:|---:|---:|---:|---:|---|"
+        );
+        for s in &run.steps {
+            let held = match &s.verdict {
+                Verdict::Held => "yes".to_string(),
+                Verdict::Missed(why) => format!("no: {why}"),
+            };
+            let _ = writeln!(
+                md,
+                "| {:.0}/s | {:.0}/s | {} | {:.0} ms | {:.0} ms | {held} |",
+                s.rate, s.achieved_rate, s.errors, s.drain_ms, s.commit_p99_ms
+            );
+        }
+    }
 }
 
 fn one_run(md: &mut String, e: &EndToEndResult) {
