@@ -40,23 +40,24 @@ pub fn snapshot(roots: &[(String, u32)]) -> CpuSnapshot {
             .map(|(_, pid)| *pid)
             .filter(|pid| pid != root)
             .collect();
-        let secs: f64 = procfs::tree_in_except(&table, *root, &others)
-            .iter()
-            .filter_map(|pid| table.get(pid))
-            .map(|s| s.cpu_secs + s.children_cpu_secs)
-            .sum();
-        *by_label.entry(label.clone()).or_insert(0.0) += secs;
+        *by_label.entry(label.clone()).or_insert(0.0) += tree_secs(&table, *root, &others);
     }
     CpuSnapshot(by_label)
 }
 
 /// The CPU seconds of the tree under `root` now.
 pub fn tree_cpu_secs(root: u32) -> f64 {
-    tree_secs(&procfs::table(), root)
+    tree_secs(&procfs::table(), root, &HashSet::new())
 }
 
-fn tree_secs(table: &std::collections::HashMap<u32, Stat>, root: u32) -> f64 {
-    procfs::tree_in(table, root)
+/// The CPU seconds of the tree under `root` in `table`, without `others`
+/// and the processes under them.
+fn tree_secs(
+    table: &std::collections::HashMap<u32, Stat>,
+    root: u32,
+    others: &HashSet<u32>,
+) -> f64 {
+    procfs::tree_in_except(table, root, others)
         .iter()
         .filter_map(|pid| table.get(pid))
         .map(|s| s.cpu_secs + s.children_cpu_secs)

@@ -92,7 +92,7 @@ pub fn tree_in_except(table: &HashMap<u32, Stat>, root: u32, others: &HashSet<u3
             out.extend(
                 kids.iter()
                     .copied()
-                    .filter(|k| *k != pid && *k != root && !others.contains(k)),
+                    .filter(|k| *k != pid && !others.contains(k)),
             );
         }
         next += 1;

@@ -147,9 +147,7 @@ pub async fn run(
         .iter()
         .filter(|s| s.verdict == Verdict::Held)
         .map(|s| s.rate)
-        .fold(None, |best: Option<f64>, r| {
-            Some(best.map_or(r, |b| b.max(r)))
-        });
+        .reduce(f64::max);
     Ok(SustainedRun {
         broker: template.broker.clone(),
         step_secs: settings.step.as_secs_f64(),
