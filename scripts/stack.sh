@@ -15,7 +15,9 @@
 # Data (broker, PostgreSQL, logs) lives in $ESTATE_HOME and survives restarts.
 # Ports: BROKER_PORT (9092), REGISTRY_PORT (8081), PG_PORT (5432),
 # INGEST_PORT (8080), INGEST_ADMIN_PORT (9100: ingest's /healthz, /readyz and
-# /metrics, on loopback). BROKER_LOG (warn) is the broker's own RUST_LOG.
+# /metrics, on loopback). BROKER_LOG (warn) is the broker's own RUST_LOG;
+# BROKER_STORAGE_QUERY (empty) adds options to its storage URL, e.g.
+# `maintenance_interval=5s`.
 # Installs are cached under $ESTATE_CACHE.
 set -euo pipefail
 
@@ -151,10 +153,17 @@ start_infra() {
     port_open "$BROKER_PORT" && die "port $BROKER_PORT is taken by another program; set BROKER_PORT"
     # The broker logs at its own level: a RUST_LOG=info or debug meant for
     # our services makes nisshi log every request and run ~100x slower.
+    # compaction=single: nisshi's default compaction sweep (every 10 min)
+    # runs one query per key of each compacted partition, each a scan of
+    # the partition (its record table has no index on the key), so on
+    # dedupe.seen's hundreds of thousands of keys one sweep kept a core busy
+    # for as long as we watched; `single` does the same sweep in one
+    # statement (about a second on a 1.1 GB broker.db; BENCHMARKS.md,
+    # section 6). BROKER_STORAGE_QUERY adds options (`maintenance_interval=5s`).
     (cd "$ESTATE_HOME/broker" && RUST_LOG="${BROKER_LOG:-warn}" start broker "$NISSHI" broker \
       --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-      --storage-engine "sqlite://broker.db${BROKER_STORAGE_QUERY:-}")
+      --storage-engine "sqlite://broker.db?compaction=single${BROKER_STORAGE_QUERY:+&${BROKER_STORAGE_QUERY#\?}}")
   fi
   wait_port "$BROKER_PORT" broker 30 "$LOGS/broker.log"
   say "creating topics"

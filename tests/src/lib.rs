@@ -1189,8 +1189,13 @@ pub struct OwnBroker {
     pub brokers: String,
     port: u16,
     dir: PathBuf,
+    storage: String,
     child: Option<Child>,
 }
+
+/// The options of the local stack's storage URL (`scripts/stack.sh`): one
+/// compaction statement per sweep instead of one scan per key.
+pub const STACK_STORAGE_OPTIONS: &str = "compaction=single";
 
 impl OwnBroker {
     /// The nisshi binary: `ESTATE_TEST_NISSHI`, else where
@@ -1205,8 +1210,15 @@ impl OwnBroker {
         cache.join("estate-pipeline/nisshi-0.8.1/bin/nisshi")
     }
 
-    /// Starts a broker on a free port and waits until it accepts connections.
+    /// Starts a broker on a free port, with the local stack's storage
+    /// options, and waits until it accepts connections.
     pub fn start(name: &str) -> Self {
+        Self::start_with_storage(name, STACK_STORAGE_OPTIONS)
+    }
+
+    /// [`Self::start`] with the storage URL options `options`
+    /// (`sqlite://broker.db?<options>`).
+    pub fn start_with_storage(name: &str, options: &str) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "estate-broker-{name}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -1217,6 +1229,7 @@ impl OwnBroker {
             brokers: format!("127.0.0.1:{port}"),
             port,
             dir,
+            storage: format!("sqlite://broker.db?{options}"),
             child: None,
         };
         broker.restart();
@@ -1249,7 +1262,7 @@ impl OwnBroker {
                 "--advertised-listener-url",
                 &listener,
                 "--storage-engine",
-                "sqlite://broker.db",
+                &self.storage,
             ])
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
