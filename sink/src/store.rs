@@ -3,9 +3,10 @@
 //! A store writes one batch and the consumed offsets atomically, and tells
 //! the offsets it holds, so the consumer resumes exactly after the last
 //! batch it committed. PostgreSQL does both in one transaction: the
-//! batch's events, then its properties' stored states (locked), merged
-//! with the batch's events by [`crate::fold`], then the rows of the
-//! properties whose state changed, then the offsets.
+//! batch's properties' stored states (locked) and its events, sent
+//! together; the states merged with the batch's events by [`crate::fold`]
+//! while PostgreSQL inserts the events; then the rows of the properties
+//! whose state changed, then the offsets.
 
 use std::collections::{HashMap, HashSet};
 
@@ -299,8 +300,13 @@ fn is_data_error(e: &tokio_postgres::Error) -> bool {
 }
 
 /// The events of `events` and their properties' merged states, in `tx`:
-/// the events' rows; the stored rows of their properties, locked in key
-/// order; the fold; the rows of the properties whose state changed.
+/// the stored rows of their properties, locked in key order, and the
+/// events' rows, sent together (PostgreSQL runs them one after the other,
+/// and the fold runs here while it inserts the events); then the rows of
+/// the properties whose state changed. The states are locked before the
+/// events are inserted: an event's dedupe key belongs to one property, so
+/// two writers of the same event wait on its property's lock first and
+/// cannot deadlock on the event's row.
 async fn write_events(
     tx: &tokio_postgres::Transaction<'_>,
     prepared: &Prepared,
@@ -311,24 +317,36 @@ async fn write_events(
     }
     let started = std::time::Instant::now();
     let columns = EventColumns::of(events);
-    let _ = tx.execute(&prepared.events, &columns.params()).await?;
-    let events_ms = started.elapsed().as_secs_f64() * 1e3;
     let keys = fold::property_keys(events);
-    let mut stored = HashMap::with_capacity(keys.len());
-    for row in tx.query(&prepared.states, &[&keys]).await? {
-        let columns = stored_columns(&row)?;
-        let _ = stored.insert(columns.property_key.clone(), StoredRow::of(&columns));
-    }
-    let folded = fold::fold(events, &stored);
+    let read_and_fold = async {
+        let mut stored = HashMap::with_capacity(keys.len());
+        for row in tx.query(&prepared.states, &[&keys]).await? {
+            let columns = stored_columns(&row)?;
+            let _ = stored.insert(columns.property_key.clone(), StoredRow::of(&columns));
+        }
+        let read_ms = started.elapsed().as_secs_f64() * 1e3;
+        let folded = fold::fold(events, &stored);
+        let rows = folded
+            .changed
+            .iter()
+            .map(rows::property_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BatchError::Encode)?;
+        Ok::<_, BatchError>((folded, rows, read_ms))
+    };
+    let insert_events = async {
+        tx.execute(&prepared.events, &columns.params())
+            .await
+            .map_err(BatchError::from)
+    };
+    // Polled in this order, so the read is sent first and the insert right
+    // behind it; an error of either fails the batch (an insert refused for
+    // its data keeps its SQLSTATE, see `BatchError::data_error`).
+    let ((folded, rows, read_ms), _) = tokio::try_join!(read_and_fold, insert_events)?;
     for (property_key, why) in &folded.unreadable {
         tracing::error!(%property_key, %why, "stored property row left as it is");
     }
-    let rows = folded
-        .changed
-        .iter()
-        .map(rows::property_row)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(BatchError::Encode)?;
+    let events_ms = started.elapsed().as_secs_f64() * 1e3;
     let properties = PropertyColumns::of(&rows);
     if properties.len > 0 {
         let counts = tx
@@ -346,6 +364,7 @@ async fn write_events(
         events = events.len(),
         properties = properties.len,
         unchanged = folded.unchanged,
+        read_ms,
         events_ms,
         properties_ms = started.elapsed().as_secs_f64() * 1e3 - events_ms,
         "batch statements"
