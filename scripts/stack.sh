@@ -153,17 +153,20 @@ start_infra() {
     port_open "$BROKER_PORT" && die "port $BROKER_PORT is taken by another program; set BROKER_PORT"
     # The broker logs at its own level: a RUST_LOG=info or debug meant for
     # our services makes nisshi log every request and run ~100x slower.
+    local storage_options="${BROKER_STORAGE_QUERY:-}"
+    storage_options="${storage_options#\?}"
     # compaction=single: nisshi's default compaction sweep (every 10 min)
     # runs one query per key of each compacted partition, each a scan of
     # the partition (its record table has no index on the key), so on
     # dedupe.seen's hundreds of thousands of keys one sweep kept a core busy
     # for as long as we watched; `single` does the same sweep in one
     # statement (about a second on a 1.1 GB broker.db; BENCHMARKS.md,
-    # section 6). BROKER_STORAGE_QUERY adds options (`maintenance_interval=5s`).
+    # section 6). BROKER_STORAGE_QUERY's options come first, and nisshi takes
+    # the first value of an option, so `compaction=multi` there wins.
     (cd "$ESTATE_HOME/broker" && RUST_LOG="${BROKER_LOG:-warn}" start broker "$NISSHI" broker \
       --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-      --storage-engine "sqlite://broker.db?compaction=single${BROKER_STORAGE_QUERY:+&${BROKER_STORAGE_QUERY#\?}}")
+      --storage-engine "sqlite://broker.db?${storage_options:+$storage_options&}compaction=single")
   fi
   wait_port "$BROKER_PORT" broker 30 "$LOGS/broker.log"
   say "creating topics"

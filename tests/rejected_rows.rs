@@ -3,7 +3,11 @@
 //! what PostgreSQL cannot store from what it parses (a NUL character:
 //! `normalize/src/text_sanity.rs`), so the refused event here comes from
 //! another producer writing `properties.events` directly: valid Avro with
-//! a NUL in its address, not a valid PostgreSQL text.
+//! a NUL in its address, or in its property key, not a valid PostgreSQL
+//! text. (A NUL in the property key fails the sink's first statement, the
+//! locked read of the batch's states, before the events' insert sent
+//! behind it: the read's own error, SQLSTATE 22021, must be the one the
+//! sink classifies, never the insert's "transaction aborted" (breaker22).)
 
 use std::time::Duration;
 
@@ -19,18 +23,19 @@ fn event(id: &str, address: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// An event PostgreSQL refuses (a NUL in its address), framed with the
-/// schema id of `like`, a record the pipeline wrote to `properties.events`.
-fn poison(pipeline: &Pipeline, like: &[u8]) -> OutRecord {
+/// An event PostgreSQL refuses (a NUL in `property_key` or `address`),
+/// framed with the schema id of `like`, a record the pipeline wrote to
+/// `properties.events`.
+fn poison(pipeline: &Pipeline, like: &[u8], property_key: &str, address: &str) -> OutRecord {
     let (schema_id, _) = schemas::wire::split(like).expect("a wire-format value");
     let mut e = schemas::sample::price_change();
     e.event_id = "poison".into();
     e.dedupe_key = "generic:poison".into();
     e.provider_property_id = "prop_poison".into();
-    e.property_key = "generic:prop_poison".into();
+    e.property_key = property_key.into();
     e.change = None;
     if let Some(p) = e.property.as_mut() {
-        p.location.address = Some("2 Bad\0Street".into());
+        p.location.address = Some(address.into());
     }
     let datum = schemas::encode_datum(&e).expect("the event encodes");
     OutRecord {
@@ -44,7 +49,18 @@ fn poison(pipeline: &Pipeline, like: &[u8]) -> OutRecord {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_row_postgres_refuses_is_dead_lettered_and_the_rest_lands() {
-    let pipeline = Pipeline::start("rejected_rows").await;
+    refused_event_is_dead_lettered("rejected_rows", "generic:prop_poison", "2 Bad\0Street").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_in_the_property_key_is_dead_lettered_and_the_rest_lands() {
+    refused_event_is_dead_lettered("rejected_key", "generic:prop_\0poison", "2 Good Street").await;
+}
+
+/// The poison between two good events: the good ones land, the poison is
+/// dead-lettered once with PostgreSQL's SQLSTATE, and no row holds it.
+async fn refused_event_is_dead_lettered(name: &str, property_key: &str, address: &str) {
+    let pipeline = Pipeline::start(name).await;
     pipeline
         .deliver_generic(&event("before", "1 Good Street"))
         .await;
@@ -56,7 +72,9 @@ async fn a_row_postgres_refuses_is_dead_lettered_and_the_rest_lands() {
         .and_then(|m| m.payload())
         .unwrap_or_else(|| panic!("the first event is on its topic\n{}", pipeline.all_logs()))
         .to_vec();
-    pipeline.produce(&[poison(&pipeline, &like)]).await;
+    pipeline
+        .produce(&[poison(&pipeline, &like, property_key, address)])
+        .await;
     pipeline
         .deliver_generic(&event("after", "3 Good Street"))
         .await;

@@ -304,9 +304,11 @@ fn is_data_error(e: &tokio_postgres::Error) -> bool {
 /// events' rows, sent together (PostgreSQL runs them one after the other,
 /// and the fold runs here while it inserts the events); then the rows of
 /// the properties whose state changed. The states are locked before the
-/// events are inserted: an event's dedupe key belongs to one property, so
-/// two writers of the same event wait on its property's lock first and
-/// cannot deadlock on the event's row.
+/// events are inserted. Two writers of an existing property's events (two
+/// sinks during a rebalance) meet on its row's lock first; for a property
+/// with no row yet they meet on the event's row, and the second one's
+/// insert of the property finds the first one's row: the batch is written
+/// again, merging into it ([`BatchError::Raced`]).
 async fn write_events(
     tx: &tokio_postgres::Transaction<'_>,
     prepared: &Prepared,
@@ -339,10 +341,12 @@ async fn write_events(
             .await
             .map_err(BatchError::from)
     };
-    // Polled in this order, so the read is sent first and the insert right
-    // behind it; an error of either fails the batch (an insert refused for
-    // its data keeps its SQLSTATE, see `BatchError::data_error`).
-    let ((folded, rows, read_ms), _) = tokio::try_join!(read_and_fold, insert_events)?;
+    // Biased: always polled in this order, so the read is sent first and
+    // the insert right behind it, and since PostgreSQL answers in order, a
+    // failed read's own error (a data error keeps its SQLSTATE, see
+    // `BatchError::data_error`) is the one returned, never the insert's
+    // "current transaction is aborted" that follows it.
+    let ((folded, rows, read_ms), _) = tokio::try_join!(biased; read_and_fold, insert_events)?;
     for (property_key, why) in &folded.unreadable {
         tracing::error!(%property_key, %why, "stored property row left as it is");
     }
