@@ -212,7 +212,7 @@ pub(crate) fn stored_columns(row: &PropertyRow) -> StoredColumns {
     StoredColumns {
         property_key: row.property_key.clone(),
         state: Some(row.state.clone()),
-        snapshot: row.snapshot.clone(),
+        snapshot: None,
         source: row.source.clone(),
         provider: row.provider.to_string(),
         provider_property_id: row.provider_property_id.clone(),

@@ -25,8 +25,9 @@ pub struct StoredColumns {
     pub property_key: String,
     /// `state` as JSON text (`None`: a row from before migration `0007`).
     pub state: Option<String>,
-    /// `snapshot` as JSON text.
-    pub snapshot: String,
+    /// `snapshot` as JSON text, read only for a row from before migration
+    /// `0007` (`None` otherwise: a state carries its own snapshot).
+    pub snapshot: Option<String>,
     /// `source`.
     pub source: String,
     /// `provider` (a [`ProviderKind`] name).
@@ -135,8 +136,12 @@ fn legacy_version(columns: &StoredColumns) -> String {
 /// event set it, the row's last event. Err when the snapshot does not read
 /// or the row has no event time.
 pub fn legacy_state(columns: &StoredColumns) -> Result<PropertyState, String> {
-    let snapshot: PropertySnapshot = serde_json::from_str(&columns.snapshot)
-        .map_err(|e| format!("its snapshot does not read: {e}"))?;
+    let text = columns
+        .snapshot
+        .as_deref()
+        .ok_or_else(|| "its snapshot was not read".to_string())?;
+    let snapshot: PropertySnapshot =
+        serde_json::from_str(text).map_err(|e| format!("its snapshot does not read: {e}"))?;
     let occurred_at = columns
         .last_event_at
         .ok_or_else(|| "it has no last event time".to_string())?;
@@ -198,7 +203,7 @@ mod tests {
         StoredColumns {
             property_key: event.property_key.clone(),
             state: None,
-            snapshot: serde_json::to_string(&event.property).expect("a snapshot"),
+            snapshot: Some(serde_json::to_string(&event.property).expect("a snapshot")),
             source: event.source.clone(),
             provider: "generic".into(),
             provider_property_id: event.provider_property_id.clone(),
@@ -316,7 +321,7 @@ mod tests {
             Prior::Unreadable(why) if why.contains("state")
         ));
         let no_snapshot = StoredColumns {
-            snapshot: "[]".into(),
+            snapshot: Some("[]".into()),
             ..legacy_row()
         };
         assert!(matches!(
