@@ -32,9 +32,9 @@ pub const RECORD_OVERHEAD: usize = 36;
 pub const BATCH_OVERHEAD: usize = 61;
 
 /// What a later stage may add to a record it forwards unchanged: dedupe
-/// replaces `has-snapshot` with `source-offset` (at most 20 digits) and
-/// writes a fresh `traceparent` (55 bytes) where the input's was empty, at
-/// most 72 bytes more as librdkafka counts headers. A stage whose outputs
+/// adds `source-offset` (13 bytes of name, at most 20 digits) and writes a
+/// fresh `traceparent` (55 bytes) where the input's was empty, at most 90
+/// bytes more as librdkafka counts headers. A stage whose outputs
 /// are forwarded checks them against [`record_budget`] minus this, so the
 /// forwarded copy fits the same `message_max_bytes`.
 pub const FORWARDING_ALLOWANCE: usize = 128;

@@ -38,10 +38,6 @@ pub const DEDUPE_KEY: &str = "dedupe-key";
 /// Event type of a normalized event, for consumers that route without
 /// decoding (normalize sets it; dedupe keeps it on `properties.events`).
 pub const EVENT_TYPE: &str = "event-type";
-/// Whether a normalized event carries a property snapshot ("true"/"false").
-/// Normalize still writes it; no stage reads it since the state writer,
-/// which decodes every event, owns `properties.latest`.
-pub const HAS_SNAPSHOT: &str = "has-snapshot";
 /// Offset of the input record an output record was produced from: dedupe's
 /// on `properties.events` (an offset of `properties.normalized`), the state
 /// writer's on `properties.latest` (an offset of `properties.events`).

@@ -235,14 +235,6 @@ pub fn normalized_record(
     .header(headers::TRACEPARENT, traceparent)
     .header(headers::DEDUPE_KEY, event.dedupe_key.as_str())
     .header(headers::EVENT_TYPE, event.event_type.as_str())
-    .header(
-        headers::HAS_SNAPSHOT,
-        if event.property.is_some() {
-            "true"
-        } else {
-            "false"
-        },
-    )
 }
 
 #[cfg(test)]
@@ -328,10 +320,7 @@ mod tests {
             Some(events[0].property_key.as_bytes())
         );
         let names: Vec<&str> = record.headers.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            names,
-            ["traceparent", "dedupe-key", "event-type", "has-snapshot"]
-        );
+        assert_eq!(names, ["traceparent", "dedupe-key", "event-type"]);
         assert_eq!(record.headers[0].1, b"tp");
         assert_eq!(record.headers[1].1, events[0].dedupe_key.as_bytes());
     }
