@@ -4,15 +4,18 @@
 //! topic is held to its channel's message. Each carries the headers the
 //! document marks required, and none it does not name (a dead letter may
 //! copy the failed record's, as its message says; a raw record's
-//! `ingest-meta` fields are the raw message's documented properties). A
-//! header a stage adds or drops without the document saying so fails here,
-//! where `contract/tests/asyncapi.rs` only compares names in code.
+//! `ingest-meta` fields are the raw message's documented properties), in
+//! both raw layouts (`raw_metadata = "headers"` too) and for events
+//! re-driven by `normalize replay`. A header a stage adds or drops without
+//! the document saying so fails here, where `contract/tests/asyncapi.rs`
+//! only compares names in code.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::ingest_meta::IngestMeta;
-use pipeline_tests::Pipeline;
+use common::produce::OutRecord;
+use pipeline_tests::{Pipeline, fixture, header, unix_now};
 use rdkafka::Message as _;
 use rdkafka::message::{Headers as _, OwnedMessage};
 use serde_json::Value;
@@ -154,29 +157,17 @@ fn problems_of(
     problems
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_record_on_every_topic_has_the_headers_its_channel_documents() {
-    let pipeline = Pipeline::start("records_contract").await;
-    pipeline.deliver_event_duplicate_and_dead_letter().await;
-    let landed = pipeline
-        .wait_for_count(
-            "SELECT count(*) FROM property_events",
-            1,
-            Duration::from_secs(60),
-        )
-        .await;
-    assert_eq!(landed, 1, "{}", pipeline.all_logs());
+/// Waits until each topic holds at least its count of records, then holds
+/// every record on them to the contract; panics listing every breach.
+async fn assert_records_match_the_contract(pipeline: &Pipeline, at_least: [usize; 6]) {
     let topics = &pipeline.topics;
-    // Every topic that must hold records once the row landed: the three
-    // raw records, the dead letter, the two normalized copies, the seen
-    // key, the forwarded event and the property's state.
     let expected = [
-        ("webhooks.raw", topics.raw(), 3),
-        ("webhooks.dlq", topics.dlq(), 1),
-        ("properties.normalized", topics.normalized(), 2),
-        ("dedupe.seen", topics.seen(), 1),
-        ("properties.events", topics.events(), 1),
-        ("properties.latest", topics.latest(), 1),
+        ("webhooks.raw", topics.raw(), at_least[0]),
+        ("webhooks.dlq", topics.dlq(), at_least[1]),
+        ("properties.normalized", topics.normalized(), at_least[2]),
+        ("dedupe.seen", topics.seen(), at_least[3]),
+        ("properties.events", topics.events(), at_least[4]),
+        ("properties.latest", topics.latest(), at_least[5]),
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -216,4 +207,74 @@ async fn every_record_on_every_topic_has_the_headers_its_channel_documents() {
         "records that break contract/asyncapi.json:\n{}",
         problems.join("\n")
     );
+}
+
+async fn wait_for_rows(pipeline: &Pipeline, rows: i64) {
+    let landed = pipeline
+        .wait_for_count(
+            "SELECT count(*) FROM property_events",
+            rows,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(landed, rows, "{}", pipeline.all_logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_record_on_every_topic_has_the_headers_its_channel_documents() {
+    let pipeline = Pipeline::start("records_contract").await;
+    pipeline.deliver_event_duplicate_and_dead_letter().await;
+    wait_for_rows(&pipeline, 1).await;
+    // The three raw records, the dead letter, the two normalized copies,
+    // the seen key, the forwarded event and the property's state.
+    assert_records_match_the_contract(&pipeline, [3, 1, 2, 1, 1, 1]).await;
+}
+
+/// The other layouts the contract documents: the raw record's metadata as
+/// a header per field (`raw_metadata = "headers"`), and events re-driven
+/// from the dead letters by `normalize replay` (with `replay-id`).
+#[tokio::test(flavor = "multi_thread")]
+async fn header_per_field_and_replayed_records_keep_to_the_contract_too() {
+    let pipeline = Pipeline::start_with_env(
+        "records_contract_layouts",
+        &[("INGEST__RAW_METADATA", "headers")],
+    )
+    .await;
+    pipeline.deliver_event_duplicate_and_dead_letter().await;
+    wait_for_rows(&pipeline, 1).await;
+    // A dead letter a parser fix now reads, as an older normalize left it.
+    let topics = &pipeline.topics;
+    pipeline
+        .produce(&[OutRecord {
+            topic: topics.dlq(),
+            partition: Some(0),
+            key: None,
+            payload: Some(fixture("stream-estate/ad.update.price.json")),
+            headers: Vec::new(),
+        }
+        .header("source", "stream-estate")
+        .header("provider", "stream-estate")
+        .header("received-at", (unix_now() * 1000).to_string())
+        .header("error.stage", "normalize")
+        .header("error.kind", "unknown_provider")
+        .header("error.message", "no parser for provider `stream-estate`")
+        .header("topic", topics.raw())
+        .header("partition", "0")
+        .header("offset", "7")])
+        .await;
+    let output = pipeline.normalize_replay("contract-1", &[]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_for_rows(&pipeline, 2).await;
+    let replayed = pipeline
+        .read_topic(&topics.events())
+        .iter()
+        .filter(|m| header(m, "replay-id").as_deref() == Some("contract-1"))
+        .count();
+    assert_eq!(replayed, 1, "the replayed event carries its replay-id");
+    assert_records_match_the_contract(&pipeline, [3, 2, 3, 2, 2, 2]).await;
 }
