@@ -6,30 +6,7 @@
 
 use std::time::Duration;
 
-use common::produce::OutRecord;
-use pipeline_tests::{Pipeline, fixture, header, unix_now};
-
-fn dead_letter(pipeline: &Pipeline, provider: &str, stage: &str, body: Vec<u8>) -> OutRecord {
-    OutRecord {
-        topic: pipeline.topics.dlq(),
-        partition: Some(0),
-        key: None,
-        payload: Some(body),
-        headers: Vec::new(),
-    }
-    .header("source", provider)
-    .header("provider", provider)
-    .header("received-at", (unix_now() * 1000).to_string())
-    .header("error.stage", stage)
-    .header("error.kind", "unknown_provider")
-    .header(
-        "error.message",
-        format!("no parser for provider `{provider}`"),
-    )
-    .header("topic", pipeline.topics.raw())
-    .header("partition", "0")
-    .header("offset", "41")
-}
+use pipeline_tests::{Pipeline, fixture, header};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_recovers_what_the_fixed_parser_reads_and_leaves_the_rest() {
@@ -37,24 +14,17 @@ async fn replay_recovers_what_the_fixed_parser_reads_and_leaves_the_rest() {
     // What the walking skeleton, which knew only the generic provider, left behind.
     pipeline
         .produce(&[
-            dead_letter(
-                &pipeline,
+            pipeline.dead_letter(
                 "stream-estate",
                 "normalize",
                 fixture("stream-estate/ad.update.price.json"),
             ),
-            dead_letter(
-                &pipeline,
+            pipeline.dead_letter(
                 "generic",
                 "normalize",
                 fixture("generic/appointment.scheduled.json"),
             ),
-            dead_letter(
-                &pipeline,
-                "generic",
-                "sink",
-                fixture("generic/property.created.json"),
-            ),
+            pipeline.dead_letter("generic", "sink", fixture("generic/property.created.json")),
         ])
         .await;
 

@@ -14,8 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::ingest_meta::IngestMeta;
-use common::produce::OutRecord;
-use pipeline_tests::{Pipeline, fixture, header, unix_now};
+use pipeline_tests::{Pipeline, fixture, header};
 use rdkafka::Message as _;
 use rdkafka::message::{Headers as _, OwnedMessage};
 use serde_json::Value;
@@ -245,22 +244,11 @@ async fn header_per_field_and_replayed_records_keep_to_the_contract_too() {
     // A dead letter a parser fix now reads, as an older normalize left it.
     let topics = &pipeline.topics;
     pipeline
-        .produce(&[OutRecord {
-            topic: topics.dlq(),
-            partition: Some(0),
-            key: None,
-            payload: Some(fixture("stream-estate/ad.update.price.json")),
-            headers: Vec::new(),
-        }
-        .header("source", "stream-estate")
-        .header("provider", "stream-estate")
-        .header("received-at", (unix_now() * 1000).to_string())
-        .header("error.stage", "normalize")
-        .header("error.kind", "unknown_provider")
-        .header("error.message", "no parser for provider `stream-estate`")
-        .header("topic", topics.raw())
-        .header("partition", "0")
-        .header("offset", "7")])
+        .produce(&[pipeline.dead_letter(
+            "stream-estate",
+            "normalize",
+            fixture("stream-estate/ad.update.price.json"),
+        )])
         .await;
     let output = pipeline.normalize_replay("contract-1", &[]);
     assert!(

@@ -920,6 +920,37 @@ impl Pipeline {
             .expect("run normalize replay")
     }
 
+    /// A dead letter on this pipeline's `webhooks.dlq` as an older
+    /// normalize left it: `body` from `provider`, refused by `stage` for an
+    /// unknown provider, from `webhooks.raw` partition 0 at offset 41, its
+    /// metadata a header per field (what `normalize replay` re-drives).
+    pub fn dead_letter(
+        &self,
+        provider: &str,
+        stage: &str,
+        body: Vec<u8>,
+    ) -> common::produce::OutRecord {
+        common::produce::OutRecord {
+            topic: self.topics.dlq(),
+            partition: Some(0),
+            key: None,
+            payload: Some(body),
+            headers: Vec::new(),
+        }
+        .header("source", provider)
+        .header("provider", provider)
+        .header("received-at", (unix_now() * 1000).to_string())
+        .header("error.stage", stage)
+        .header("error.kind", "unknown_provider")
+        .header(
+            "error.message",
+            format!("no parser for provider `{provider}`"),
+        )
+        .header("topic", self.topics.raw())
+        .header("partition", "0")
+        .header("offset", "41")
+    }
+
     /// The records on this pipeline's DLQ that `stage` dead-lettered.
     pub fn dead_letters_of(&self, stage: &str) -> Vec<OwnedMessage> {
         self.read_topic(&self.topics.dlq())
