@@ -274,7 +274,10 @@ async fn a_row_an_older_sink_rewrote_during_an_upgrade_keeps_its_event() {
         )
         .await
         .expect("the older sink's upsert");
-    assert_eq!(rewritten, 1, "the older sink's rule lets its newer event in");
+    assert_eq!(
+        rewritten, 1,
+        "the older sink's rule lets its newer event in"
+    );
 
     // The new sink then stores a sale.
     let sold = partial("up", "sold", EventType::Sold, T0 + 2 * DAY, |p| {
