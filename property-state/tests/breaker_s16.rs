@@ -43,7 +43,7 @@ fn permutations(events: &[PropertyEvent]) -> Vec<Vec<PropertyEvent>> {
         }
         for i in 0..k {
             heap(k - 1, items, out);
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 items.swap(i, k - 1);
             } else {
                 items.swap(0, k - 1);
