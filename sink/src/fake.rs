@@ -224,6 +224,8 @@ pub(crate) fn stored_columns(row: &PropertyRow) -> StoredColumns {
         last_normalizer_version: row.last_normalizer_version.clone(),
         last_event_id: None,
         last_received_at: None,
+        first_seen_at: None,
+        last_seen_at: None,
     }
 }
 

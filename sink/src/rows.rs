@@ -139,10 +139,10 @@ pub struct PropertyRow {
     /// `sold_at`.
     pub sold_at: Option<i64>,
     /// `first_seen_at`: the provider's first-seen time, else the earliest
-    /// contributing event's (the statement keeps the earliest ever stored).
+    /// contributing event's.
     pub first_seen_at: Option<i64>,
     /// `last_seen_at`: the provider's last-seen time, else the last
-    /// event's (the statement keeps the latest ever stored).
+    /// event's.
     pub last_seen_at: Option<i64>,
     /// `last_event_type`: the last event that changed the state.
     pub last_event_type: Option<&'static str>,

@@ -50,7 +50,8 @@ WHERE normalizer_version_key(EXCLUDED.normalizer_version)
 /// row. For a row from before migration `0007` (`state IS NULL`), its last
 /// event's `property_events` row gives what the row lacks (by key, or by
 /// position for rows from before migration `0004`, which had no key), and
-/// its `snapshot` is read; a row with a state holds its snapshot there, and
+/// its `snapshot` and seen times are read; a row with a state holds its
+/// snapshot there, and
 /// turning a `jsonb` of about 1 KB back into text was 40 % of this read
 /// (7 of 16 ms for 500 rows, BENCHMARKS.md "The sink's read").
 pub const SELECT_STATES: &str = "
@@ -61,7 +62,9 @@ SELECT p.property_key, p.state::text,
     p.last_event_partition, p.last_event_offset,
     COALESCE(p.last_dedupe_key, e.dedupe_key),
     COALESCE(p.last_normalizer_version, e.normalizer_version),
-    e.event_id, round(extract(epoch FROM e.received_at) * 1000)::int8
+    e.event_id, round(extract(epoch FROM e.received_at) * 1000)::int8,
+    CASE WHEN p.state IS NULL THEN round(extract(epoch FROM p.first_seen_at) * 1000)::int8 END,
+    CASE WHEN p.state IS NULL THEN round(extract(epoch FROM p.last_seen_at) * 1000)::int8 END
 FROM properties p
 LEFT JOIN LATERAL (
     SELECT e.dedupe_key, e.event_id, e.normalizer_version, e.received_at
@@ -81,7 +84,12 @@ FOR UPDATE OF p";
 /// read) is not applied: the statement answers how many rows it updated
 /// and inserted, and the store writes the batch again when that falls
 /// short, so a state is never replaced by one merged without it.
-/// `first_seen_at` keeps the earliest ever stored, `last_seen_at` the latest.
+/// Every column is the state's, `first_seen_at` and `last_seen_at` too: they
+/// used to keep the earliest and the latest ever stored, which made them
+/// depend on the order and the batching of the events (and let one
+/// sender's far-future `last_seen_at` pin the column for ever); a row from
+/// before migration `0007` carries its seen times into its state instead
+/// ([`crate::stored::legacy_state`]).
 pub const WRITE_PROPERTIES: &str = "
 WITH t AS (
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -107,8 +115,8 @@ WITH t AS (
         bedrooms = t.bedrooms, bathrooms = t.bathrooms, address = t.address, city = t.city,
         postcode = t.postcode, department = t.department, country = t.country,
         latitude = t.latitude, longitude = t.longitude, status = t.status,
-        first_seen_at = LEAST(p.first_seen_at, to_timestamp(t.first_seen_s)),
-        last_seen_at = GREATEST(p.last_seen_at, to_timestamp(t.last_seen_s)),
+        first_seen_at = to_timestamp(t.first_seen_s),
+        last_seen_at = to_timestamp(t.last_seen_s),
         last_event_type = t.last_event_type, last_event_at = to_timestamp(t.last_event_s),
         last_event_partition = t.last_event_partition,
         last_event_offset = t.last_event_offset, snapshot = t.snapshot::jsonb,

@@ -397,6 +397,8 @@ fn stored_columns(row: &Row) -> Result<StoredColumns, tokio_postgres::Error> {
         last_normalizer_version: row.try_get(11)?,
         last_event_id: row.try_get(12)?,
         last_received_at: row.try_get(13)?,
+        first_seen_at: row.try_get(14)?,
+        last_seen_at: row.try_get(15)?,
     })
 }
 

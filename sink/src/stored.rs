@@ -50,6 +50,10 @@ pub struct StoredColumns {
     pub last_event_id: Option<String>,
     /// The last event's `received_at` (its `property_events` row; legacy rows only).
     pub last_received_at: Option<i64>,
+    /// `first_seen_at` (legacy rows only: a state holds its own).
+    pub first_seen_at: Option<i64>,
+    /// `last_seen_at` (legacy rows only: a state holds its own).
+    pub last_seen_at: Option<i64>,
 }
 
 /// The prior state a stored row gives the merge.
@@ -133,15 +137,20 @@ fn legacy_version(columns: &StoredColumns) -> String {
 }
 
 /// A row from before migration `0007` as a state: its snapshot as if one
-/// event set it, the row's last event. Err when the snapshot does not read
-/// or the row has no event time.
+/// event set it, the row's last event. The row's `first_seen_at` and
+/// `last_seen_at` (the earliest and latest an older sink ever stored) are
+/// that event's first and last seen, so the row's columns, now derived
+/// from its state alone, keep what they showed. Err when the snapshot does
+/// not read or the row has no event time.
 pub fn legacy_state(columns: &StoredColumns) -> Result<PropertyState, String> {
     let text = columns
         .snapshot
         .as_deref()
         .ok_or_else(|| "its snapshot was not read".to_string())?;
-    let snapshot: PropertySnapshot =
+    let mut snapshot: PropertySnapshot =
         serde_json::from_str(text).map_err(|e| format!("its snapshot does not read: {e}"))?;
+    snapshot.first_seen_at = columns.first_seen_at.or(snapshot.first_seen_at);
+    snapshot.last_seen_at = columns.last_seen_at.or(snapshot.last_seen_at);
     let occurred_at = columns
         .last_event_at
         .ok_or_else(|| "it has no last event time".to_string())?;
@@ -215,6 +224,8 @@ mod tests {
             last_normalizer_version: Some("0.1.0".into()),
             last_event_id: Some("old".into()),
             last_received_at: Some(event.occurred_at + 5),
+            first_seen_at: None,
+            last_seen_at: None,
         }
     }
 
@@ -277,6 +288,30 @@ mod tests {
             merged.state.property.title.as_deref(),
             Some("only the older one says")
         );
+    }
+
+    /// The seen times an older sink kept (the earliest and latest it ever
+    /// stored) become the legacy event's, so the row's columns, derived
+    /// from its state, keep showing them (breaker-s16).
+    #[test]
+    fn a_legacy_rows_seen_times_are_its_states() {
+        let columns = StoredColumns {
+            first_seen_at: Some(10),
+            last_seen_at: Some(20),
+            ..legacy_row()
+        };
+        let Prior::Legacy(state) = StoredRow::of(&columns).prior else {
+            panic!("a legacy prior");
+        };
+        assert_eq!(
+            (state.property.first_seen_at, state.property.last_seen_at),
+            (Some(10), Some(20))
+        );
+        assert!(state.fields.contains_key("first_seen_at"));
+        let Prior::Legacy(without) = StoredRow::of(&legacy_row()).prior else {
+            panic!("a legacy prior");
+        };
+        assert_eq!(without.property.first_seen_at, None);
     }
 
     #[test]
