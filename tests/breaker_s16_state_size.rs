@@ -11,49 +11,13 @@
 
 use std::time::{Duration, Instant};
 
-use common::produce::OutRecord;
 use pipeline_tests::latest_states::latest_records;
 use pipeline_tests::{Pipeline, Service};
 use schemas::{EventType, PropertyEvent};
-use serde_json::json;
 
 /// The state writer's record limit in this test (normalize would refuse
 /// an event over the same limit).
 const LIMIT: &str = "20000";
-
-/// Registers the current event schema for the events topic; its id.
-async fn register(pipeline: &Pipeline) -> u32 {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!(
-            "{}/subjects/{}-value/versions",
-            pipeline.stack.registry_url,
-            pipeline.topics.events()
-        ))
-        .header("content-type", "application/vnd.schemaregistry.v1+json")
-        .json(&json!({ "schema": schemas::PROPERTY_EVENT_AVSC }))
-        .send()
-        .await
-        .expect("the registry answers")
-        .json()
-        .await
-        .expect("a JSON answer");
-    body["id"]
-        .as_u64()
-        .and_then(|id| u32::try_from(id).ok())
-        .unwrap_or_else(|| panic!("no schema id: {body}"))
-}
-
-/// `event` as dedupe forwards it, on partition 0 of the events topic.
-fn record(pipeline: &Pipeline, schema_id: u32, event: &PropertyEvent) -> OutRecord {
-    let datum = schemas::encode_datum(event).expect("the event encodes");
-    OutRecord {
-        topic: pipeline.topics.events(),
-        partition: Some(0),
-        key: Some(event.property_key.clone().into_bytes()),
-        payload: Some(schemas::wire::frame(schema_id, &datum)),
-        headers: vec![("dedupe-key".into(), event.dedupe_key.clone().into_bytes())],
-    }
-}
 
 fn event(property: &str, id: &str, occurred_at: i64) -> PropertyEvent {
     let mut e = schemas::sample::price_change();
@@ -79,7 +43,7 @@ async fn a_state_larger_than_its_events_does_not_stop_the_partition() {
         &[("STATE_WRITER__KAFKA__MESSAGE_MAX_BYTES", LIMIT)],
     )
     .await;
-    let id = register(&pipeline).await;
+    let id = pipeline.register_event_schema().await;
     let t = 1_709_251_200_000;
     let mut described = event("big", "described", t);
     if let Some(p) = described.property.as_mut() {
@@ -101,9 +65,9 @@ async fn a_state_larger_than_its_events_does_not_stop_the_partition() {
     }
     pipeline
         .produce(&[
-            record(&pipeline, id, &described),
-            record(&pipeline, id, &pictured),
-            record(&pipeline, id, &other),
+            pipeline.forwarded_event(id, &described),
+            pipeline.forwarded_event(id, &pictured),
+            pipeline.forwarded_event(id, &other),
         ])
         .await;
 

@@ -19,9 +19,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::produce::OutRecord;
-use pipeline_tests::{Pipeline, Service, Stack};
+use pipeline_tests::{Pipeline, Service};
 use schemas::{EventType, PropertyEvent, PropertySnapshot};
-use serde_json::json;
 use sink::fold;
 use sink::rows::{self, EventToWrite, Position};
 use sink::store::{PostgresSink, Sink, WriteError};
@@ -30,39 +29,6 @@ use sink::store::{PostgresSink, Sink, WriteError};
 const CREATED_AT: i64 = 1_686_825_000_000;
 const UPDATED_AT: i64 = CREATED_AT + 86_400_000;
 const SOLD_AT: i64 = CREATED_AT + 2 * 86_400_000;
-
-/// Registers the current event schema for the events topic; its id.
-async fn register(stack: &Stack, topic: &str) -> u32 {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!(
-            "{}/subjects/{topic}-value/versions",
-            stack.registry_url
-        ))
-        .header("content-type", "application/vnd.schemaregistry.v1+json")
-        .json(&json!({ "schema": schemas::PROPERTY_EVENT_AVSC }))
-        .send()
-        .await
-        .expect("the registry answers")
-        .json()
-        .await
-        .expect("a JSON answer");
-    body["id"]
-        .as_u64()
-        .and_then(|id| u32::try_from(id).ok())
-        .unwrap_or_else(|| panic!("no schema id: {body}"))
-}
-
-/// `event` as dedupe forwards it, on the events topic.
-fn record(pipeline: &Pipeline, schema_id: u32, event: &PropertyEvent) -> OutRecord {
-    let datum = schemas::encode_datum(event).expect("the event encodes");
-    OutRecord {
-        topic: pipeline.topics.events(),
-        partition: Some(0),
-        key: Some(event.property_key.clone().into_bytes()),
-        payload: Some(schemas::wire::frame(schema_id, &datum)),
-        headers: vec![("dedupe-key".into(), event.dedupe_key.clone().into_bytes())],
-    }
-}
 
 /// An event about `generic:<property>` with the sample's full snapshot.
 fn event(property: &str, id: &str, event_type: EventType, occurred_at: i64) -> PropertyEvent {
@@ -171,7 +137,7 @@ async fn unchanged_total(pipeline: &Pipeline) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sale_after_the_creation_keeps_what_was_known_and_replays_change_nothing() {
     let pipeline = Pipeline::start_with("merged_state", &[Service::Sink], None, &[]).await;
-    let id = register(&pipeline.stack, &pipeline.topics.events()).await;
+    let id = pipeline.register_event_schema().await;
     let created = event("prop_m", "evt_m_created", EventType::Created, CREATED_AT);
     let mut updated = event("prop_m", "evt_m_updated", EventType::Updated, UPDATED_AT);
     if let Some(p) = updated.property.as_mut() {
@@ -180,7 +146,7 @@ async fn a_sale_after_the_creation_keeps_what_was_known_and_replays_change_nothi
     let sold = sale("prop_m", "evt_m_sold");
     let batch: Vec<OutRecord> = [&created, &updated, &sold]
         .iter()
-        .map(|e| record(&pipeline, id, e))
+        .map(|e| pipeline.forwarded_event(id, e))
         .collect();
     pipeline.produce(&batch).await;
     wait_for_offset(&pipeline, 3).await;
@@ -220,7 +186,7 @@ async fn a_sale_after_the_creation_keeps_what_was_known_and_replays_change_nothi
     renotified.received_at += 3_600_000;
     renotified.unchanged = Some(true);
     let mut again = batch.clone();
-    again.push(record(&pipeline, id, &renotified));
+    again.push(pipeline.forwarded_event(id, &renotified));
     pipeline.produce(&again).await;
     wait_for_offset(&pipeline, 7).await;
     assert_eq!(
@@ -246,17 +212,21 @@ async fn a_sale_after_the_creation_keeps_what_was_known_and_replays_change_nothi
 #[tokio::test(flavor = "multi_thread")]
 async fn a_property_known_only_by_reference_has_a_row_without_a_last_event() {
     let pipeline = Pipeline::start_with("merged_reference", &[Service::Sink], None, &[]).await;
-    let id = register(&pipeline.stack, &pipeline.topics.events()).await;
+    let id = pipeline.register_event_schema().await;
     let mut reference = event("prop_r", "evt_r", EventType::ReferenceOnly, CREATED_AT);
     reference.property = None;
     let created = event("prop_r", "evt_r_created", EventType::Created, UPDATED_AT);
-    pipeline.produce(&[record(&pipeline, id, &reference)]).await;
+    pipeline
+        .produce(&[pipeline.forwarded_event(id, &reference)])
+        .await;
     wait_for_offset(&pipeline, 1).await;
     let r = row(&pipeline, "generic:prop_r").await;
     assert_eq!((r.price, r.status, r.last_event_type), (None, None, None));
     assert_eq!(r.contributing_events, Some(0));
 
-    pipeline.produce(&[record(&pipeline, id, &created)]).await;
+    pipeline
+        .produce(&[pipeline.forwarded_event(id, &created)])
+        .await;
     wait_for_offset(&pipeline, 2).await;
     let r = row(&pipeline, "generic:prop_r").await;
     assert_eq!(r.price, Some(750_000.0));
@@ -327,9 +297,9 @@ async fn a_row_from_before_the_merge_keeps_what_it_knew_after_the_upgrade() {
 
     // The sink upgrades the database at start, then merges a sale into it.
     pipeline.spawn(Service::Sink);
-    let id = register(&pipeline.stack, &pipeline.topics.events()).await;
+    let id = pipeline.register_event_schema().await;
     pipeline
-        .produce(&[record(&pipeline, id, &sale("prop_u", "evt_u_sold"))])
+        .produce(&[pipeline.forwarded_event(id, &sale("prop_u", "evt_u_sold"))])
         .await;
     wait_for_offset(&pipeline, 1).await;
     assert_eq!(

@@ -951,6 +951,46 @@ impl Pipeline {
         .header("offset", "41")
     }
 
+    /// Registers the current `PropertyEvent` schema as this pipeline's
+    /// `properties.events` value subject; its id.
+    pub async fn register_event_schema(&self) -> u32 {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!(
+                "{}/subjects/{}-value/versions",
+                self.stack.registry_url,
+                self.topics.events()
+            ))
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .json(&serde_json::json!({ "schema": schemas::PROPERTY_EVENT_AVSC }))
+            .send()
+            .await
+            .expect("the registry answers")
+            .json()
+            .await
+            .expect("a JSON answer");
+        body["id"]
+            .as_u64()
+            .and_then(|id| u32::try_from(id).ok())
+            .unwrap_or_else(|| panic!("no schema id: {body}"))
+    }
+
+    /// `event` as dedupe forwards it, on partition 0 of this pipeline's
+    /// `properties.events`, framed under `schema_id`.
+    pub fn forwarded_event(
+        &self,
+        schema_id: u32,
+        event: &schemas::PropertyEvent,
+    ) -> common::produce::OutRecord {
+        let datum = schemas::encode_datum(event).expect("the event encodes");
+        common::produce::OutRecord {
+            topic: self.topics.events(),
+            partition: Some(0),
+            key: Some(event.property_key.clone().into_bytes()),
+            payload: Some(schemas::wire::frame(schema_id, &datum)),
+            headers: vec![("dedupe-key".into(), event.dedupe_key.clone().into_bytes())],
+        }
+    }
+
     /// The records on this pipeline's DLQ that `stage` dead-lettered.
     pub fn dead_letters_of(&self, stage: &str) -> Vec<OwnedMessage> {
         self.read_topic(&self.topics.dlq())
