@@ -13,6 +13,10 @@
 //! JSON line; a record that repeats the state already held (a re-read, or a
 //! state written again after a crash) prints nothing.
 //!
+//! A state whose `withheld_fields` is not empty was too large for one
+//! record: those fields' values are left out (null) and only PostgreSQL's
+//! `properties` row has them.
+//!
 //! Order: one property's states are on one partition, in order, so the last
 //! record read for a key is its latest state. Started several times with the
 //! same group, each instance holds the properties of its partitions; after a

@@ -9,12 +9,14 @@
 //! fields the merge walks. The merge is commutative, associative and
 //! idempotent (property tests in `tests/merge_laws.rs`): the same events in
 //! any order, with duplicates, redeliveries and replays, give the same
-//! state.
+//! state. A state too large for one record of `properties.latest` has its
+//! largest values withheld there ([`withhold`]).
 
 pub mod carried;
 pub mod fields;
 pub mod merge;
 pub mod version;
+pub mod withhold;
 
-pub use merge::{Merged, join, merge, merge_all, state_of};
+pub use merge::{Merged, diff, join, merge, merge_all, state_of};
 pub use version::version_key;

@@ -58,11 +58,18 @@ pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
         let Some(incoming) = other.fields.get(field.path) else {
             continue;
         };
+        let incoming_withheld = withheld(other, field.path);
         let wins = state.fields.get(field.path).is_none_or(|current| {
             match field_rank(incoming).cmp(&field_rank(current)) {
                 Ordering::Greater => true,
                 Ordering::Less => false,
-                Ordering::Equal => field.tie_key(&other.property) > field.tie_key(&state.property),
+                // One version, its value withheld on one side only: the
+                // side that has the value wins.
+                Ordering::Equal => match (withheld(&state, field.path), incoming_withheld) {
+                    (true, false) => true,
+                    (false, true) => false,
+                    _ => field.tie_key(&other.property) > field.tie_key(&state.property),
+                },
             }
         });
         if !wins {
@@ -80,6 +87,7 @@ pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
         let _ = state
             .fields
             .insert(field.path.to_string(), incoming.clone());
+        set_withheld(&mut state, field.path, incoming_withheld);
     }
     for incoming in &other.contributors {
         keep_contributor(&mut state, incoming);
@@ -92,6 +100,53 @@ pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
         changed,
         changed_fields,
     }
+}
+
+/// What `state` changed from `prior`, as a merge would say it: for a state
+/// altered after its merge (values withheld, [`crate::withhold`]).
+pub fn diff(prior: Option<&PropertyState>, state: PropertyState) -> Merged {
+    let changed_fields: Vec<&'static str> = match prior {
+        None => FIELDS
+            .iter()
+            .filter(|f| state.fields.contains_key(f.path))
+            .map(|f| f.path)
+            .collect(),
+        Some(prior) => FIELDS
+            .iter()
+            .filter(|f| {
+                !f.same(&prior.property, &state.property)
+                    || f.tie_key(&prior.property) != f.tie_key(&state.property)
+            })
+            .map(|f| f.path)
+            .collect(),
+    };
+    let changed =
+        prior.is_none_or(|prior| !changed_fields.is_empty() || !same_bookkeeping(prior, &state));
+    Merged {
+        state,
+        changed,
+        changed_fields,
+    }
+}
+
+/// Whether `state` withholds the value of field `path`.
+pub(crate) fn withheld(state: &PropertyState, path: &str) -> bool {
+    state.withheld_fields.iter().any(|f| f == path)
+}
+
+/// Marks the value of field `path` withheld (`on`) or present, keeping
+/// the list in [`FIELDS`] order.
+pub(crate) fn set_withheld(state: &mut PropertyState, path: &'static str, on: bool) {
+    if withheld(state, path) == on {
+        return;
+    }
+    if on {
+        state.withheld_fields.push(path.to_string());
+    } else {
+        state.withheld_fields.retain(|f| f != path);
+    }
+    let order = |p: &String| FIELDS.iter().position(|f| f.path == p.as_str());
+    state.withheld_fields.sort_by_key(order);
 }
 
 /// The state one event alone builds: every field it carries, set by it.
@@ -143,6 +198,7 @@ fn blank(
         last_event: None,
         last_changed_fields: Vec::new(),
         contributing_events: 0,
+        withheld_fields: Vec::new(),
     }
 }
 
@@ -188,6 +244,7 @@ fn same_bookkeeping(a: &PropertyState, b: &PropertyState) -> bool {
         && a.last_event == b.last_event
         && a.last_changed_fields == b.last_changed_fields
         && a.contributing_events == b.contributing_events
+        && a.withheld_fields == b.withheld_fields
 }
 
 /// Whether `version` was set by `contributor`: the same event version

@@ -47,6 +47,11 @@ pub const PROPERTY_EVENT_HISTORY: [(&str, &str); 3] = [
 /// The `PropertyState` schema text (`properties.latest-value`).
 pub const PROPERTY_STATE_AVSC: &str = include_str!("../avro/property_state.avsc");
 
+/// Every released version of the state schema, oldest first: the current
+/// one must read what each of them wrote (BACKWARD, transitively).
+pub const PROPERTY_STATE_HISTORY: [(&str, &str); 1] =
+    [("v1", include_str!("../avro/history/property_state.v1.avsc"))];
+
 /// Full name of the record, for record-name subject strategies.
 pub const PROPERTY_EVENT_NAME: &str = "estate.pipeline.PropertyEvent";
 

@@ -35,6 +35,13 @@ pub struct PropertyState {
     pub last_changed_fields: Vec<String>,
     /// How many distinct events (dedupe keys) the state is built from.
     pub contributing_events: i32,
+    /// The snapshot fields whose value is withheld (null here although
+    /// known, their version in `fields`) so that the state fits one record
+    /// of `properties.latest`; empty on nearly every state. Only the state
+    /// writer withholds (`property_state::withhold`); PostgreSQL's row
+    /// keeps every value.
+    #[serde(default)]
+    pub withheld_fields: Vec<String>,
 }
 
 /// The event that set one snapshot field.

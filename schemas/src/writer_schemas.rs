@@ -210,6 +210,7 @@ mod tests {
             last_event: None,
             last_changed_fields: Vec::new(),
             contributing_events: 0,
+            withheld_fields: Vec::new(),
         };
         let framed = crate::wire::frame(3, &crate::encode_state(&state).expect("encodes"));
         let mut cache = WriterSchemas::<PropertyState>::default();

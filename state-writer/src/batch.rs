@@ -3,7 +3,8 @@
 //! 1. decode every value, holding the batch while the registry cannot give
 //!    a writer schema ([`StateWriter::decode_holding`]);
 //! 2. merge every event into its property's state, in input order, one
-//!    output per change ([`plan_batch`]);
+//!    output per change, each fitted into one record ([`plan_batch`],
+//!    [`crate::fit`]);
 //! 3. check ownership ([`common::stage_loop::CoPartitioned::before_write`]) and produce the outputs once,
 //!    in input order, to the inputs' partitions of `properties.latest`
 //!    ([`crate::writer::Writer::send_once`]);
@@ -42,7 +43,13 @@ impl StateWriter {
                 event: event.as_ref(),
             })
             .collect();
-        let plan = plan_batch(&self.co.partitions.states(), &inputs);
+        let plan = plan_batch(&self.co.partitions.states(), &inputs, &self.writer.limit())?;
+        for output in plan.outputs.iter().filter(|o| !o.withheld.is_empty()) {
+            self.metrics.withheld.inc();
+            tracing::warn!(key = %output.key, withheld = ?output.withheld,
+                "the state is over the record size limit: its largest values are withheld \
+                 on properties.latest (PostgreSQL keeps them)");
+        }
         let mut spans = Vec::with_capacity(batch.len());
         let mut traceparents = vec![String::new(); batch.len()];
         for (index, (message, decision)) in batch.iter().zip(&plan.decisions).enumerate() {
@@ -68,7 +75,7 @@ impl StateWriter {
                     dedupe_key,
                     traceparent: &traceparents[output.input],
                 };
-                self.writer.record(&output.key, &output.state, origin)
+                self.writer.record(&output.key, &output.datum, origin)
             })
             .collect::<anyhow::Result<Vec<OutRecord>>>()?;
         let (started, polled_at) = match decoded.held_until {

@@ -14,7 +14,9 @@
 //! The core is pure: [`state`] (a partition's property states and mark),
 //! [`restore`] (the fold of `properties.latest` back into them) and
 //! [`plan`] (what a batch writes, learns and commits, and how a partial
-//! failure settles, with a model test against a simulated broker). Around
+//! failure settles, with a model test against a simulated broker) and
+//! [`fit`] (a state over the record size limit has its largest values
+//! withheld rather than stopping the partition). Around
 //! it: [`registry`] (the state's schema id, the writer-schema caches),
 //! `hold` (holding a batch while the registry cannot give a writer
 //! schema), `restoring`, [`writer`], `batch` (one batch's IO), [`metrics`]
@@ -28,6 +30,7 @@
 //! registry outage stops only it, never the events' path to the sink.
 
 mod batch;
+pub mod fit;
 mod hold;
 pub mod metrics;
 pub mod plan;

@@ -18,6 +18,8 @@ pub struct StateWriterMetrics {
     pub undecodable: Counter,
     /// Records of `properties.latest` a restore found to be no state.
     pub unreadable_states: Counter,
+    /// States written with values withheld to fit one record.
+    pub withheld: Counter,
 }
 
 impl Default for StateWriterMetrics {
@@ -35,8 +37,13 @@ impl Default for StateWriterMetrics {
             "unreadable_states",
             "Records of properties.latest a restore found to be no state (the key is rebuilt)",
         );
+        let withheld = builder.counter(
+            "withheld",
+            "States written to properties.latest with their largest values withheld to fit one record",
+        );
         Self {
             stage: Arc::new(builder.build()),
+            withheld,
             unchanged,
             undecodable,
             unreadable_states,

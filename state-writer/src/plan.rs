@@ -35,6 +35,7 @@ use std::collections::{BTreeSet, HashMap};
 use property_state::merge;
 use schemas::{PropertyEvent, PropertyState};
 
+use crate::fit::RecordLimit;
 use crate::state::PartitionState;
 
 /// One input record as the plan sees it.
@@ -73,8 +74,13 @@ pub struct Output {
     pub input: usize,
     /// The property's key (the record key).
     pub key: String,
-    /// Its state after the input.
+    /// Its state after the input (with values withheld to fit a record).
     pub state: PropertyState,
+    /// The state's Avro datum, as it is sent.
+    pub datum: Vec<u8>,
+    /// The fields withheld to fit this record that the merge had values
+    /// for (empty: it fit as merged).
+    pub withheld: Vec<&'static str>,
 }
 
 /// What one batch does.
@@ -86,8 +92,14 @@ pub struct BatchPlan {
     pub outputs: Vec<Output>,
 }
 
-/// Plans a batch against the partitions' states.
-pub fn plan_batch(states: &HashMap<i32, PartitionState>, inputs: &[Input<'_>]) -> BatchPlan {
+/// Plans a batch against the partitions' states, each new state fitted
+/// into one record under `limit` ([`crate::fit`]). `Err` only for a state
+/// that cannot be written at all.
+pub fn plan_batch(
+    states: &HashMap<i32, PartitionState>,
+    inputs: &[Input<'_>],
+    limit: &RecordLimit,
+) -> anyhow::Result<BatchPlan> {
     let mut decisions = Vec::with_capacity(inputs.len());
     let mut outputs: Vec<Output> = Vec::new();
     // The batch's latest output per (partition, key): the state the next
@@ -116,15 +128,22 @@ pub fn plan_batch(states: &HashMap<i32, PartitionState>, inputs: &[Input<'_>]) -
             decisions.push(Decision::Unchanged);
             continue;
         }
+        let fitted = limit.fit(prior, merged, &event.dedupe_key, input.offset)?;
+        if !fitted.merged.changed {
+            decisions.push(Decision::Unchanged);
+            continue;
+        }
         decisions.push(Decision::Changed);
         let _ = latest.insert((input.partition, key), outputs.len());
         outputs.push(Output {
             input: index,
             key: key.to_string(),
-            state: merged.state,
+            state: fitted.merged.state,
+            datum: fitted.datum,
+            withheld: fitted.withheld,
         });
     }
-    BatchPlan { decisions, outputs }
+    Ok(BatchPlan { decisions, outputs })
 }
 
 /// How a batch's partitions came out of the produce.
@@ -239,6 +258,11 @@ mod tests {
         }
     }
 
+    /// Plans under a limit no test state reaches.
+    pub(super) fn plan(states: &HashMap<i32, PartitionState>, inputs: &[Input<'_>]) -> BatchPlan {
+        plan_batch(states, inputs, &RecordLimit::new(1_000_000)).expect("every state fits")
+    }
+
     fn owned(partitions: &[i32]) -> HashMap<i32, PartitionState> {
         partitions
             .iter()
@@ -248,6 +272,71 @@ mod tests {
 
     fn price(state: &PropertyState) -> Option<f64> {
         state.property.price
+    }
+
+    /// A state over the record limit is written with values withheld, and
+    /// a restore from what was written gives the next batch the same
+    /// records as an uninterrupted run (breaker-s16).
+    #[test]
+    fn withheld_values_survive_a_restore_unchanged() {
+        use crate::restore::{Record, Restore, Value};
+        let limit = RecordLimit::new(4_000);
+        let mut described = event("a", "described", 1_000, 1.0);
+        let mut pictured = event("a", "pictured", 2_000, 1.0);
+        let mut newer = event("a", "newer", 3_000, 2.0);
+        if let (Some(d), Some(p), Some(n)) = (
+            described.property.as_mut(),
+            pictured.property.as_mut(),
+            newer.property.as_mut(),
+        ) {
+            d.description = Some("d".repeat(2_500));
+            p.description = None;
+            p.pictures = Some(
+                (0..150)
+                    .map(|i| format!("https://img/{i:03}.jpg"))
+                    .collect(),
+            );
+            n.description = None;
+            n.pictures = None;
+        }
+        let all = [
+            input(0, 0, &described),
+            input(0, 1, &pictured),
+            input(0, 2, &newer),
+        ];
+        let whole = plan_batch(&owned(&[0]), &all, &limit).expect("fits");
+        assert_eq!(whole.decisions, [Decision::Changed; 3]);
+        assert_eq!(whole.outputs[1].withheld, ["pictures"]);
+        assert_eq!(whole.outputs[2].state.withheld_fields, ["pictures"]);
+        assert!(whole.outputs[2].withheld.is_empty(), "withheld before");
+
+        // Crash after the first two: restore them from their datums.
+        let mut restore = Restore::default();
+        for (offset, output) in whole.outputs[..2].iter().enumerate() {
+            let state =
+                schemas::decode_state(schemas::state_schema(), &output.datum).expect("decodes");
+            assert_eq!(state, output.state);
+            restore.apply(Record {
+                key: Some("a"),
+                value: Value::State(Box::new(state)),
+                source_offset: Some(offset as i64),
+            });
+        }
+        let states = HashMap::from([(0, restore.state)]);
+        let resumed = plan_batch(&states, &all, &limit).expect("fits");
+        assert_eq!(
+            resumed.decisions,
+            [
+                Decision::AlreadyWritten,
+                Decision::AlreadyWritten,
+                Decision::Changed
+            ]
+        );
+        // (Compared as states: Avro maps have no order, and the encoder
+        // writes `fields` in a hash map's.)
+        assert_eq!(resumed.outputs.len(), 1);
+        assert!(resumed.outputs[0].state == whole.outputs[2].state);
+        assert_eq!(resumed.outputs[0].withheld, whole.outputs[2].withheld);
     }
 
     /// breaker20: a record on `properties.latest` that is not the state
@@ -275,7 +364,7 @@ mod tests {
         snapshot.price = Some(2.0);
         partial.property = Some(snapshot);
         let states = HashMap::from([(0, restore.state)]);
-        let plan = plan_batch(&states, &[input(0, 1, &partial)]);
+        let plan = plan(&states, &[input(0, 1, &partial)]);
         let written = &plan.outputs[0].state;
         assert_eq!(written.property.price, Some(2.0));
         assert_eq!(written.property.bedrooms, Some(2), "no event cleared it");
@@ -295,7 +384,7 @@ mod tests {
             input(0, 11, &other),
             input(0, 12, &newer),
         ];
-        let plan = plan_batch(&owned(&[0]), &inputs);
+        let plan = plan(&owned(&[0]), &inputs);
         assert_eq!(plan.decisions, [Decision::Changed; 3]);
         let written: Vec<(usize, &str, Option<f64>)> = plan
             .outputs
@@ -330,7 +419,7 @@ mod tests {
                 event: None,
             },
         ];
-        let plan = plan_batch(&owned(&[0]), &inputs);
+        let plan = plan(&owned(&[0]), &inputs);
         assert_eq!(
             plan.decisions,
             [
@@ -355,7 +444,7 @@ mod tests {
         sale.sold_price = Some(700_000.0);
         sold.property = Some(sale);
         let inputs = [input(0, 1, &created), input(0, 2, &sold)];
-        let plan = plan_batch(&owned(&[0]), &inputs);
+        let plan = plan(&owned(&[0]), &inputs);
         let last = &plan.outputs[1].state;
         assert_eq!(price(last), Some(750_000.0));
         assert_eq!(last.property.status.as_deref(), Some("sold"));
@@ -370,7 +459,7 @@ mod tests {
             p0.covered(5);
         }
         let inputs = [input(0, 5, &e), input(3, 6, &e), input(0, 6, &e)];
-        let plan = plan_batch(&states, &inputs);
+        let plan = plan(&states, &inputs);
         assert_eq!(
             plan.decisions,
             [
@@ -400,7 +489,7 @@ mod tests {
         if let Some(p2) = states.get_mut(&2) {
             p2.set("a".into(), property_state::state_of(&a));
         }
-        let plan = plan_batch(&states, &inputs);
+        let plan = plan(&states, &inputs);
         assert_eq!(plan.outputs.len(), 3);
         // Partition 0's output acknowledged; partition 1's second failed
         // (its first may have landed: the restore will say).
@@ -426,7 +515,7 @@ mod tests {
     fn missing_results_count_as_failures() {
         let a = event("a", "e1", 1_000, 1.0);
         let inputs = [input(0, 1, &a)];
-        let plan = plan_batch(&owned(&[0]), &inputs);
+        let plan = plan(&owned(&[0]), &inputs);
         let settled = settle::<()>(&plan, &inputs, &[]);
         assert_eq!(settled.restore, BTreeSet::from([0]));
         assert_eq!(settled.failed, 1);
@@ -449,7 +538,7 @@ mod model {
     use common::stage_loop::resume_offset;
     use property_state::merge_all;
 
-    use super::tests::event;
+    use super::tests::{event, plan};
     use super::*;
     use crate::restore::{Record, Restore, Value};
 
@@ -545,7 +634,7 @@ mod model {
                     event: Some(&log[&p][o as usize]),
                 })
                 .collect();
-            let plan = plan_batch(&states, &inputs);
+            let plan = plan(&states, &inputs);
             // Per partition, what lands is a prefix of its outputs and what
             // is acknowledged a prefix of that.
             let fail = failures_left > 0 && rng.chance(30);

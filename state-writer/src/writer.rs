@@ -1,7 +1,8 @@
 //! The state writer's writes to Kafka: the output-first producer (an
 //! idempotent producer with the gapless guarantee and a delivery timeout
 //! below the batch budget, `common::stage_loop::FencingSettings`), the
-//! record of one new state, and sending a batch's records once, in order.
+//! record of one new state (its datum encoded and fitted by the plan,
+//! [`crate::fit`]), and sending a batch's records once, in order.
 //!
 //! A batch's records are sent once per attempt ([`Writer::send_once`],
 //! `common::produce::send_in_order`): what is acknowledged is a prefix of
@@ -9,13 +10,13 @@
 //! fails in part is never resent as such; its failed partitions are
 //! restored from the output and read again (see [`crate::plan`]).
 
-use anyhow::Context as _;
 use common::headers;
 use common::produce::{OutRecord, record_budget};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
-use schemas::PropertyState;
 use tokio::runtime::Handle;
+
+use crate::fit::RecordLimit;
 
 /// What one new state is written with: its input's position and lineage.
 #[derive(Debug, Clone, Copy)]
@@ -58,24 +59,24 @@ impl Writer {
         }
     }
 
-    /// The record of `state` (property `key`), produced by the input at
-    /// `origin`: to the input's partition of `properties.latest`, keyed by
-    /// property, its value in the Confluent wire format. A state that does
-    /// not encode, or is over the producer's limit, is an error the stage
-    /// cannot skip past (the state would be lost): it stops, saying so.
-    pub fn record(
-        &self,
-        key: &str,
-        state: &PropertyState,
-        origin: Origin<'_>,
-    ) -> anyhow::Result<OutRecord> {
-        let datum = schemas::encode_state(state)
-            .with_context(|| format!("the state of {key} does not fit its schema"))?;
+    /// The limit a state's record is fitted under ([`crate::fit`]).
+    pub fn limit(&self) -> RecordLimit {
+        RecordLimit::new(self.message_max_bytes)
+    }
+
+    /// The record of the state of property `key` (its Avro `datum`,
+    /// fitted under [`Self::limit`]), produced by the input at `origin`: to
+    /// the input's partition of `properties.latest`, keyed by property, its
+    /// value in the Confluent wire format. Over the producer's limit all
+    /// the same (a `dedupe-key` header longer than the event's dedupe key
+    /// the fit counted) is an error the stage cannot skip past: it stops,
+    /// saying so.
+    pub fn record(&self, key: &str, datum: &[u8], origin: Origin<'_>) -> anyhow::Result<OutRecord> {
         let record = OutRecord {
             topic: self.topic.clone(),
             partition: Some(origin.partition),
             key: Some(key.as_bytes().to_vec()),
-            payload: Some(schemas::wire::frame(self.schema_id, &datum)),
+            payload: Some(schemas::wire::frame(self.schema_id, datum)),
             headers: Vec::new(),
         }
         .header(headers::TRACEPARENT, origin.traceparent)
