@@ -181,7 +181,7 @@ pub fn state_of(event: &PropertyEvent) -> PropertyState {
 }
 
 /// A property known by its identity only: no field known yet.
-fn blank(
+pub(crate) fn blank(
     property_key: &str,
     source: &str,
     provider: schemas::Provider,

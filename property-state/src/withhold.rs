@@ -17,10 +17,10 @@
 //! state does; PostgreSQL's `properties` row (no size limit) keeps every
 //! value, whatever the order (README, "Property state").
 
-use schemas::{PropertySnapshot, PropertyState};
+use schemas::PropertyState;
 
 use crate::fields::{FIELDS, Field};
-use crate::merge::{set_withheld, withheld};
+use crate::merge::{blank, set_withheld, withheld};
 
 /// Withholds the largest value of `state` that is not withheld yet (ties:
 /// the field first in [`FIELDS`]), returning its path; `None` when no value
@@ -31,7 +31,7 @@ pub fn withhold_largest(state: &mut PropertyState) -> Option<&'static str> {
         if !field.is_known(&state.property) || withheld(state, field.path) {
             continue;
         }
-        let size = value_size(field, &state.property);
+        let size = value_size(field, state);
         if largest.is_none_or(|(most, _)| size > most) {
             largest = Some((size, field));
         }
@@ -43,10 +43,17 @@ pub fn withhold_largest(state: &mut PropertyState) -> Option<&'static str> {
 }
 
 /// How large a field's value is, to rank the values to withhold: the
-/// length of its printed form (about its encoded size, and the same on
-/// every machine).
-fn value_size(field: &Field, snapshot: &PropertySnapshot) -> usize {
-    field.tie_key(snapshot).len()
+/// bytes it takes in the record (the state's Avro datum with only this
+/// value, the same on every machine). Its printed form is no measure: a
+/// price history or an advert list prints its struct and field names for
+/// every item, several times its encoded size (breaker-s17).
+fn value_size(field: &Field, state: &PropertyState) -> usize {
+    let mut probe = blank("", "", state.provider, "");
+    field.copy(&state.property, &mut probe.property);
+    schemas::encode_state(&probe).map_or_else(
+        |_| field.tie_key(&state.property).len(),
+        |datum| datum.len(),
+    )
 }
 
 #[cfg(test)]
