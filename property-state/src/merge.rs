@@ -64,9 +64,14 @@ pub fn join(prior: Option<&PropertyState>, other: &PropertyState) -> Merged {
                 Ordering::Greater => true,
                 Ordering::Less => false,
                 // One version, its value withheld on one side only: the
-                // side that has the value wins.
+                // side that has the value wins, when it has one. A twin of
+                // the version that clears the field (a reused event
+                // identity) is not the withheld value, and would lose to
+                // it in the merge (a value orders above none), so it does
+                // not turn the withheld value into a known null
+                // (breaker-s17).
                 Ordering::Equal => match (withheld(&state, field.path), incoming_withheld) {
-                    (true, false) => true,
+                    (true, false) => field.is_known(&other.property),
                     (false, true) => false,
                     _ => field.tie_key(&other.property) > field.tie_key(&state.property),
                 },
