@@ -1,6 +1,7 @@
 //! breaker-s17: attacks on fitting an oversized state into one record of
 //! `properties.latest` (`state_writer::fit`, `property_state::withhold`).
 
+use normalize::providers::MAX_EVENT_ID_BYTES;
 use property_state::fields::FIELDS;
 use property_state::merge;
 use schemas::{PricePoint, PropertyEvent, PropertySnapshot};
@@ -70,21 +71,23 @@ fn breaker_s17_the_largest_value_is_the_largest_in_the_record() {
     assert!(fitted.merged.state.property.price_history.is_some());
 }
 
-/// Events that each fit a record comfortably (about 60 KB each, under a
-/// 2 MB limit), each carrying a single field (the provider explicitly
-/// cleared it: `cleared_fields`) with a long event id (a sender's envelope
-/// `id`; nothing bounds its length). Their merged state keeps, per field,
-/// the version that set it and the contributor, so its bookkeeping alone is
-/// over the limit and there is no value to withhold: `fit` fails and the
-/// state writer stops its partition, again after every restart: the stop
-/// the change set out to remove, reached from inputs that each fit.
+/// Events that each fit a record comfortably, each carrying a single field
+/// (the provider explicitly cleared it: `cleared_fields`) with a long event
+/// id. Their merged state keeps, per field, the version that set it and the
+/// contributor, and there is no value to withhold, so its bookkeeping alone
+/// must fit. breaker-s17 reached the limit with 20 KB ids (a sender's
+/// envelope `id`; nothing bounded its length): `fit` failed and the state
+/// writer stopped its partition after every restart. Normalize now bounds
+/// every event id to `MAX_EVENT_ID_BYTES` (a longer one becomes its
+/// digest), so here the ids are as long as normalize lets them be, and
+/// their state fits with room to spare.
 #[test]
-#[ignore = "breaker-s17: a state whose bookkeeping (fields versions, contributors) alone is over message_max_bytes makes fit fail and stops the partition; withholding only snapshot values cannot fit it"]
 fn breaker_s17_events_that_each_fit_never_stop_the_state_writer() {
     let limit = RecordLimit::new(MESSAGE_MAX_BYTES);
     let mut prior = None;
     for (i, field) in FIELDS.iter().enumerate() {
-        let id = format!("{i:02}-{}", "x".repeat(20_000));
+        let id = format!("{i:02}-{}", "x".repeat(MAX_EVENT_ID_BYTES - 3));
+        assert_eq!(normalize::providers::bounded_event_id(id.clone()), id);
         let mut e = event(&id, 1_000 + i as i64);
         e.property = Some(PropertySnapshot::empty());
         e.cleared_fields = Some(vec![field.path.to_string()]);
@@ -98,8 +101,19 @@ fn breaker_s17_events_that_each_fit_never_stop_the_state_writer() {
         let fitted = limit
             .fit(prior.as_ref(), merged, &e.dedupe_key, i as i64)
             .unwrap_or_else(|error| panic!("event {i} ({}) stops the writer: {error}", field.path));
+        assert!(
+            fitted.withheld.is_empty(),
+            "nothing to withhold: {:?}",
+            fitted.withheld
+        );
         prior = Some(fitted.merged.state);
     }
+    let bookkeeping = schemas::encode_state(&prior.expect("a state")).expect("encodes");
+    assert!(
+        bookkeeping.len() < MESSAGE_MAX_BYTES / 20,
+        "every field's version and contributor: {} bytes",
+        bookkeeping.len()
+    );
 }
 
 /// Two events of one version with different titles (a reused event

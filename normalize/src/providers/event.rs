@@ -4,6 +4,13 @@
 //! `<source>:<event id>`, where the event id is the provider's own when it
 //! sends one, else [`BodyHash::position_id`]: a SHA-256 of the raw body plus the
 //! item's position in it, stable across retries of the same delivery.
+//!
+//! An event id longer than [`MAX_EVENT_ID_BYTES`] (nothing bounds a
+//! sender's envelope `id` or event-id header but the body and header caps)
+//! is replaced by `sha256:` and the hex digest of the id: still one id per
+//! event, stable across redeliveries, and small enough that a property
+//! state, which keeps the ids of the events its values come from, always
+//! fits one record of `properties.latest`.
 
 use schemas::{EventType, Lineage, PropertyEvent, Provider};
 use sha2::{Digest, Sha256};
@@ -21,6 +28,7 @@ pub(crate) fn new_event(
     event_type: EventType,
     occurred_at: i64,
 ) -> PropertyEvent {
+    let event_id = bounded_event_id(event_id);
     PropertyEvent {
         dedupe_key: prefixed(context.source, &event_id),
         event_id,
@@ -45,6 +53,22 @@ pub(crate) fn new_event(
         occurred_at_claimed: None,
         unchanged: None,
     }
+}
+
+/// The longest event id kept as the provider sent it: a UUID, a Svix
+/// `msg_` id or a body-hash position id are far below it.
+pub const MAX_EVENT_ID_BYTES: usize = 200;
+
+/// `id` itself when it is at most [`MAX_EVENT_ID_BYTES`] long, else
+/// `sha256:<hex digest of id>` (71 bytes).
+pub fn bounded_event_id(id: String) -> String {
+    if id.len() <= MAX_EVENT_ID_BYTES {
+        return id;
+    }
+    let mut bounded = String::with_capacity(7 + 64);
+    bounded.push_str("sha256:");
+    bounded.push_str(&hex::encode(Sha256::digest(id.as_bytes())));
+    bounded
 }
 
 /// `<source>:<id>`, allocated once (it runs for every event).
@@ -110,5 +134,35 @@ mod tests {
             BodyHash::of(b"{}").list_position_id("created", 0, 1),
             BodyHash::of(b"{}").position_id("created.0.1")
         );
+    }
+
+    #[test]
+    fn an_event_id_up_to_the_bound_is_kept_as_sent() {
+        let id = "e".repeat(MAX_EVENT_ID_BYTES);
+        assert_eq!(bounded_event_id(id.clone()), id);
+        let position = BodyHash::of(b"{}").list_position_id("updated", 999, 999);
+        assert_eq!(bounded_event_id(position.clone()), position);
+    }
+
+    #[test]
+    fn a_longer_event_id_becomes_its_digest_stable_and_distinct() {
+        let long = "e".repeat(20_000);
+        let bounded = bounded_event_id(long.clone());
+        assert_eq!(bounded.len(), 71);
+        assert!(bounded.starts_with("sha256:"));
+        assert_eq!(
+            bounded,
+            bounded_event_id(long.clone()),
+            "a redelivery has the same id"
+        );
+        let other = format!("{long}f");
+        assert_ne!(
+            bounded,
+            bounded_event_id(other),
+            "another event keeps its own id"
+        );
+        // One byte over the bound is enough.
+        let just_over = "e".repeat(MAX_EVENT_ID_BYTES + 1);
+        assert_eq!(bounded_event_id(just_over).len(), 71);
     }
 }

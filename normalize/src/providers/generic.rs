@@ -175,6 +175,23 @@ mod tests {
     }
 
     #[test]
+    fn an_event_id_of_many_kilobytes_is_bounded_in_the_event_and_its_key() {
+        let long = "x".repeat(20_000);
+        let body = format!(
+            r#"{{"id":"{long}","type":"property.updated","created":"2024-05-01T12:00:00Z","data":{{"property":{{"id":"p1"}}}}}}"#
+        );
+        let e = &parse(&context(), body.as_bytes()).expect("parses")[0];
+        assert_eq!(e.event_id, crate::providers::bounded_event_id(long.clone()));
+        assert_eq!(e.event_id.len(), 71);
+        assert_eq!(e.dedupe_key, format!("generic:{}", e.event_id));
+        let mut c = testing::context("standard-webhooks");
+        c.event_id = Some(&long);
+        let body = br#"{"type":"property.updated","timestamp":"2024-05-01T12:00:00Z","data":{"property":{"id":"p1"}}}"#;
+        let from_header = &parse(&c, body).expect("parses")[0];
+        assert_eq!(from_header.event_id.len(), 71, "the event-id header too");
+    }
+
+    #[test]
     fn more_hostile_variants_never_panic() {
         let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
             ("unknown type", br#"{"id":"e","type":"user.registered","created":"2023-06-15T10:30:00Z"}"#.to_vec(),

@@ -34,6 +34,7 @@ pub mod stream_estate;
 pub(crate) mod testing;
 
 pub use contract::ProviderKind;
+pub use event::{MAX_EVENT_ID_BYTES, bounded_event_id};
 use schemas::PropertyEvent;
 use serde::Deserialize;
 
