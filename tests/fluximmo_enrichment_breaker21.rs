@@ -70,7 +70,9 @@ async fn wait_for_dead_letters(pipeline: &Pipeline, expected: usize) -> Vec<(Str
 /// The key is in no service's log.
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_ids_stay_on_the_by_id_path_and_end_precisely() {
-    let long = "L".repeat(10_000);
+    // As long as normalize takes (a longer one dead-letters the whole
+    // webhook at normalize, `invalid_field`: normalize's unit tests).
+    let long = "L".repeat(normalize::providers::MAX_PROPERTY_ID_BYTES);
     let known = ["a/b", "é🏠"];
     let unknown = ["..", "x?y#z", "%2e%2e", long.as_str()];
     let api = FluximmoApi::start(&known).await;
@@ -278,7 +280,10 @@ async fn an_outage_then_recovery_with_a_replay_beside_the_live_stage_and_dedupe_
 /// and retried forever, so no property after it on its partition was ever
 /// written (a compressible id of the same length fits, which is why
 /// `hostile_ids_...` holds). The sink now takes SQLSTATE 54000 as the
-/// record's own fault: the rejected row is dead-lettered.
+/// record's own fault: the rejected row is dead-lettered. Since session 18
+/// normalize refuses a property id over `MAX_PROPERTY_ID_BYTES` (512) before
+/// it reaches the sink: the webhook is normalize's dead letter
+/// (`invalid_field`).
 #[tokio::test(flavor = "multi_thread")]
 async fn an_incompressible_10_kb_id_does_not_stop_the_properties_after_it() {
     let hostile: String = (0..5_000)
@@ -298,21 +303,27 @@ async fn an_incompressible_10_kb_id_does_not_stop_the_properties_after_it() {
         .await;
     assert_eq!(landed, 1, "{}", pipeline.log_tail(Service::Sink));
     // The long id's own partition may still be on its way: wait for its end.
-    let mut ended = (0, 0);
+    let mut ended = (0, Vec::new());
     for _ in 0..300 {
         ended = (
             pipeline.count("SELECT count(*) FROM properties").await,
-            pipeline.dead_letters_of("sink").len(),
+            pipeline.dead_letters_of("normalize"),
         );
-        if ended.0 == 2 || ended.1 > 0 {
+        if ended.0 == 2 || !ended.1.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (rows, sink_dead) = ended;
-    assert!(
-        rows == 2 || (rows == 1 && sink_dead > 0),
-        "the long id neither a row nor a dead letter: {rows} rows, {sink_dead} sink dead letters\n{}",
-        pipeline.log_tail(Service::Sink)
+    let (rows, normalize_dead) = ended;
+    assert_eq!(rows, 1, "{}", pipeline.log_tail(Service::Normalize));
+    let kinds: Vec<String> = normalize_dead
+        .iter()
+        .map(|m| header(m, "error.kind").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["invalid_field"],
+        "the long id is refused at normalize\n{}",
+        pipeline.log_tail(Service::Normalize)
     );
 }

@@ -71,7 +71,7 @@ fn one(events: Vec<PropertyEvent>) -> PropertyEvent {
 /// carry that prefix (e.g. an id starting with `sha256:` is digested too).
 ///
 /// Expected: two distinct events keep distinct dedupe keys ("still one id
-/// per event").
+/// per event"). Fixed: an id that starts with `sha256:` is digested too.
 #[test]
 fn breaker_s18_an_id_shaped_like_a_digest_is_not_another_events_key() {
     let long = format!("evt-{}", "a".repeat(300));

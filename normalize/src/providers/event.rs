@@ -59,14 +59,19 @@ pub(crate) fn new_event(
 /// `msg_` id or a body-hash position id are far below it.
 pub const MAX_EVENT_ID_BYTES: usize = 200;
 
-/// `id` itself when it is at most [`MAX_EVENT_ID_BYTES`] long, else
-/// `sha256:<hex digest of id>` (71 bytes).
+/// What starts an event id that is a digest.
+const DIGEST_PREFIX: &str = "sha256:";
+
+/// `id` itself when it is at most [`MAX_EVENT_ID_BYTES`] long and does not
+/// start with `sha256:`, else `sha256:<hex digest of id>` (71 bytes).
 pub fn bounded_event_id(id: String) -> String {
-    if id.len() <= MAX_EVENT_ID_BYTES {
+    // A kept id never starts like a digest, so a sender cannot send the
+    // digest of another of its event ids as an id and share its key.
+    if id.len() <= MAX_EVENT_ID_BYTES && !id.starts_with(DIGEST_PREFIX) {
         return id;
     }
-    let mut bounded = String::with_capacity(7 + 64);
-    bounded.push_str("sha256:");
+    let mut bounded = String::with_capacity(DIGEST_PREFIX.len() + 64);
+    bounded.push_str(DIGEST_PREFIX);
     bounded.push_str(&hex::encode(Sha256::digest(id.as_bytes())));
     bounded
 }

@@ -210,7 +210,34 @@ pub fn parser_for(kind: ProviderKind) -> Parser {
 pub fn parse(context: &RawContext<'_>, body: &[u8]) -> Result<Vec<PropertyEvent>, ParseError> {
     let events = (parser_for(context.provider).parse)(context, body)?;
     at_most_events(events.len(), &context.limits)?;
+    for event in &events {
+        bounded_property_id(&event.provider_property_id)?;
+    }
     Ok(events)
+}
+
+/// The longest provider property id normalize takes. Providers' ids are
+/// UUIDs or short codes; an id of many kilobytes is no listing's, and it
+/// would be in each of the property's records three times (the key,
+/// `property_key`, `provider_property_id`), where no withholding can take
+/// it out of a state.
+pub const MAX_PROPERTY_ID_BYTES: usize = 512;
+
+/// `Err(InvalidField)` when the property id is over
+/// [`MAX_PROPERTY_ID_BYTES`]. Unlike an event id it cannot be replaced by
+/// its digest: it is how a subscriber, the sink and Fluximmo's API name
+/// the property.
+fn bounded_property_id(id: &str) -> Result<(), ParseError> {
+    if id.len() > MAX_PROPERTY_ID_BYTES {
+        return Err(ParseError::InvalidField {
+            field: "property id",
+            reason: format!(
+                "{} bytes, more than the {MAX_PROPERTY_ID_BYTES} a property id may have",
+                id.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The kind named by a `provider` header, or `UnknownProvider`.
@@ -234,6 +261,26 @@ pub(crate) fn at_most_events(count: usize, limits: &Limits) -> Result<(), ParseE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_property_id_over_the_bound_is_an_invalid_field() {
+        let context = testing::context("generic");
+        let body = |id: &str| {
+            format!(
+                r#"{{"id":"e","type":"property.updated","created":"2026-01-01T00:00:00Z","data":{{"property":{{"id":"{id}"}}}}}}"#
+            )
+        };
+        let at_bound = "p".repeat(MAX_PROPERTY_ID_BYTES);
+        let events = parse(&context, body(&at_bound).as_bytes()).expect("at the bound: taken");
+        assert_eq!(events[0].provider_property_id, at_bound);
+        let over = "p".repeat(MAX_PROPERTY_ID_BYTES + 1);
+        let error = parse(&context, body(&over).as_bytes()).expect_err("over it: refused");
+        assert_eq!(error.kind(), "invalid_field");
+        assert_eq!(
+            error.to_string(),
+            "field `property id` is invalid: 513 bytes, more than the 512 a property id may have"
+        );
+    }
 
     #[test]
     fn limits_default_and_read_from_settings() {
