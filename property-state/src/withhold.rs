@@ -60,15 +60,7 @@ fn value_size(field: &Field, state: &PropertyState) -> usize {
 mod tests {
     use super::*;
     use crate::merge::{merge, state_of};
-
-    fn event(id: &str, occurred_at: i64) -> schemas::PropertyEvent {
-        let mut e = schemas::sample::price_change();
-        e.event_id = id.into();
-        e.dedupe_key = format!("generic:{id}");
-        e.occurred_at = occurred_at;
-        e.change = None;
-        e
-    }
+    use schemas::sample::snapshot_event as event;
 
     fn big(id: &str, occurred_at: i64) -> schemas::PropertyEvent {
         let mut e = event(id, occurred_at);

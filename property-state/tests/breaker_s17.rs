@@ -3,17 +3,8 @@
 
 use property_state::withhold::withhold_largest;
 use property_state::{merge, merge_all};
-use schemas::{PropertyEvent, PropertySnapshot};
-
-fn event(id: &str, occurred_at: i64) -> PropertyEvent {
-    let mut e = schemas::sample::price_change();
-    e.event_id = id.into();
-    e.dedupe_key = format!("generic:{id}");
-    e.occurred_at = occurred_at;
-    e.received_at = occurred_at + 1;
-    e.change = None;
-    e
-}
+use schemas::PropertySnapshot;
+use schemas::sample::snapshot_event as event;
 
 /// Two events of one version (a sender reusing an event identity, which
 /// dedupe lets through past its TTL; README: "ordered by the value

@@ -69,3 +69,17 @@ pub fn price_change() -> PropertyEvent {
         unchanged: None,
     }
 }
+
+/// [`price_change`] as one generic event of a property's history, for the
+/// merge's and the state writer's tests: event id `id`, dedupe key
+/// `generic:<id>`, at `occurred_at` (received 1 ms later), its full
+/// snapshot and no field change.
+pub fn snapshot_event(id: &str, occurred_at: i64) -> PropertyEvent {
+    let mut e = price_change();
+    e.event_id = id.into();
+    e.dedupe_key = format!("generic:{id}");
+    e.occurred_at = occurred_at;
+    e.received_at = occurred_at + 1;
+    e.change = None;
+    e
+}

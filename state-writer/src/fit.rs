@@ -111,15 +111,7 @@ impl RecordLimit {
 mod tests {
     use super::*;
     use property_state::merge;
-
-    fn event(id: &str, occurred_at: i64) -> schemas::PropertyEvent {
-        let mut e = schemas::sample::price_change();
-        e.event_id = id.into();
-        e.dedupe_key = format!("generic:{id}");
-        e.occurred_at = occurred_at;
-        e.change = None;
-        e
-    }
+    use schemas::sample::snapshot_event as event;
 
     fn described(id: &str, occurred_at: i64, len: usize) -> schemas::PropertyEvent {
         let mut e = event(id, occurred_at);

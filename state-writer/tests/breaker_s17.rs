@@ -4,22 +4,13 @@
 use normalize::providers::MAX_EVENT_ID_BYTES;
 use property_state::fields::FIELDS;
 use property_state::merge;
-use schemas::{PricePoint, PropertyEvent, PropertySnapshot};
+use schemas::sample::snapshot_event as event;
+use schemas::{PricePoint, PropertySnapshot};
 use state_writer::fit::RecordLimit;
 
 /// The state writer's default `[kafka] message_max_bytes`
 /// (config/state-writer.toml).
 const MESSAGE_MAX_BYTES: usize = 2_097_152;
-
-fn event(id: &str, occurred_at: i64) -> PropertyEvent {
-    let mut e = schemas::sample::price_change();
-    e.event_id = id.into();
-    e.dedupe_key = format!("generic:{id}");
-    e.occurred_at = occurred_at;
-    e.received_at = occurred_at + 1;
-    e.change = None;
-    e
-}
 
 /// The README: "the state writer withholds the state's largest values,
 /// largest first, until the record fits". Largest is ranked by the length
