@@ -63,8 +63,10 @@ async fn one_webhook_lands_once_with_the_largest_fetch_min_bytes() {
 ///
 /// Fails today: ingest answers 200, every stage starts and stays up, and
 /// after 90 s the event is in neither `properties.events` nor PostgreSQL
-/// ("missing 1 [generic:evt_s19_fwm_zero_0]"); normalize's log ends at
-/// "normalize running" with no batch and no error. Expected: the
+/// ("missing 1 [generic:evt_s19_fwm_zero_0]"). The raw record is on
+/// `webhooks.raw` (high watermark 1), `properties.normalized` stays
+/// empty, and normalize's log ends at "normalize running" with no batch
+/// and no error: normalize never receives the record. Expected: the
 /// webhook lands, or the stages refuse `fetch.wait.max.ms = 0` at start.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "breaker-s19: with FETCH.WAIT.MAX.MS=0 a lone webhook never reaches properties.events or PostgreSQL, silently"]
