@@ -66,7 +66,12 @@ async fn one_webhook_lands_once_with_the_largest_fetch_min_bytes() {
 /// ("missing 1 [generic:evt_s19_fwm_zero_0]"). The raw record is on
 /// `webhooks.raw` (high watermark 1), `properties.normalized` stays
 /// empty, and normalize's log ends at "normalize running" with no batch
-/// and no error: normalize never receives the record. Expected: the
+/// and no error: normalize never receives the record. A bare
+/// confluent-kafka consumer of that topic on the same nisshi 0.8.1 gets
+/// nothing in 25 s with `fetch.wait.max.ms` 0 whether `fetch.min.bytes`
+/// is 1 or 16384, and the record within 3.2 s with a wait of 1 or 10 ms:
+/// the broker never answers a zero-wait fetch with records, and no stage
+/// refuses the setting. Expected: the
 /// webhook lands, or the stages refuse `fetch.wait.max.ms = 0` at start.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "breaker-s19: with FETCH.WAIT.MAX.MS=0 a lone webhook never reaches properties.events or PostgreSQL, silently"]
