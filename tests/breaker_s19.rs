@@ -2,10 +2,9 @@
 //! `fetch.wait.max.ms` 100 ms, both overridable under `[kafka.properties]`,
 //! so from the environment as `<STAGE>__KAFKA__PROPERTIES__FETCH.MIN.BYTES`)
 //! against a real broker: a single webhook under no other traffic must
-//! still land once in PostgreSQL whatever an operator sets them to within
-//! librdkafka's ranges, and a value librdkafka refuses must stop the stage
-//! at start with an error naming the key, never a stage that runs and
-//! moves nothing.
+//! still land once in PostgreSQL whatever an operator sets them to, and a
+//! value the stages or librdkafka refuse must stop the stage at start with
+//! an error naming the key, never a stage that runs and moves nothing.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -58,40 +57,6 @@ async fn one_webhook_lands_once_with_the_largest_fetch_min_bytes() {
     .await;
 }
 
-/// `fetch.wait.max.ms = 0` on every stage (fetches answered at once, the
-/// consumers spin): a lone webhook still lands once.
-///
-/// Fails today: ingest answers 200, every stage starts and stays up, and
-/// after 90 s the event is in neither `properties.events` nor PostgreSQL
-/// ("missing 1 [generic:evt_s19_fwm_zero_0]"). The raw record is on
-/// `webhooks.raw` (high watermark 1), `properties.normalized` stays
-/// empty, and normalize's log ends at "normalize running" with no batch
-/// and no error: normalize never receives the record. A bare
-/// confluent-kafka consumer of that topic on the same nisshi 0.8.1 gets
-/// nothing in 25 s with `fetch.wait.max.ms` 0 whether `fetch.min.bytes`
-/// is 1 or 16384, and the record within 3.2 s with a wait of 1 or 10 ms:
-/// the broker never answers a zero-wait fetch with records, and no stage
-/// refuses the setting. Expected: the
-/// webhook lands, or the stages refuse `fetch.wait.max.ms = 0` at start.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "breaker-s19: with FETCH.WAIT.MAX.MS=0 a lone webhook never reaches properties.events or PostgreSQL, silently"]
-async fn one_webhook_lands_once_with_no_fetch_wait() {
-    one_webhook_lands_with("s19_fwm_zero", &on_every_consumer("FETCH.WAIT.MAX.MS", "0")).await;
-}
-
-/// Both at once, the gathered fetch's worst case below librdkafka's
-/// bounds: 100 MB asked for, wait 0 (answered at once, empty).
-///
-/// Fails today like the test above: "missing 1" in `properties.events`
-/// and PostgreSQL after 90 s, no stage exits and none logs an error.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "breaker-s19: with FETCH.MIN.BYTES=100000000 and FETCH.WAIT.MAX.MS=0 a lone webhook never reaches properties.events or PostgreSQL, silently"]
-async fn one_webhook_lands_once_with_the_largest_fetch_min_bytes_and_no_wait() {
-    let mut env = on_every_consumer("FETCH.MIN.BYTES", "100000000");
-    env.extend(on_every_consumer("FETCH.WAIT.MAX.MS", "0"));
-    one_webhook_lands_with("s19_fmb_nowait", &env).await;
-}
-
 /// Runs `service` of `pipeline` with `key=value` in its
 /// `[kafka.properties]` from the environment, to its exit (killed after
 /// 30 s); returns whether it exited on its own, its status and its output.
@@ -134,9 +99,9 @@ fn run_with_property(
 }
 
 /// Runs every consumer stage with each of `cases` (`(ENV.KEY, key, value)`)
-/// and returns a description of each run that did not stop at start with
-/// a non-zero exit and an error naming the key.
-async fn not_refused(name: &str, cases: &[(&str, &str, &str)]) -> Vec<String> {
+/// and asserts each run stopped at start with a non-zero exit and an error
+/// naming the key (the failure lists every run that did not).
+async fn assert_every_stage_refuses(name: &str, cases: &[(&str, &str, &str)]) {
     let pipeline = Pipeline::start_ingest(name).await;
     let mut failures = Vec::new();
     for service in CONSUMERS {
@@ -151,7 +116,7 @@ async fn not_refused(name: &str, cases: &[(&str, &str, &str)]) -> Vec<String> {
             }
         }
     }
-    failures
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
 }
 
 /// Values librdkafka refuses for the two fetch settings (not a number, out
@@ -160,7 +125,7 @@ async fn not_refused(name: &str, cases: &[(&str, &str, &str)]) -> Vec<String> {
 /// consumer.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fetch_setting_librdkafka_refuses_stops_every_stage_at_start_naming_it() {
-    let failures = not_refused(
+    assert_every_stage_refuses(
         "s19_bad_fetch",
         &[
             ("FETCH.MIN.BYTES", "fetch.min.bytes", "lots"),
@@ -171,21 +136,18 @@ async fn a_fetch_setting_librdkafka_refuses_stops_every_stage_at_start_naming_it
         ],
     )
     .await;
-    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
 }
 
 /// A fetch setting written with a unit, the way the README and the
-/// doc comments speak of them (`16KiB`, `100ms`), is not refused: every
-/// consumer stage starts and runs with it (the run is killed after 30 s,
-/// exit `None`), librdkafka having taken some number out of the text
-/// instead of what the operator wrote (16 bytes for "16KiB" is not
-/// 16,384). Expected: refused at start like "lots", naming the key.
+/// doc comments speak of them (`16KiB`, `100ms`), is refused at start like
+/// "lots", naming the key: librdkafka would take the digits the text
+/// starts with (16 bytes for "16KiB", not 16,384).
+///
+/// Failed before `common::property_values`: all eight runs (4 stages x 2
+/// values) were still running after 30 s, with no error in their output.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "breaker-s19: fetch.min.bytes=16KiB / fetch.wait.max.ms=100ms from the environment are accepted and every stage runs on a number the operator did not write"]
 async fn a_fetch_setting_with_a_unit_is_refused_at_start_naming_it() {
-    // Fails today: all eight runs (4 stages x 2 values) are still running
-    // after 30 s, "exit None", with no error in their output.
-    let failures = not_refused(
+    assert_every_stage_refuses(
         "s19_unit_fetch",
         &[
             ("FETCH.MIN.BYTES", "fetch.min.bytes", "16KiB"),
@@ -193,5 +155,28 @@ async fn a_fetch_setting_with_a_unit_is_refused_at_start_naming_it() {
         ],
     )
     .await;
-    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+}
+
+/// `fetch.wait.max.ms = 0` (alone, or with the largest `fetch.min.bytes`)
+/// is refused at start by every consumer stage, naming the key.
+///
+/// Before `common::property_values` every stage accepted it and a lone
+/// webhook never left `webhooks.raw`, silently: ingest answered 200, the
+/// stages stayed up, and after 90 s the event was in neither
+/// `properties.events` nor PostgreSQL; normalize's log ended at
+/// "normalize running". A bare confluent-kafka consumer of that topic on
+/// the same nisshi 0.8.1 got nothing in 25 s with a wait of 0, whether
+/// `fetch.min.bytes` was 1 or 16384, and the record within 3.2 s with a
+/// wait of 1 or 10 ms: the broker never answers a fetch that may not wait
+/// with records.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fetch_that_may_not_wait_is_refused_at_start_naming_it() {
+    assert_every_stage_refuses(
+        "s19_fwm_zero",
+        &[
+            ("FETCH.WAIT.MAX.MS", "fetch.wait.max.ms", "0"),
+            ("FETCH.WAIT.MAX.MS", "fetch.wait.max.ms", "0.5"),
+        ],
+    )
+    .await;
 }

@@ -17,6 +17,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 
+use crate::property_values::check_property_value;
+
 /// What a group consumer's fetch asks for before it is answered
 /// (`fetch.min.bytes`, see [`KafkaSettings::consumer`]); overridable under
 /// `[kafka.properties]`.
@@ -169,6 +171,9 @@ where
         }
     }
     refuse_size_limit_override(&properties).map_err(serde::de::Error::custom)?;
+    for (key, value) in &properties {
+        check_property_value(key, value).map_err(serde::de::Error::custom)?;
+    }
     Ok(properties)
 }
 

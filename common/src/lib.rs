@@ -16,6 +16,7 @@ pub mod isolated_pipeline;
 pub mod kafka;
 pub mod lcg;
 pub mod produce;
+pub mod property_values;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod replay_range;
