@@ -58,8 +58,9 @@ async fn one_webhook_lands_once_with_the_largest_fetch_min_bytes() {
 }
 
 /// Runs `service` of `pipeline` with `key=value` in its
-/// `[kafka.properties]` from the environment, to its exit (killed after
-/// 30 s); returns whether it exited on its own, its status and its output.
+/// `[kafka.properties]`, set from the environment
+/// (`<STAGE>__KAFKA__PROPERTIES__<KEY>`), to its exit (killed after 30 s);
+/// returns its status (`None`: still running at 30 s) and its output.
 fn run_with_property(
     pipeline: &Pipeline,
     service: Service,
@@ -69,7 +70,11 @@ fn run_with_property(
     let mut child = pipeline
         .command(service)
         .env(
-            format!("{}__KAFKA__PROPERTIES__{key}", service.env_prefix()),
+            format!(
+                "{}__KAFKA__PROPERTIES__{}",
+                service.env_prefix(),
+                key.to_ascii_uppercase()
+            ),
             value,
         )
         .env("RUST_BACKTRACE", "0")
@@ -98,15 +103,15 @@ fn run_with_property(
     (status, text)
 }
 
-/// Runs every consumer stage with each of `cases` (`(ENV.KEY, key, value)`)
+/// Runs every consumer stage with each of `cases` (`(key, value)`)
 /// and asserts each run stopped at start with a non-zero exit and an error
 /// naming the key (the failure lists every run that did not).
-async fn assert_every_stage_refuses(name: &str, cases: &[(&str, &str, &str)]) {
+async fn assert_every_stage_refuses(name: &str, cases: &[(&str, &str)]) {
     let pipeline = Pipeline::start_ingest(name).await;
     let mut failures = Vec::new();
     for service in CONSUMERS {
-        for (env_key, key, value) in cases {
-            let (status, output) = run_with_property(&pipeline, service, env_key, value);
+        for (key, value) in cases {
+            let (status, output) = run_with_property(&pipeline, service, key, value);
             let refused = status.is_some_and(|s| !s.success()) && output.contains(key);
             if !refused {
                 failures.push(format!(
@@ -128,11 +133,11 @@ async fn a_fetch_setting_librdkafka_refuses_stops_every_stage_at_start_naming_it
     assert_every_stage_refuses(
         "s19_bad_fetch",
         &[
-            ("FETCH.MIN.BYTES", "fetch.min.bytes", "lots"),
-            ("FETCH.MIN.BYTES", "fetch.min.bytes", "0"),
-            ("FETCH.MIN.BYTES", "fetch.min.bytes", "100000001"),
-            ("FETCH.WAIT.MAX.MS", "fetch.wait.max.ms", "-1"),
-            ("FETCH.WAIT.MAX.MS", "fetch.wait.max.ms", "300001"),
+            ("fetch.min.bytes", "lots"),
+            ("fetch.min.bytes", "0"),
+            ("fetch.min.bytes", "100000001"),
+            ("fetch.wait.max.ms", "-1"),
+            ("fetch.wait.max.ms", "300001"),
         ],
     )
     .await;
@@ -149,19 +154,17 @@ async fn a_fetch_setting_librdkafka_refuses_stops_every_stage_at_start_naming_it
 async fn a_fetch_setting_with_a_unit_is_refused_at_start_naming_it() {
     assert_every_stage_refuses(
         "s19_unit_fetch",
-        &[
-            ("FETCH.MIN.BYTES", "fetch.min.bytes", "16KiB"),
-            ("FETCH.WAIT.MAX.MS", "fetch.wait.max.ms", "100ms"),
-        ],
+        &[("fetch.min.bytes", "16KiB"), ("fetch.wait.max.ms", "100ms")],
     )
     .await;
 }
 
-/// `fetch.wait.max.ms = 0` (alone, or with the largest `fetch.min.bytes`)
-/// is refused at start by every consumer stage, naming the key.
+/// `fetch.wait.max.ms` below 1 ms is refused at start by every consumer
+/// stage, naming the key.
 ///
 /// Before `common::property_values` every stage accepted it and a lone
-/// webhook never left `webhooks.raw`, silently: ingest answered 200, the
+/// webhook never left `webhooks.raw`, silently (also with the largest
+/// `fetch.min.bytes`): ingest answered 200, the
 /// stages stayed up, and after 90 s the event was in neither
 /// `properties.events` nor PostgreSQL; normalize's log ended at
 /// "normalize running". A bare confluent-kafka consumer of that topic on
@@ -173,10 +176,7 @@ async fn a_fetch_setting_with_a_unit_is_refused_at_start_naming_it() {
 async fn a_fetch_that_may_not_wait_is_refused_at_start_naming_it() {
     assert_every_stage_refuses(
         "s19_fwm_zero",
-        &[
-            ("FETCH.WAIT.MAX.MS", "fetch.wait.max.ms", "0"),
-            ("FETCH.WAIT.MAX.MS", "fetch.wait.max.ms", "0.5"),
-        ],
+        &[("fetch.wait.max.ms", "0"), ("fetch.wait.max.ms", "0.5")],
     )
     .await;
 }
